@@ -1,0 +1,196 @@
+"""The hot state: the latest value of everything, in memory, written behind to diskcache.
+
+Hot-path reads and writes touch only Python dicts (no lock on reads, a short uncontended lock on writes);
+a writer thread flushes dirty keys to diskcache every `state.flush_ms` in one SQLite transaction, so other
+processes on the machine (`omega-tui status`, `attach`) see values at most that old. Safety state (the halt
+latch, the risk day) goes through `write_through`, which returns only once the value is on disk.
+
+Key layout in the diskcache directory `<state.dir>/hot`:
+
+    quote:<key>          Quote            latest normalized quote per instrument
+    section:<name>       any picklable    one value per section, see SECTIONS
+    safety:<name>        any picklable    written through (halt latch, risk day)
+    meta:flush           (wall_ns, seq)   when the writer last flushed, for lag measurement
+    meta:engine          dict             pid, host, start time, state dir of the running engine
+
+Values are pickled dataclasses from `omega_tui.core.types` or plain dicts/lists, so a reader needs only
+`omega_tui.core`, never Textual.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import diskcache
+
+from omega_tui.core.types import Quote
+
+log = logging.getLogger(__name__)
+
+# Shapes of each section: omega_tui.core.views.
+SECTIONS = (
+    "connection",  # dict: state, detail, host, port, mode, since_utc
+    "components",  # dict name -> (state, detail)
+    "startup_report",  # list of dicts: instrument, con_id, min_tick, exchange, permission_ok, detail
+    "orders",  # list of order views (dicts) for the UI and status
+    "positions",  # dict key -> position view (dict)
+    "pnl",  # dict: realized, unrealized, commissions, total, broker_* and agree flag
+    "risk",  # dict: trading_state, reason, source, since_utc, limits used
+    "scheduler",  # dict: per-model metrics, abstain rate, tick->decision latency
+    "metrics",  # dict: counters (normalizer drops, bus errors, ...)
+    "events",  # list: recent event log lines for the UI (bounded)
+    "params",  # dict: versioned parameters published by background AI tasks
+    "latency",  # LatencyView: order callback latencies
+)
+
+
+class HotState:
+    """In-memory latest values with a write-behind copy in diskcache."""
+
+    def __init__(self, directory: Path, flush_ms: int = 20) -> None:
+        self.directory = Path(directory)
+        self.flush_s = flush_ms / 1000.0
+        self._cache = diskcache.Cache(str(self.directory / "hot"), eviction_policy="none", timeout=5)
+        self._quotes: dict[str, Quote] = {}
+        self._sections: dict[str, Any] = {}
+        self._versions: dict[str, int] = {}
+        self._dirty: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._flush_seq = 0
+        self.flush_errors = 0
+
+    # ------------------------------------------------------------------ hot path (core loop)
+
+    def put_quote(self, quote: Quote) -> None:
+        self._quotes[quote.key] = quote
+        with self._lock:
+            self._dirty["quote:" + quote.key] = quote
+
+    def quote(self, key: str) -> Quote | None:
+        return self._quotes.get(key)
+
+    def quotes(self) -> Mapping[str, Quote]:
+        """A read-only live view; copy it (`dict(...)`) to keep a consistent snapshot."""
+        return MappingProxyType(self._quotes)
+
+    def set(self, section: str, value: Any) -> None:
+        """Replace a section's value. Values must be treated as immutable once published."""
+        self._sections[section] = value
+        self._versions[section] = self._versions.get(section, 0) + 1
+        with self._lock:
+            self._dirty["section:" + section] = value
+
+    def get(self, section: str, default: Any = None) -> Any:
+        return self._sections.get(section, default)
+
+    def version(self, section: str) -> int:
+        """Bumped on every `set`, so a reader can skip redrawing what did not change."""
+        return self._versions.get(section, 0)
+
+    # ------------------------------------------------------------------ durable safety state
+
+    def write_through(self, name: str, value: Any) -> None:
+        """Write a safety value to disk now (blocking; it is rare and must land before the action)."""
+        self._sections["safety:" + name] = value
+        self._cache.set("safety:" + name, value)
+
+    def read_safety(self, name: str, default: Any = None) -> Any:
+        return self._cache.get("safety:" + name, default)
+
+    # ------------------------------------------------------------------ writer thread
+
+    def start(self) -> None:
+        if self._writer is not None:
+            return
+        self._stop.clear()
+        self._writer = threading.Thread(target=self._run_writer, name="hot-state-writer", daemon=True)
+        self._writer.start()
+
+    def stop(self) -> None:
+        """Flush what is pending and stop the writer; safe to call twice."""
+        if self._writer is not None:
+            self._stop.set()
+            self._wake.set()
+            self._writer.join(timeout=5)
+            self._writer = None
+        self.flush()
+
+    def close(self) -> None:
+        self.stop()
+        self._cache.close()
+
+    def flush(self) -> int:
+        """Write every dirty key in one transaction; returns how many were written."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, {}
+        if not dirty:
+            return 0
+        self._flush_seq += 1
+        try:
+            with self._cache.transact():
+                for key, value in dirty.items():
+                    self._cache.set(key, value)
+                self._cache.set("meta:flush", (time.time_ns(), self._flush_seq))
+        except Exception:
+            self.flush_errors += 1
+            log.exception("hot state flush failed; %d keys will be retried", len(dirty))
+            with self._lock:
+                for key, value in dirty.items():
+                    self._dirty.setdefault(key, value)
+        return len(dirty)
+
+    def _run_writer(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            self.flush()
+
+    def set_engine_info(self, info: dict[str, Any]) -> None:
+        self._cache.set("meta:engine", info)
+
+
+class HotStateReader:
+    """Read-only access to a running engine's hot state from another process."""
+
+    def __init__(self, directory: Path) -> None:
+        self._cache = diskcache.Cache(str(Path(directory) / "hot"), timeout=5)
+
+    def quote(self, key: str) -> Quote | None:
+        value = self._cache.get("quote:" + key)
+        return value if isinstance(value, Quote) else None
+
+    def quotes(self) -> dict[str, Quote]:
+        out: dict[str, Quote] = {}
+        for raw_key in self._cache.iterkeys():
+            key = str(raw_key)
+            if key.startswith("quote:"):
+                value = self._cache.get(key)
+                if isinstance(value, Quote):
+                    out[key[6:]] = value
+        return out
+
+    def get(self, section: str, default: Any = None) -> Any:
+        return self._cache.get("section:" + section, default)
+
+    def safety(self, name: str, default: Any = None) -> Any:
+        return self._cache.get("safety:" + name, default)
+
+    def last_flush(self) -> tuple[int, int] | None:
+        value = self._cache.get("meta:flush")
+        return value if isinstance(value, tuple) else None
+
+    def engine_info(self) -> dict[str, Any] | None:
+        value = self._cache.get("meta:engine")
+        return value if isinstance(value, dict) else None
+
+    def close(self) -> None:
+        self._cache.close()

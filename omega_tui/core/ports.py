@@ -1,0 +1,59 @@
+"""The small interface the engines use to talk to the broker (DESIGN §4).
+
+Only `core/broker/` imports ib_async; the order manager, risk engine and the rest depend on this Protocol,
+so each is testable with a fake broker. Every method is non-blocking: it writes to the socket (through the
+client's own throttle) and returns; answers come back as `OrderStatusReport`, `OpenOrderReport`,
+`ExecutionReport`, `CommissionReport` and `BrokerError` through the callbacks the runtime wires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from omega_tui.core.types import (
+    BrokerError,
+    BrokerOrder,
+    CommissionReport,
+    ExecutionReport,
+    OpenOrderReport,
+    OrderStatusReport,
+)
+
+
+class OrderPort(Protocol):
+    """What the order manager needs from a broker."""
+
+    def next_order_id(self) -> int:
+        """A fresh order id (IB shares one counter for request and order ids; gaps are normal)."""
+        ...
+
+    def place_order(self, order: BrokerOrder) -> None:
+        """Send a new order, or a modification when `order.order_id` is already known to the broker."""
+        ...
+
+    def cancel_order(self, order_id: int) -> None: ...
+
+    def global_cancel(self) -> None:
+        """`reqGlobalCancel`: every order of every client, bracket children included."""
+        ...
+
+    @property
+    def connected(self) -> bool: ...
+
+
+class OrderEvents(Protocol):
+    """What a broker calls back into (the order manager implements it)."""
+
+    def on_order_status(self, report: OrderStatusReport) -> None: ...
+
+    def on_open_order(self, report: OpenOrderReport) -> None: ...
+
+    def on_execution(self, report: ExecutionReport) -> None: ...
+
+    def on_commission(self, report: CommissionReport) -> None: ...
+
+    def on_broker_error(self, error: BrokerError) -> None: ...
+
+
+OrderEventSink = Callable[[object], None]
