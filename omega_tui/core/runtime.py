@@ -1,0 +1,167 @@
+"""The runtime: builds the engines, runs their lifecycle on one asyncio loop, and takes commands.
+
+Both front ends use it: the Textual app runs `Runtime.run` in a thread worker with its own loop, the
+headless runner with `asyncio.run`. From any other thread, `submit(command)` is the only way in; it returns
+a `concurrent.futures.Future` resolved with the `CommandResult` once the engine acted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from omega_tui.config import Settings
+from omega_tui.core.bus import EventBus
+from omega_tui.core.clock import Clock, SystemClock
+from omega_tui.core.component import Component
+from omega_tui.core.hot_state import HotState
+from omega_tui.core.journal import Journal
+from omega_tui.core.types import Command, CommandResult, ComponentState, ComponentStatusChanged
+from omega_tui.core.views import ComponentView, EventLine
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[Any], Awaitable[CommandResult]]
+EVENT_LOG_LINES = 200
+
+
+class Runtime:
+    """Owns the bus, hot state, journal and every component; one instance per engine process."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.bus = EventBus()
+        self.hot_state = HotState(settings.state.dir, settings.state.flush_ms)
+        self.journal = Journal(settings.state.dir, self.clock)
+        self.components: list[Component] = []
+        self._handlers: dict[type, CommandHandler] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._events: list[EventLine] = []
+        self.exit_code = 0
+        self.bus.subscribe(ComponentStatusChanged, self._on_component_status)
+
+    # ------------------------------------------------------------------ wiring
+
+    def add(self, component: Component) -> Component:
+        """Register a component; components start in the order added and stop in reverse."""
+        component.set_status_listener(self.bus.publish)
+        self.components.append(component)
+        self._publish_components()
+        return component
+
+    def on_command(self, command_type: type, handler: CommandHandler) -> None:
+        """Route one command type to the component that owns it (risk: Halt/Flatten/Resume, …)."""
+        self._handlers[command_type] = handler
+
+    def component(self, name: str) -> Component | None:
+        return next((c for c in self.components if c.name == name), None)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event | None = None) -> int:
+        """Start every component, wait until `stop` is set or `request_stop` is called, stop them all."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = stop or asyncio.Event()
+        self.hot_state.start()
+        started: list[Component] = []
+        try:
+            for component in self.components:
+                await component.start()
+                started.append(component)
+            self.log_event("info", "system", "engine started")
+            self._started.set()
+            await self._stop.wait()
+        finally:
+            self._started.set()
+            for component in reversed(started):
+                try:
+                    await asyncio.wait_for(component.stop(), timeout=15)
+                except Exception:
+                    log.exception("component %s failed to stop cleanly", component.name)
+            self.hot_state.stop()
+            self.journal.close()
+            self._loop = None
+        return self.exit_code
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        """Block (from another thread) until the engine is running or has given up starting."""
+        return self._started.wait(timeout)
+
+    def request_stop(self, exit_code: int | None = None) -> None:
+        """Ask the engine to stop; safe from any thread and idempotent."""
+        if exit_code is not None:
+            self.exit_code = exit_code
+        loop, stop = self._loop, self._stop
+        if loop is None or stop is None:
+            return
+        if _in_loop(loop):
+            stop.set()
+        else:
+            loop.call_soon_threadsafe(stop.set)
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
+
+    # ------------------------------------------------------------------ commands
+
+    def submit(self, command: Command) -> concurrent.futures.Future[CommandResult]:
+        """Send a command from any thread; the future resolves when the owning engine has acted."""
+        loop = self._loop
+        if loop is None:
+            future: concurrent.futures.Future[CommandResult] = concurrent.futures.Future()
+            future.set_result(self._result(False, "engine is not running"))
+            return future
+        return asyncio.run_coroutine_threadsafe(self.handle(command), loop)
+
+    async def handle(self, command: Command) -> CommandResult:
+        """Run a command on the core loop."""
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            return self._result(False, f"{type(command).__name__} is not available in this engine")
+        try:
+            return await handler(command)
+        except Exception as exc:
+            log.exception("command %s failed", type(command).__name__)
+            return self._result(False, f"{type(command).__name__} failed: {exc}")
+
+    def _result(self, ok: bool, message: str) -> CommandResult:
+        return CommandResult(uuid.uuid4().hex[:12], ok, message, self.clock.now_utc())
+
+    # ------------------------------------------------------------------ status
+
+    def component_states(self) -> dict[str, ComponentView]:
+        return {c.name: ComponentView(state=c.state.value, detail=c.detail) for c in self.components}
+
+    def _publish_components(self) -> None:
+        self.hot_state.set("components", self.component_states())
+
+    def _on_component_status(self, event: ComponentStatusChanged) -> None:
+        self._publish_components()
+        if event.state in (ComponentState.FAILED, ComponentState.DEGRADED):
+            self.log_event("error", "system", f"{event.name}: {event.state.value} {event.detail}".strip())
+
+    def log_event(self, level: str, kind: str, text: str, at: datetime | None = None) -> None:
+        """Append a line to the bounded event log the UI shows."""
+        stamp = (at or self.clock.now_utc()).isoformat(timespec="milliseconds")
+        self._events = [
+            *self._events[-(EVENT_LOG_LINES - 1) :],
+            EventLine(at_utc=stamp, level=level, kind=kind, text=text),
+        ]
+        self.hot_state.set("events", self._events)
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
