@@ -1,0 +1,87 @@
+"""The `omega-tui` command line (DESIGN §6).
+
+Exit codes: 0 ok, 2 bad usage or config, 3 startup verification failed, 4 no running engine found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from omega_tui import __version__
+from omega_tui.config import ConfigError, Settings, ensure_state_dir, load_settings
+from omega_tui.launcher import EXIT_USAGE, gateway_for
+from omega_tui.logs import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omega-tui",
+        description="Omega TUI: a terminal trading workstation for Interactive Brokers. "
+        "Without a subcommand it runs the workstation (or the headless engine with --no-ui).",
+    )
+    parser.add_argument("--version", action="version", version=f"omega-tui {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $OMEGA_CONFIG, else ./config.toml)")
+    parser.add_argument("--no-ui", action="store_true", help="run the engine headless, logging JSON lines to stderr")
+    parser.add_argument(
+        "--set",
+        metavar="SECTION.FIELD=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="override one setting, e.g. --set ib.port=4002 (repeatable; beats environment and file)",
+    )
+    parser.add_argument("--state-dir", metavar="DIR", help="state directory (overrides state.dir)")
+    parser.add_argument("--mode", choices=("sim", "gateway"), help="override ib.mode")
+    parser.add_subparsers(dest="command", metavar="COMMAND")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    flags: dict[str, dict[str, object]] = {}
+    if args.state_dir:
+        flags["state"] = {"dir": args.state_dir}
+    if args.mode:
+        flags["ib"] = {"mode": args.mode}
+    settings = load_settings(args.config, args.overrides, **flags)
+    ensure_state_dir(settings.state.dir)
+    return settings
+
+
+def _config_error(exc: ConfigError) -> int:
+    for line in exc.lines:
+        print(f"omega-tui: config error: {line}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_engine(settings: Settings, *, headless: bool) -> int:
+    setup_logging(settings.state.dir, settings.logging.level, stderr_json=headless)
+    with gateway_for(settings) as effective:
+        if headless:
+            from omega_tui.headless import run_headless
+
+            return run_headless(effective)
+        from omega_tui.launcher import run_ui
+
+        return run_ui(effective)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        return _config_error(exc)
+    if args.command is None:
+        try:
+            return run_engine(settings, headless=args.no_ui)
+        except ConfigError as exc:
+            return _config_error(exc)
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Starting an engine: the embedded simulated gateway (sim mode), then the runtime under a front end.
+
+This lives outside `core/` because it may start the simulator, which core must never import.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from omega_tui.config import Settings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_STARTUP = 3
+EXIT_NO_ENGINE = 4
+
+
+@contextmanager
+def gateway_for(settings: Settings) -> Iterator[Settings]:
+    """Yield settings pointing at the gateway to use; in sim mode, run the embedded simulator meanwhile."""
+    if settings.ib.mode != "sim":
+        yield settings
+        return
+    from omega_tui.sim import SimGateway
+
+    gateway: Any = SimGateway(
+        seed=settings.sim.seed,
+        speed=settings.sim.speed,
+        host="127.0.0.1",
+        port=settings.sim.port,
+        scenario=settings.sim.scenario,
+        account=settings.ib.account or "DU1234567",
+        max_lines=settings.ib.max_market_data_lines,
+    )
+    gateway.start()
+    log.info("embedded simulated IB Gateway listening on 127.0.0.1:%d", gateway.port)
+    try:
+        ib = settings.ib.model_copy(update={"host": "127.0.0.1", "port": gateway.port})
+        yield settings.model_copy(update={"ib": ib})
+    finally:
+        gateway.stop()
+
+
+def run_ui(settings: Settings) -> int:
+    """Run the workstation: the runtime in a thread worker of the Textual app (DESIGN §2)."""
+    from omega_tui.core.wiring import build_runtime
+    from omega_tui.ui.app import OmegaApp
+    from omega_tui.ui.client import LocalEngine
+
+    runtime = build_runtime(settings)
+    app = OmegaApp(LocalEngine(runtime), settings)
+    app.run()
+    return runtime.exit_code
