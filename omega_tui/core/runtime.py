@@ -20,6 +20,7 @@ from omega_tui.config import Settings
 from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import Clock, SystemClock
 from omega_tui.core.component import Component
+from omega_tui.core.control import ControlQueue, ControlServer, EngineLock
 from omega_tui.core.hot_state import HotState
 from omega_tui.core.journal import Journal
 from omega_tui.core.types import Command, CommandResult, ComponentState, ComponentStatusChanged
@@ -47,6 +48,8 @@ class Runtime:
         self._started = threading.Event()
         self._events: list[EventLine] = []
         self.exit_code = 0
+        self.mode = "SIM" if settings.ib.mode == "sim" else "GATEWAY"
+        self.lock = EngineLock(settings.state.dir)
         self.bus.subscribe(ComponentStatusChanged, self._on_component_status)
 
     # ------------------------------------------------------------------ wiring
@@ -69,19 +72,26 @@ class Runtime:
 
     async def run(self, stop: asyncio.Event | None = None) -> int:
         """Start every component, wait until `stop` is set or `request_stop` is called, stop them all."""
+        info = self.lock.acquire(self.mode)  # raises EngineAlreadyRunning before anything else is touched
+        if self.lock.took_over is not None:
+            log.warning("took over the state directory from a dead engine (%s)", self.lock.took_over.describe())
         self._loop = asyncio.get_running_loop()
         self._stop = stop or asyncio.Event()
+        self.hot_state.set_engine_info(dict(info.__dict__, state_dir=str(self.settings.state.dir)))
         self.hot_state.start()
+        control = ControlServer(ControlQueue(self.settings.state.dir), self.submit)
         started: list[Component] = []
         try:
             for component in self.components:
                 await component.start()
                 started.append(component)
             self.log_event("info", "system", "engine started")
+            control.start()
             self._started.set()
             await self._stop.wait()
         finally:
             self._started.set()
+            control.stop()
             for component in reversed(started):
                 try:
                     await asyncio.wait_for(component.stop(), timeout=15)
@@ -90,6 +100,7 @@ class Runtime:
             self.hot_state.stop()
             self.journal.close()
             self._loop = None
+            self.lock.release()
         return self.exit_code
 
     def wait_started(self, timeout: float | None = None) -> bool:

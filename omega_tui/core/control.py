@@ -1,0 +1,212 @@
+"""Control of a running engine from other processes on the same machine, through its state directory.
+
+Two pieces, both on diskcache (process-safe; no home-made IPC, DESIGN §3):
+
+- `EngineLock`: an exclusive `flock` on `<state.dir>/engine.lock`, held for the engine's lifetime. The
+  kernel drops it when the process dies, even by SIGKILL, so a stale lock can always be taken over; the
+  file's content names the holder for error messages.
+- `ControlQueue`: commands go into a diskcache `Deque` (`<state.dir>/control/queue`), results come back in
+  a diskcache `Cache` keyed by command id. The engine side (`ControlServer`) drains the queue from its own
+  thread and hands each command to `Runtime.submit`, so a control command is applied within milliseconds
+  and never waits on SQLite on the core loop.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import diskcache
+
+from omega_tui.core.types import Command, CommandResult
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "engine.lock"
+POLL_S = 0.005
+
+
+class EngineAlreadyRunning(Exception):
+    """Another engine holds the state directory's lock."""
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    pid: int
+    host: str
+    started_utc: str
+    mode: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host}, {self.mode}, started {self.started_utc}"
+
+
+class EngineLock:
+    """The single-instance lock of one state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / LOCK_FILE
+        self._file: IO[str] | None = None
+        self.took_over: EngineInfo | None = None
+
+    def acquire(self, mode: str) -> EngineInfo:
+        """Take the lock or raise EngineAlreadyRunning naming the holder; records a stale takeover."""
+        f = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = read_holder(self.path)
+            f.close()
+            who = holder.describe() if holder else "another process"
+            raise EngineAlreadyRunning(
+                f"an engine is already running on {self.path.parent} ({who}); stop it first, or use "
+                f"`omega-tui attach` / `omega-tui status` to work with it"
+            ) from None
+        self.took_over = read_holder(self.path)  # readable only if a previous holder died without cleanup
+        info = EngineInfo(os.getpid(), socket.gethostname(), datetime.now(UTC).isoformat(timespec="seconds"), mode)
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(info.__dict__))
+        f.flush()
+        self._file = f
+        return info
+
+    def release(self) -> None:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.flush()
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._file.close()
+        self._file = None
+
+
+def read_holder(path: Path) -> EngineInfo | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "null")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return EngineInfo(int(data["pid"]), str(data["host"]), str(data["started_utc"]), str(data["mode"]))
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def engine_running(state_dir: Path) -> EngineInfo | None:
+    """The running engine's info, or None when nobody holds the lock (no engine, or it died)."""
+    path = Path(state_dir) / LOCK_FILE
+    if not path.exists():
+        return None
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return read_holder(path) or EngineInfo(0, "?", "?", "?")
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return None
+
+
+class ControlQueue:
+    """Both ends of the command queue of one state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        base = Path(state_dir) / "control"
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._queue = diskcache.Deque(directory=str(base / "queue"))
+        self._results = diskcache.Cache(str(base / "results"), timeout=5)
+
+    # ---------------------------------------------------------------- client side
+
+    def send(self, command: Command) -> str:
+        command_id = uuid.uuid4().hex[:12]
+        self._queue.append((command_id, time.time(), command))
+        return command_id
+
+    def wait_result(self, command_id: str, timeout_s: float) -> CommandResult | None:
+        """Poll for the engine's answer; None when it did not answer in time."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            result = self._results.get(command_id)
+            if isinstance(result, CommandResult):
+                self._results.delete(command_id)
+                return result
+            time.sleep(POLL_S)
+        return None
+
+    # ---------------------------------------------------------------- engine side
+
+    def take(self) -> tuple[str, float, Any] | None:
+        try:
+            item = self._queue.popleft()
+        except IndexError:
+            return None
+        return item if isinstance(item, tuple) and len(item) == 3 else None
+
+    def answer(self, command_id: str, result: CommandResult) -> None:
+        self._results.set(command_id, result, expire=300)
+
+    def clear(self) -> None:
+        """Drop commands left from a previous engine: they were never acknowledged, so nobody waits."""
+        self._queue.clear()
+
+    def close(self) -> None:
+        self._results.close()
+
+
+class ControlServer:
+    """Drains the control queue in its own thread and submits each command to the runtime."""
+
+    def __init__(self, queue: ControlQueue, submit: Callable[[Command], Future[CommandResult]]) -> None:
+        self._queue = queue
+        self._submit = submit
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.handled = 0
+
+    def start(self) -> None:
+        self._queue.clear()
+        self._thread = threading.Thread(target=self._run, name="control-server", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item = self._queue.take()
+            if item is None:
+                self._stop.wait(POLL_S)
+                continue
+            command_id, _sent_at, command = item
+            future = self._submit(command)
+            future.add_done_callback(functools.partial(self._answer, command_id))
+            self.handled += 1
+
+    def _answer(self, command_id: str, future: Future[CommandResult]) -> None:
+        try:
+            result = future.result()
+        except Exception as exc:
+            result = CommandResult(command_id, False, f"command failed: {exc}", datetime.now(UTC))
+        try:
+            self._queue.answer(command_id, result)
+        except Exception:
+            log.exception("could not write the answer to control command %s", command_id)

@@ -1,0 +1,99 @@
+"""Single instance per state directory, stale-lock takeover, and the cross-process command queue."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from omega_tui.config import Settings
+from omega_tui.core.control import ControlQueue, EngineAlreadyRunning, EngineLock, engine_running
+from omega_tui.core.runtime import Runtime
+from omega_tui.core.types import CommandResult, Halt
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from omega_tui.core.control import EngineLock
+lock = EngineLock(Path(sys.argv[1]))
+lock.acquire("SIM")
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_second_engine_on_same_state_dir_is_refused_naming_the_first(state_dir: Path) -> None:
+    first = EngineLock(state_dir)
+    first.acquire("SIM")
+    try:
+        with pytest.raises(EngineAlreadyRunning, match=f"pid {os.getpid()}"):
+            EngineLock(state_dir).acquire("SIM")
+        assert engine_running(state_dir) is not None
+    finally:
+        first.release()
+    assert engine_running(state_dir) is None
+
+
+def test_lock_left_by_a_killed_engine_is_taken_over(state_dir: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(state_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        assert engine_running(state_dir) is not None
+        with pytest.raises(EngineAlreadyRunning):
+            EngineLock(state_dir).acquire("SIM")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    lock = EngineLock(state_dir)
+    lock.acquire("SIM")
+    try:
+        assert lock.took_over is not None and lock.took_over.pid == proc.pid
+    finally:
+        lock.release()
+
+
+async def test_control_command_reaches_the_runtime_handler_and_is_answered(state_dir: Path) -> None:
+    settings = Settings(state={"dir": state_dir})
+    runtime = Runtime(settings)
+    seen: list[Halt] = []
+
+    async def on_halt(command: Halt) -> CommandResult:
+        seen.append(command)
+        return CommandResult("x", True, "halted", runtime.clock.now_utc())
+
+    runtime.on_command(Halt, on_halt)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    try:
+        await asyncio.wait_for(asyncio.to_thread(runtime.wait_started, 5), 10)
+        queue = ControlQueue(state_dir)
+        started = time.monotonic()
+        command_id = await asyncio.to_thread(queue.send, Halt(source="control:halt", reason="test"))
+        result = await asyncio.to_thread(queue.wait_result, command_id, 5.0)
+        elapsed = time.monotonic() - started
+        queue.close()
+        assert result is not None and result.ok and result.message == "halted"
+        assert seen == [Halt(source="control:halt", reason="test")]
+        assert elapsed < 5.0
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_command_without_an_owner_is_refused_not_dropped(state_dir: Path) -> None:
+    runtime = Runtime(Settings(state={"dir": state_dir}))
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    try:
+        await asyncio.wait_for(asyncio.to_thread(runtime.wait_started, 5), 10)
+        result = await asyncio.wrap_future(runtime.submit(Halt(source="test")))
+        assert not result.ok and "not available" in result.message
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
