@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -78,7 +77,7 @@ class HotState:
     def quote(self, key: str) -> Quote | None:
         return self._quotes.get(key)
 
-    def quotes(self) -> Mapping[str, Quote]:
+    def quotes(self) -> MappingProxyType[str, Quote]:
         """A read-only live view; copy it (`dict(...)`) to keep a consistent snapshot."""
         return MappingProxyType(self._quotes)
 
