@@ -1,0 +1,1 @@
+"""Paper-trading validation (checklist §8): a full day with a verdict."""
