@@ -147,6 +147,12 @@ class MarketDataSettings(_Section):
     """A quote with no update for this long is marked stale."""
     max_jump_pct: Annotated[float, Field(gt=0, le=100)] = 10.0
     """A price that jumps more than this % from the last good one is refused as an outlier."""
+    warmup_bars: bool = True
+    """At startup, load each instrument's recent bars from IB's historical data (paced) for the models."""
+    warmup_duration: str = "1800 S"
+    """How much history the warm-up asks for, in IB's duration syntax ("1800 S", "1 D")."""
+    warmup_bar_size: str = "1 min"
+    """Bar size of the warm-up, in IB's syntax ("1 min", "5 mins")."""
 
 
 class RiskSettings(_Section):
@@ -218,6 +224,14 @@ class ExecutionSettings(_Section):
     """Reprice unfilled flatten orders this often."""
     tif: Literal["DAY", "GTC"] = "DAY"
     """Time in force for entries and protective legs."""
+    pacing_backoff_initial_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """First pause of the order submission queue after an IB pacing error (100); doubles per repeat."""
+    pacing_backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    """Cap on the submission queue's pacing pause."""
+    reconcile_delay_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    """After an order anomaly, or a fill reported without its execution, reconcile with the broker this much later."""
+    pnl_publish_ms: Annotated[int, Field(ge=1, le=10_000)] = 100
+    """While quotes move, marked P&L is republished at most this often (order changes publish at once)."""
 
 
 class SignalSettings(_Section):

@@ -1,0 +1,1463 @@
+"""The order manager: order state machine, bracket entries, submission queue, fills, positions, P&L, recovery.
+
+What callers must know:
+
+- `submit(intent)` is called only after the risk engine approved the intent; it checks structure only and
+  raises `OrderRefused` (one sentence naming what is wrong) for a market order when they are not allowed,
+  an unknown or untradable instrument, a missing or mis-sided price, or a reduce-only intent that would not
+  reduce. It returns the order ids placed now; the rest (throttled groups, later slices) are placed by
+  `pump()`, which the component's own task runs once started.
+- An entry becomes a bracket: parent LMT with IB's Adaptive algo, take-profit LMT and stop-loss STP as
+  OCA children (`oca_type=1`), transmit chain parent=False, TP=False, SL=True, so IB holds the chain until
+  the last leg arrives and nothing goes live half-built. An entry larger than `execution.max_child_qty` is
+  sliced: slice k is placed `k * slice_interval_ms` after the first, and **each slice is its own bracket**
+  sized to the slice. We chose that over one shared protective pair because the protection then always
+  matches what was actually filled, with no resizing of a live stop as slices fill or get cancelled; the
+  price is three orders per slice (they count against `risk.max_open_orders`). A reduce-only intent is one
+  marketable LMT (no bracket, never sliced) and is clamped to the position it reduces.
+- Every order carries `orderRef = "{intent_id}:{role}"` (`"{intent_id}:{role}:{k}"` for slice k).
+- State changes go through `TRANSITIONS`, an explicit table. A transition it marks `STALE` is a declared
+  race (a status older than what we know, a late fill after a cancel) and changes nothing; one it does not
+  list is an anomaly: logged, journaled, recorded on the order, and the order is reconciled with the broker.
+  Fills are identified by execId and counted once whatever the state; the position comes from counted
+  fills only, and an order's filled quantity is the larger of its counted fills and the broker's
+  cumulative figure, so nothing is double counted.
+- Hot-state sections `orders`, `positions`, `pnl`, `latency` are published coalesced (once per loop turn
+  after order changes, at most every `execution.pnl_publish_ms` while quotes move). Without a running loop
+  (unit tests, benchmarks) call `publish()` yourself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import heapq
+import itertools
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from omega_tui.config import Settings
+from omega_tui.core.bus import EventBus
+from omega_tui.core.clock import Clock
+from omega_tui.core.component import Component
+from omega_tui.core.hot_state import HotState
+from omega_tui.core.journal import Journal
+from omega_tui.core.ports import OrderPort
+from omega_tui.core.positions import ZERO, Position, differs
+from omega_tui.core.throttle import Backoff, TokenBucket
+from omega_tui.core.types import (
+    BrokerError,
+    BrokerOrder,
+    CommissionReport,
+    ExecutionReport,
+    FillReceived,
+    IntentSource,
+    OpenOrderReport,
+    OrderIntent,
+    OrderState,
+    OrderStateChanged,
+    OrderStatusReport,
+    OrderType,
+    QuoteUpdated,
+    Side,
+    VerifiedInstrument,
+)
+from omega_tui.core.views import EventLine, LatencyView, OrderView, PnLView, PositionView, TransitionView
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------------------------ state machine
+
+NEW = OrderState.NEW
+PENDING_SUBMIT = OrderState.PENDING_SUBMIT
+SUBMITTED = OrderState.SUBMITTED
+PARTIALLY_FILLED = OrderState.PARTIALLY_FILLED
+FILLED = OrderState.FILLED
+PENDING_CANCEL = OrderState.PENDING_CANCEL
+CANCELLED = OrderState.CANCELLED
+REJECTED = OrderState.REJECTED
+INACTIVE = OrderState.INACTIVE
+
+
+class Rule(enum.Enum):
+    APPLY = "apply"
+    STALE = "stale"  # a declared race: the report is older than what we know; keep the state
+
+
+_A, _S = Rule.APPLY, Rule.STALE
+
+# Every declared (from, to). Anything absent is an anomaly. Same-state reports are duplicates (no-ops).
+TRANSITIONS: Mapping[tuple[OrderState, OrderState], Rule] = MappingProxyType(
+    {
+        (NEW, PENDING_SUBMIT): _A,
+        (NEW, REJECTED): _A,
+        (PENDING_SUBMIT, SUBMITTED): _A,
+        (PENDING_SUBMIT, PARTIALLY_FILLED): _A,  # execDetails before any status (fast fills)
+        (PENDING_SUBMIT, FILLED): _A,
+        (PENDING_SUBMIT, PENDING_CANCEL): _A,
+        (PENDING_SUBMIT, CANCELLED): _A,
+        (PENDING_SUBMIT, REJECTED): _A,
+        (PENDING_SUBMIT, INACTIVE): _A,
+        (SUBMITTED, PENDING_SUBMIT): _S,  # a late PendingSubmit
+        (SUBMITTED, PARTIALLY_FILLED): _A,
+        (SUBMITTED, FILLED): _A,
+        (SUBMITTED, PENDING_CANCEL): _A,
+        (SUBMITTED, CANCELLED): _A,
+        (SUBMITTED, REJECTED): _A,  # refused after acceptance (exchange reject)
+        (SUBMITTED, INACTIVE): _A,
+        (PARTIALLY_FILLED, PENDING_SUBMIT): _S,
+        (PARTIALLY_FILLED, SUBMITTED): _S,  # a status from before the fill we already counted
+        (PARTIALLY_FILLED, FILLED): _A,
+        (PARTIALLY_FILLED, PENDING_CANCEL): _A,
+        (PARTIALLY_FILLED, CANCELLED): _A,  # the remainder was cancelled
+        (PARTIALLY_FILLED, INACTIVE): _A,
+        (PENDING_CANCEL, PENDING_SUBMIT): _S,
+        (PENDING_CANCEL, SUBMITTED): _S,  # a status sent before the broker saw our cancel
+        (PENDING_CANCEL, PARTIALLY_FILLED): _S,  # a fill while the cancel is in flight: counted, still cancelling
+        (PENDING_CANCEL, FILLED): _A,  # the fill won the race against the cancel
+        (PENDING_CANCEL, CANCELLED): _A,
+        (PENDING_CANCEL, INACTIVE): _A,
+        (FILLED, PENDING_SUBMIT): _S,
+        (FILLED, SUBMITTED): _S,  # a status from before the last fill
+        (FILLED, PARTIALLY_FILLED): _S,  # executions arriving after the Filled status
+        (FILLED, PENDING_CANCEL): _S,  # a cancel request that lost the race
+        (FILLED, CANCELLED): _S,  # the cancel's 202 for an order that had already filled
+        (CANCELLED, PENDING_SUBMIT): _S,
+        (CANCELLED, SUBMITTED): _S,  # a status from before the cancel
+        (CANCELLED, PARTIALLY_FILLED): _S,  # a late fill after the cancel: counted, still cancelled
+        (CANCELLED, PENDING_CANCEL): _S,
+        (CANCELLED, FILLED): _A,  # late fills that complete the order: the cancel lost the race
+        (CANCELLED, REJECTED): _S,  # IB reports some rejects as Cancelled then 201
+        (REJECTED, PENDING_SUBMIT): _S,
+        (REJECTED, CANCELLED): _S,  # ib_async-style Cancelled status after the 201
+        (INACTIVE, PENDING_SUBMIT): _S,
+        (INACTIVE, CANCELLED): _A,
+        (INACTIVE, FILLED): _A,
+    }
+)
+
+# IB's raw order status → Omega's state (PreSubmitted is a held or simulated order: working, so SUBMITTED).
+IB_STATUS: Mapping[str, OrderState] = MappingProxyType(
+    {
+        "ApiPending": PENDING_SUBMIT,
+        "PendingSubmit": PENDING_SUBMIT,
+        "PreSubmitted": SUBMITTED,
+        "Submitted": SUBMITTED,
+        "ApiUpdate": SUBMITTED,
+        "PendingCancel": PENDING_CANCEL,
+        "ApiCancelled": CANCELLED,
+        "Cancelled": CANCELLED,
+        "Filled": FILLED,
+        "Inactive": INACTIVE,
+    }
+)
+
+# ib_async's warning codes (wire spec §1.7): informational, the order stays alive.
+WARNING_CODES = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})
+PACING_CODES = frozenset({100})
+ENTRY_ROLES = frozenset({"entry", "slice"})
+PROTECTIVE_ROLES = frozenset({"take_profit", "stop_loss"})
+TERMINAL_KEPT = 200  # terminal orders kept in the `orders` section for display
+LATENCY_WINDOW = 2048
+
+
+class OrderRefused(ValueError):
+    """An intent the order manager cannot turn into orders; the message names what and what is allowed."""
+
+
+class BrokerSnapshotSource(Protocol):
+    """What recovery asks the broker for (the broker adapter implements it; the runtime wires it)."""
+
+    async def open_orders(self) -> list[OpenOrderReport]:
+        """Every open order the broker knows (all clients when it can), with its current status."""
+        ...
+
+    async def executions(self) -> list[ExecutionReport]:
+        """The day's executions."""
+        ...
+
+
+EventLogSink = Callable[[str, str, str], None]  # (level, kind, text), e.g. Runtime.log_event
+
+
+# ------------------------------------------------------------------------------------ order records
+
+
+@dataclass(slots=True)
+class ManagedOrder:
+    """One order as Omega tracks it. Mutated only by the OrderManager; read it, never write it."""
+
+    order: BrokerOrder
+    role: str
+    intent_id: str
+    state: OrderState = NEW
+    ib_status: str = ""
+    perm_id: int = 0
+    fills: dict[str, ExecutionReport] = field(default_factory=dict)
+    fill_qty: int = 0
+    fill_notional: Decimal = ZERO
+    broker_filled: int = 0
+    broker_avg: Decimal | None = None
+    transitions: list[TransitionView] = field(default_factory=list)
+    anomalies: list[str] = field(default_factory=list)
+    submit_ns: int = 0
+    ack_ns: int = 0
+    first_fill_ns: int = 0
+    last_ns: int = 0
+    cancel_requested: bool = False
+    needs_reconcile: bool = False
+    view: OrderView | None = None  # cached, rebuilt when the order changes
+
+    @property
+    def order_id(self) -> int:
+        return self.order.order_id
+
+    @property
+    def key(self) -> str:
+        return self.order.key
+
+    @property
+    def filled(self) -> int:
+        return max(self.fill_qty, self.broker_filled)
+
+    @property
+    def remaining(self) -> int:
+        return max(self.order.quantity - self.filled, 0)
+
+    @property
+    def avg_fill_price(self) -> Decimal | None:
+        if self.fill_qty:
+            return self.fill_notional / self.fill_qty
+        return self.broker_avg
+
+    @property
+    def opens_exposure(self) -> bool:
+        """Entries and slices; an adopted parentless LMT/MKT counts too (we cannot know it reduces)."""
+        if self.role in ENTRY_ROLES:
+            return True
+        return (
+            self.role == "adopted"
+            and self.order.parent_id == 0
+            and self.order.order_type in (OrderType.LMT, OrderType.MKT)
+        )
+
+
+@dataclass(slots=True)
+class _Leg:
+    role: str
+    template: BrokerOrder  # order_id 0: ids are taken at placement so they rise in placement order (IB needs that)
+    parent: int | None = None  # index of the parent leg in the group
+
+
+@dataclass(order=True, slots=True)
+class _Group:
+    """Orders that must reach the broker back-to-back (a bracket), queued until due and the rate allows."""
+
+    due_ns: int
+    seq: int
+    intent_id: str = field(compare=False)
+    legs: list[_Leg] = field(compare=False)
+
+    @property
+    def entry_signed_qty(self) -> int:
+        return sum(leg.template.action.sign * leg.template.quantity for leg in self.legs if leg.role in ENTRY_ROLES)
+
+
+class _Latency:
+    """A bounded window of samples in microseconds, with nearest-rank percentiles."""
+
+    def __init__(self) -> None:
+        self.samples: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.count = 0
+
+    def add(self, delta_ns: int) -> None:
+        if delta_ns >= 0:
+            self.samples.append(delta_ns / 1000.0)
+            self.count += 1
+
+    def percentile(self, q: float) -> float:
+        if not self.samples:
+            return 0.0
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+# ------------------------------------------------------------------------------------ the manager
+
+
+class OrderManager(Component):
+    """Owns every order Omega knows, its state machine, the submission queue, positions and P&L."""
+
+    name = "orders"
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        bus: EventBus,
+        hot_state: HotState,
+        journal: Journal,
+        broker: OrderPort,
+    ) -> None:
+        super().__init__(clock)
+        self.settings = settings
+        self.execution = settings.execution
+        self.bus = bus
+        self.hot_state = hot_state
+        self.journal = journal
+        self.broker = broker
+        self.instruments: dict[str, VerifiedInstrument] = {}
+        self._orders: dict[int, ManagedOrder] = {}
+        self._exec_to_order: dict[str, int] = {}
+        self._pending_commissions: dict[str, CommissionReport] = {}
+        self._commissioned: set[str] = set()
+        self._orphan_status: dict[int, list[OrderStatusReport]] = {}
+        self._positions: dict[str, Position] = {}
+        # Submission queue: brackets need their legs back-to-back, so the bucket holds at least three.
+        rate = self.execution.orders_per_second
+        self._bucket = TokenBucket(clock, rate, capacity=max(rate, 3.0))
+        self._queue: list[_Group] = []
+        self._seq = itertools.count()
+        self._backoff = Backoff(self.execution.pacing_backoff_initial_s, self.execution.pacing_backoff_max_s)
+        self._paused_until_ns = 0
+        self._last_pacing_ns = 0
+        self._wake: asyncio.Event | None = None
+        # Latency (checklist §8).
+        self._lat_ack = _Latency()
+        self._lat_fill = _Latency()
+        self._lat_commission = _Latency()
+        # Broker P&L reconciliation.
+        self._broker_daily: Decimal | None = None
+        self._broker_unrealized: Decimal | None = None
+        self._broker_realized: Decimal | None = None
+        self._pnl_agrees = True
+        # Publication, reconciliation, recovery.
+        self._publish_handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._last_publish_ns = 0
+        self._views_dirty = False
+        self._reconcile_handle: asyncio.TimerHandle | None = None
+        self._reconcile_task: asyncio.Task[None] | None = None
+        self._terminal_changed: asyncio.Event | None = None
+        self._snapshot: BrokerSnapshotSource | None = None
+        self._event_log: EventLogSink | None = None
+        self._journal_replayed = False
+        self._recovered = False
+        self._replaying = False
+        self.anomaly_count = 0
+        self.alerts: list[str] = []
+        bus.subscribe(QuoteUpdated, self._on_quote)
+
+    # ------------------------------------------------------------------ wiring
+
+    def set_instruments(self, instruments: Mapping[str, VerifiedInstrument]) -> None:
+        """The verified instruments orders may be placed for; also sets each position's multiplier."""
+        self.instruments = dict(instruments)
+        for key, pos in self._positions.items():
+            if key in self.instruments:
+                pos.multiplier = max(1, self.instruments[key].multiplier)
+
+    def set_snapshot_source(self, source: BrokerSnapshotSource) -> None:
+        """Where `recover()` and anomaly reconciliation fetch the broker's open orders and executions."""
+        self._snapshot = source
+
+    def set_event_log(self, sink: EventLogSink) -> None:
+        """Where alerts go for the UI's event log (normally `Runtime.log_event`)."""
+        self._event_log = sink
+
+    async def on_start(self) -> None:
+        self._wake = asyncio.Event()
+        self._terminal_changed = asyncio.Event()
+        self.spawn(self._run_queue(), "submission-queue")
+
+    async def on_stop(self) -> None:
+        if self._reconcile_handle is not None:
+            self._reconcile_handle.cancel()
+        self.publish()
+
+    # ------------------------------------------------------------------ queries (risk engine, runtime, UI)
+
+    def order(self, order_id: int) -> ManagedOrder | None:
+        return self._orders.get(order_id)
+
+    def orders_for_intent(self, intent_id: str) -> list[ManagedOrder]:
+        return [o for o in self._orders.values() if o.intent_id == intent_id]
+
+    def position_qty(self, key: str) -> int:
+        """Signed position from counted fills (long > 0)."""
+        pos = self._positions.get(key)
+        return pos.quantity if pos is not None else 0
+
+    def working_entry_qty(self, key: str) -> int:
+        """Signed remaining quantity that would open or increase exposure: working entries and slices,
+        including slices still queued; protective children are excluded (they only reduce)."""
+        total = 0
+        for o in self._orders.values():
+            if o.key == key and o.state.is_working and o.opens_exposure:
+                total += o.order.action.sign * o.remaining
+        for group in self._queue:
+            if group.legs and group.legs[0].template.key == key:
+                total += group.entry_signed_qty
+        return total
+
+    def open_order_count(self) -> int:
+        """Working orders at the broker, bracket children included (queued, unplaced groups are not)."""
+        return sum(1 for o in self._orders.values() if o.state.is_working)
+
+    def queued_count(self) -> int:
+        """Orders waiting in the submission queue (throttled groups and later slices)."""
+        return sum(len(g.legs) for g in self._queue)
+
+    def working_orders(self) -> list[OrderView]:
+        return [self._view(o) for o in self._orders.values() if o.state.is_working]
+
+    def positions(self) -> Mapping[str, Position]:
+        return MappingProxyType(self._positions)
+
+    def mark(self, key: str) -> Decimal | None:
+        quote = self.hot_state.quote(key)
+        return quote.mark if quote is not None else None
+
+    def day_pnl(self) -> tuple[Decimal, Decimal, Decimal]:
+        """(realised, unrealised marked from the hot state's quotes, commissions), all positions."""
+        realized = unrealized = commissions = ZERO
+        for key, pos in self._positions.items():
+            realized += pos.realized
+            unrealized += pos.unrealized(self.mark(key))
+            commissions += pos.commissions
+        return realized, unrealized, commissions
+
+    def reset_day(self) -> None:
+        """A new trading day: realised P&L and commissions restart from zero; open positions stay."""
+        for pos in self._positions.values():
+            pos.reset_day()
+        self.journal.record("pnl_day_reset")
+        self._request_publish()
+
+    # ------------------------------------------------------------------ submission
+
+    def submit(self, intent: OrderIntent) -> list[int]:
+        """Turn an approved intent into orders and place what the rate allows now; returns those ids.
+
+        Raises `OrderRefused` for a structurally invalid intent (see the module docstring).
+        """
+        intent = self._validated(intent)
+        groups = self._build_groups(intent)
+        self.journal.record("intent", intent=intent, groups=len(groups))
+        for group in groups:
+            heapq.heappush(self._queue, group)
+        placed = self._pump()
+        self._wake_queue()
+        return [oid for group, ids in placed if group.intent_id == intent.intent_id for oid in ids]
+
+    def _validated(self, intent: OrderIntent) -> OrderIntent:
+        inst = self.instruments.get(intent.key)
+        if inst is None:
+            raise OrderRefused(f"intent {intent.intent_id}: instrument {intent.key!r} is not a verified instrument")
+        if not inst.tradable:
+            raise OrderRefused(f"intent {intent.intent_id}: {intent.key} is not tradable ({inst.permission_detail})")
+        if intent.quantity <= 0:
+            raise OrderRefused(f"intent {intent.intent_id}: quantity must be a positive integer, got {intent.quantity}")
+        if not self.broker.connected:
+            raise OrderRefused(f"intent {intent.intent_id}: the broker is not connected")
+        if intent.order_type is OrderType.MKT:
+            if not self.execution.allow_market_orders:
+                raise OrderRefused(
+                    f"intent {intent.intent_id}: market orders are refused; use a limit price "
+                    "(or set execution.allow_market_orders = true)"
+                )
+        elif intent.order_type is not OrderType.LMT:
+            raise OrderRefused(f"intent {intent.intent_id}: order type {intent.order_type} is not LMT or MKT")
+        if intent.reduce_only:
+            return self._validated_reduce(intent, inst)
+        if intent.order_type is OrderType.LMT and intent.limit_price is None:
+            raise OrderRefused(f"intent {intent.intent_id}: a limit order needs a limit price")
+        for label, price in (("limit", intent.limit_price), ("take-profit", intent.take_profit)):
+            self._check_tick(intent, label, price, inst)
+        self._check_tick(intent, "stop-loss", intent.stop_loss, inst)
+        ref = intent.limit_price
+        if ref is not None:
+            s = intent.side.sign
+            if intent.take_profit is not None and (intent.take_profit - ref) * s <= 0:
+                raise OrderRefused(
+                    f"intent {intent.intent_id}: take-profit {intent.take_profit} must be "
+                    f"{'above' if s > 0 else 'below'} the limit {ref} for a {intent.side} entry"
+                )
+            if intent.stop_loss is not None and (ref - intent.stop_loss) * s <= 0:
+                raise OrderRefused(
+                    f"intent {intent.intent_id}: stop-loss {intent.stop_loss} must be "
+                    f"{'below' if s > 0 else 'above'} the limit {ref} for a {intent.side} entry"
+                )
+        return intent
+
+    @staticmethod
+    def _check_tick(intent: OrderIntent, label: str, price: Decimal | None, inst: VerifiedInstrument) -> None:
+        if price is None:
+            return
+        if price <= 0:
+            raise OrderRefused(f"intent {intent.intent_id}: {label} price must be positive, got {price}")
+        if inst.min_tick > 0 and price % inst.min_tick != 0:
+            raise OrderRefused(
+                f"intent {intent.intent_id}: {label} price {price} is not on {intent.key}'s tick grid ({inst.min_tick})"
+            )
+
+    def _validated_reduce(self, intent: OrderIntent, inst: VerifiedInstrument) -> OrderIntent:
+        held = self.position_qty(intent.key)
+        if held == 0 or (held > 0) == (intent.side is Side.BUY):
+            raise OrderRefused(
+                f"intent {intent.intent_id}: reduce-only {intent.side} {intent.key} "
+                f"would not reduce a position of {held}"
+            )
+        qty = min(intent.quantity, abs(held))
+        price = intent.limit_price
+        if price is None and intent.order_type is OrderType.LMT:
+            price = self._marketable_price(intent.key, intent.side, inst)
+            if price is None:
+                raise OrderRefused(f"intent {intent.intent_id}: no quote for {intent.key} to price the flatten order")
+        self._check_tick(intent, "limit", price, inst)
+        return replace(intent, quantity=qty, limit_price=price, take_profit=None, stop_loss=None)
+
+    def _marketable_price(self, key: str, side: Side, inst: VerifiedInstrument) -> Decimal | None:
+        """Through the touch by `flatten_offset_ticks`, so the limit trades like a market order but is bounded."""
+        quote = self.hot_state.quote(key)
+        if quote is None:
+            return None
+        offset = inst.min_tick * self.execution.flatten_offset_ticks
+        if side is Side.SELL:
+            base = quote.bid if quote.bid is not None else quote.last
+            return None if base is None else max(base - offset, inst.min_tick)
+        base = quote.ask if quote.ask is not None else quote.last
+        return None if base is None else base + offset
+
+    def _priority(self, intent: OrderIntent) -> str:
+        # The intent's priority wins when it asks for something other than the dataclass default.
+        if intent.adaptive_priority != "Normal" and intent.adaptive_priority in ("Patient", "Urgent"):
+            return intent.adaptive_priority
+        return self.execution.adaptive_priority
+
+    def _build_groups(self, intent: OrderIntent) -> list[_Group]:
+        inst = self.instruments[intent.key]
+        now = self.clock.monotonic_ns()
+        base = BrokerOrder(
+            order_id=0,
+            key=intent.key,
+            con_id=inst.con_id,
+            action=intent.side,
+            quantity=intent.quantity,
+            order_type=intent.order_type,
+            limit_price=intent.limit_price if intent.order_type is OrderType.LMT else None,
+            tif=self.execution.tif,
+            transmit=True,
+        )
+        if intent.reduce_only:
+            role = "flatten" if intent.source is IntentSource.FLATTEN else "reduce"
+            leg = _Leg(role, replace(base, order_ref=f"{intent.intent_id}:{role}"))
+            return [_Group(now, next(self._seq), intent.intent_id, [leg])]
+        max_qty = self.execution.max_child_qty
+        sizes = [max_qty] * (intent.quantity // max_qty)
+        if intent.quantity % max_qty:
+            sizes.append(intent.quantity % max_qty)
+        sliced = len(sizes) > 1
+        interval_ns = self.execution.slice_interval_ms * 1_000_000
+        priority = self._priority(intent)
+        groups = []
+        for k, qty in enumerate(sizes):
+            suffix = f":{k}" if sliced else ""
+            role = "slice" if sliced else "entry"
+            parent = replace(
+                base,
+                quantity=qty,
+                order_ref=f"{intent.intent_id}:{role}{suffix}",
+                algo_strategy="Adaptive",
+                algo_params=(("adaptivePriority", priority),),
+            )
+            legs = [_Leg(role, parent)]
+            children: list[tuple[str, BrokerOrder]] = []
+            oca = f"{intent.intent_id}:oca{suffix}"
+            exit_side = intent.side.opposite
+            if intent.take_profit is not None:
+                children.append(
+                    (
+                        "take_profit",
+                        replace(
+                            base,
+                            action=exit_side,
+                            quantity=qty,
+                            order_type=OrderType.LMT,
+                            limit_price=intent.take_profit,
+                            oca_group=oca,
+                            oca_type=1,
+                            order_ref=f"{intent.intent_id}:take_profit{suffix}",
+                        ),
+                    )
+                )
+            if intent.stop_loss is not None:
+                children.append(
+                    (
+                        "stop_loss",
+                        replace(
+                            base,
+                            action=exit_side,
+                            quantity=qty,
+                            order_type=OrderType.STP,
+                            limit_price=None,
+                            aux_price=intent.stop_loss,
+                            oca_group=oca,
+                            oca_type=1,
+                            order_ref=f"{intent.intent_id}:stop_loss{suffix}",
+                        ),
+                    )
+                )
+            legs.extend(_Leg(role_, order, parent=0) for role_, order in children)
+            # Transmit chain: only the last leg transmits, so IB releases the bracket whole.
+            for i, leg in enumerate(legs):
+                leg.template = replace(leg.template, transmit=i == len(legs) - 1)
+            groups.append(_Group(now + k * interval_ns, next(self._seq), intent.intent_id, legs))
+        return groups
+
+    def pump(self) -> float | None:
+        """Place every due queued group the rate allows; seconds until worth calling again, None if empty."""
+        self._pump()
+        return self._next_pump_s()
+
+    def _pump(self) -> list[tuple[_Group, list[int]]]:
+        placed: list[tuple[_Group, list[int]]] = []
+        now = self.clock.monotonic_ns()
+        if now < self._paused_until_ns or not self.broker.connected:
+            return placed
+        while self._queue:
+            group = self._queue[0]
+            if group.due_ns > now:
+                break
+            if not self._bucket.try_take(min(len(group.legs), self._bucket.capacity)):
+                break
+            heapq.heappop(self._queue)
+            placed.append((group, self._place_group(group)))
+        if placed and self._last_pacing_ns and now - self._last_pacing_ns > self.execution.pacing_backoff_max_s * 1e9:
+            self._backoff.reset()
+        return placed
+
+    def _next_pump_s(self) -> float | None:
+        if not self._queue:
+            return None
+        now = self.clock.monotonic_ns()
+        if now < self._paused_until_ns:
+            return (self._paused_until_ns - now) / 1e9
+        if not self.broker.connected:
+            return 0.25
+        head = self._queue[0]
+        if head.due_ns > now:
+            return (head.due_ns - now) / 1e9
+        return max(self._bucket.wait_s(min(len(head.legs), self._bucket.capacity)), 0.001)
+
+    def _place_group(self, group: _Group) -> list[int]:
+        ids = [self.broker.next_order_id() for _ in group.legs]
+        orders = [
+            replace(leg.template, order_id=ids[i], parent_id=ids[leg.parent] if leg.parent is not None else 0)
+            for i, leg in enumerate(group.legs)
+        ]
+        # Written (and fsynced: "submit" is durable) before anything reaches the broker.
+        self.journal.record(
+            "submit",
+            intent_id=group.intent_id,
+            legs=[{"role": leg.role, "order": order} for leg, order in zip(group.legs, orders, strict=True)],
+        )
+        managed = []
+        for leg, order in zip(group.legs, orders, strict=True):
+            mo = ManagedOrder(order=order, role=leg.role, intent_id=group.intent_id)
+            self._orders[order.order_id] = mo
+            managed.append(mo)
+        for mo in managed:
+            mo.submit_ns = self.clock.monotonic_ns()
+            self.broker.place_order(mo.order)
+            # The submit record already journals this step; only memory and the bus hear of it.
+            if mo.state is NEW:
+                self._apply(mo, PENDING_SUBMIT, "", "placeOrder", journal=False)
+        return ids
+
+    async def _run_queue(self) -> None:
+        assert self._wake is not None
+        while True:
+            delay = self.pump()
+            self._wake.clear()
+            if delay is None:
+                await self._wake.wait()
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    def _wake_queue(self) -> None:
+        if self._wake is not None and self._queue:
+            self._wake.set()
+
+    def _drop_queued(self, intent_id: str | None, reason: str) -> int:
+        """Remove queued groups (all, or one intent's); returns how many orders were dropped."""
+        keep = [g for g in self._queue if intent_id is not None and g.intent_id != intent_id]
+        dropped = [g for g in self._queue if not (intent_id is not None and g.intent_id != intent_id)]
+        if not dropped:
+            return 0
+        heapq.heapify(keep)
+        self._queue = keep
+        count = sum(len(g.legs) for g in dropped)
+        self.journal.record(
+            "queue_dropped", intent_ids=sorted({g.intent_id for g in dropped}), orders=count, reason=reason
+        )
+        return count
+
+    # ------------------------------------------------------------------ cancel and modify
+
+    def cancel(self, order_id: int, reason: str = "") -> bool:
+        """Ask the broker to cancel a working order; False if unknown or already terminal.
+
+        Cancelling an entry or slice parent also drops the intent's slices not yet placed.
+        """
+        o = self._orders.get(order_id)
+        if o is None or o.state.is_terminal:
+            return False
+        self.journal.record("cancel", order_id=order_id, order_ref=o.order.order_ref, reason=reason)
+        o.cancel_requested = True
+        self._transition(o, PENDING_CANCEL, o.ib_status, "cancel request")
+        if o.role in ENTRY_ROLES:
+            self._drop_queued(o.intent_id, f"entry {order_id} cancelled")
+        self.broker.cancel_order(order_id)
+        return True
+
+    def modify(
+        self,
+        order_id: int,
+        *,
+        quantity: int | None = None,
+        limit_price: Decimal | None = None,
+        aux_price: Decimal | None = None,
+    ) -> bool:
+        """Re-send a working order with a new quantity or price (same id); False if not modifiable."""
+        o = self._orders.get(order_id)
+        if o is None or o.state.is_terminal or o.state is PENDING_CANCEL:
+            return False
+        if quantity is not None and quantity <= o.filled:
+            return False
+        changes: dict[str, Any] = {"transmit": True}
+        if quantity is not None:
+            changes["quantity"] = quantity
+        if limit_price is not None:
+            changes["limit_price"] = limit_price
+        if aux_price is not None:
+            changes["aux_price"] = aux_price
+        new = replace(o.order, **changes)
+        self.journal.record("modify", order_id=order_id, order=new)
+        o.order = new
+        o.view = None
+        self.broker.place_order(new)
+        self._request_publish()
+        return True
+
+    async def cancel_all(self, reason: str) -> bool:
+        """Global cancel, then wait (bounded) for every known working order to be terminal.
+
+        Survivors get per-order cancels and a second wait; one still alive raises an alert. True when all
+        are terminal. Queued, unplaced groups are dropped first.
+        """
+        working = [o for o in self._orders.values() if o.state.is_working]
+        self.journal.record("cancel_all", reason=reason, working=[o.order_id for o in working])
+        self._drop_queued(None, f"cancel all: {reason}")
+        for o in working:
+            o.cancel_requested = True
+            self._transition(o, PENDING_CANCEL, o.ib_status, "global cancel")
+        self.broker.global_cancel()
+        timeout = self.execution.cancel_all_timeout_s
+        if await self._wait_terminal(working, timeout):
+            return True
+        survivors = [o for o in working if o.state.is_working]
+        self.journal.record("cancel_all_retry", reason=reason, survivors=[o.order_id for o in survivors])
+        log.warning("cancel all: %d orders survived the global cancel; cancelling each", len(survivors))
+        for o in survivors:
+            self.broker.cancel_order(o.order_id)
+        if await self._wait_terminal(survivors, timeout):
+            return True
+        alive = [o for o in survivors if o.state.is_working]
+        self._alert(
+            f"cancel all ({reason}): {len(alive)} order(s) still working after global and per-order cancels: "
+            + ", ".join(f"{o.order_id} {o.key} {o.role} {o.state.value}" for o in alive)
+        )
+        return False
+
+    async def _wait_terminal(self, orders: list[ManagedOrder], timeout_s: float) -> bool:
+        if self._terminal_changed is None:
+            self._terminal_changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while any(o.state.is_working for o in orders):
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._terminal_changed.clear()
+            try:
+                await asyncio.wait_for(self._terminal_changed.wait(), timeout=left)
+            except TimeoutError:
+                return not any(o.state.is_working for o in orders)
+        return True
+
+    # ------------------------------------------------------------------ broker callbacks (OrderEvents)
+
+    def on_order_status(self, report: OrderStatusReport) -> None:
+        o = self._orders.get(report.order_id)
+        if o is None:
+            # A status for an order we have not seen: keep it until its openOrder (or recovery) adopts it.
+            self._orphan_status.setdefault(report.order_id, []).append(report)
+            self._schedule_reconcile(f"orderStatus for unknown order {report.order_id}")
+            return
+        self._note_ack(o, report.recv_ns)
+        if report.perm_id:
+            o.perm_id = report.perm_id
+        if report.filled > o.broker_filled:
+            o.broker_filled = report.filled
+            o.broker_avg = report.avg_fill_price
+        self._apply_ib_status(o, report.status, "orderStatus", report.why_held)
+
+    def on_open_order(self, report: OpenOrderReport) -> None:
+        o = self._orders.get(report.order.order_id)
+        if o is None:
+            o = self._adopt(report.order, report.status, report.perm_id, "openOrder")
+        else:
+            self._note_ack(o, report.recv_ns)
+            if report.perm_id:
+                o.perm_id = report.perm_id
+        self._apply_ib_status(o, report.status, "openOrder")
+
+    def on_execution(self, report: ExecutionReport) -> None:
+        if report.exec_id in self._exec_to_order:
+            return  # a duplicate: a fill is counted once
+        o = self._orders.get(report.order_id)
+        if o is None:
+            placeholder = BrokerOrder(
+                order_id=report.order_id,
+                key=report.key,
+                con_id=report.con_id,
+                action=report.side,
+                quantity=report.cum_qty,
+                order_type=OrderType.LMT,
+                order_ref=report.order_ref,
+            )
+            o = self._adopt(placeholder, "Submitted", report.perm_id, "execDetails")
+        if not self._replaying:
+            self.journal.record("fill", fill=report)
+        self._exec_to_order[report.exec_id] = o.order_id
+        o.fills[report.exec_id] = report
+        o.fill_qty += report.quantity
+        o.fill_notional += report.price * report.quantity
+        if report.cum_qty > o.broker_filled and report.cum_qty <= o.fill_qty:
+            o.broker_filled = report.cum_qty
+        if report.perm_id:
+            o.perm_id = report.perm_id
+        if o.fill_qty > o.order.quantity:
+            # More filled than ordered: only an adopted placeholder can grow; anything else is an anomaly.
+            if o.role == "adopted":
+                o.order = replace(o.order, quantity=o.fill_qty)
+            else:
+                self._anomaly(o, f"filled {o.fill_qty} of an order for {o.order.quantity}")
+        pos = self._position(o.key or report.key)
+        pos.apply_fill(report.side, report.quantity, report.price)
+        if not o.first_fill_ns:
+            o.first_fill_ns = report.recv_ns
+            if o.submit_ns and not self._replaying:
+                self._lat_fill.add(report.recv_ns - o.submit_ns)
+        pending = self._pending_commissions.pop(report.exec_id, None)
+        if pending is not None:
+            self._book_commission(pending, pos, o)
+        target = FILLED if o.filled >= o.order.quantity else PARTIALLY_FILLED
+        self._transition(o, target, o.ib_status, "execDetails")
+        o.view = None
+        if not self._replaying:
+            self.bus.publish(FillReceived(report))
+        self._request_publish()
+
+    def on_commission(self, report: CommissionReport) -> None:
+        if report.exec_id in self._commissioned:
+            return
+        order_id = self._exec_to_order.get(report.exec_id)
+        if order_id is None:
+            # Commission before its execution (reordered): book it when the execution arrives.
+            self._pending_commissions[report.exec_id] = report
+            return
+        o = self._orders[order_id]
+        self._book_commission(report, self._position(o.key), o)
+        self._request_publish()
+
+    def _book_commission(self, report: CommissionReport, pos: Position, o: ManagedOrder) -> None:
+        self._commissioned.add(report.exec_id)
+        if not self._replaying:
+            self.journal.record("commission", commission=report, order_id=o.order_id, key=o.key)
+            fill = o.fills.get(report.exec_id)
+            if fill is not None:
+                self._lat_commission.add(report.recv_ns - fill.recv_ns)
+        pos.add_commission(report.commission)
+
+    def on_broker_error(self, error: BrokerError) -> None:
+        code = error.code
+        if code in PACING_CODES or (error.req_id in self._orders and "pacing" in error.message.lower()):
+            self._pacing_violation(error)
+        o = self._orders.get(error.req_id)
+        if o is None:
+            return
+        detail = f"{code} {error.message}".strip()
+        if code == 201:
+            self._transition(o, REJECTED, "Rejected", "error 201", detail)
+        elif code == 202:
+            self._transition(o, CANCELLED, "Cancelled", "error 202", detail)
+        elif code == 103:
+            # Duplicate order id: the broker never accepted this order under it.
+            self._transition(o, REJECTED, "Rejected", "error 103", detail)
+            self._alert(f"order {o.order_id} ({o.order.order_ref}) refused: duplicate order id")
+        elif code == 10147 or code == 10148:
+            # The cancel found nothing to cancel (already done, or never arrived): ask the broker.
+            self._schedule_reconcile(f"order {o.order_id}: {detail}")
+        elif code in WARNING_CODES or 2100 <= code <= 2199:
+            self._note(o, detail)
+        elif o.state is PENDING_SUBMIT:
+            self._transition(o, REJECTED, "Rejected", f"error {code}", detail)
+        else:
+            self._note(o, detail)
+            self._schedule_reconcile(f"order {o.order_id}: {detail}")
+
+    def _pacing_violation(self, error: BrokerError) -> None:
+        delay = self._backoff.next_delay()
+        now = self.clock.monotonic_ns()
+        self._last_pacing_ns = now
+        self._paused_until_ns = max(self._paused_until_ns, now + int(delay * 1e9))
+        self.journal.record("pacing", code=error.code, message=error.message, pause_s=round(delay, 3))
+        log.warning("IB pacing error %s; order queue paused %.2fs", error.code, delay)
+        # The message that tripped the limit may have been dropped: check with the broker.
+        self._schedule_reconcile(f"pacing error {error.code}")
+
+    # ------------------------------------------------------------------ state machine
+
+    def _apply_ib_status(self, o: ManagedOrder, status: str, source: str, detail: str = "") -> None:
+        target = IB_STATUS.get(status)
+        if target is None:
+            if status == "ValidationError":
+                self._note(o, f"{source}: ValidationError")
+            else:
+                self._anomaly(o, f"{source}: unknown IB status {status!r}")
+            return
+        if target is SUBMITTED and o.filled > 0:
+            target = PARTIALLY_FILLED
+        if target is FILLED and o.filled < o.order.quantity and o.role != "adopted":
+            # IB says Filled; its cumulative figure will follow (or recovery will fetch the executions).
+            o.broker_filled = max(o.broker_filled, o.order.quantity)
+        self._transition(o, target, status, source, detail)
+
+    def _transition(self, o: ManagedOrder, target: OrderState, ib_status: str, source: str, detail: str = "") -> None:
+        if target is o.state:
+            if ib_status and ib_status != o.ib_status:
+                o.ib_status = ib_status
+                o.view = None
+                self._request_publish()
+            return
+        rule = TRANSITIONS.get((o.state, target))
+        if rule is Rule.STALE:
+            return
+        if rule is None:
+            self._anomaly(o, f"undeclared transition {o.state.value} -> {target.value} on {source} ({ib_status})")
+            return
+        self._apply(o, target, ib_status, source, detail)
+
+    def _apply(
+        self,
+        o: ManagedOrder,
+        target: OrderState,
+        ib_status: str,
+        source: str,
+        detail: str = "",
+        *,
+        journal: bool = True,
+    ) -> None:
+        old = o.state
+        now = self.clock.monotonic_ns()
+        o.state = target
+        if ib_status:
+            o.ib_status = ib_status
+        prev_ns = o.transitions[-1]["at_ns"] if o.transitions else now
+        o.transitions.append(
+            TransitionView(
+                state=target.value,
+                ib_status=o.ib_status,
+                at_utc=self.clock.now_utc().isoformat(timespec="microseconds"),
+                at_ns=now,
+                since_prev_us=(now - prev_ns) // 1000,
+            )
+        )
+        o.last_ns = now
+        o.view = None
+        if self._replaying:
+            return
+        if journal:
+            self.journal.record(
+                "order_state",
+                order_id=o.order_id,
+                order_ref=o.order.order_ref,
+                old=old,
+                new=target,
+                ib_status=o.ib_status,
+                source=source,
+                detail=detail,
+            )
+        self.bus.publish(OrderStateChanged(o.order_id, o.key, o.order.order_ref, old, target, o.ib_status, now, detail))
+        if target.is_terminal:
+            if self._terminal_changed is not None:
+                self._terminal_changed.set()
+            if o.broker_filled > o.fill_qty:
+                # The broker reports fills whose executions we have not seen yet: fetch them if they stay missing.
+                self._schedule_reconcile(
+                    f"order {o.order_id}: {o.broker_filled - o.fill_qty} filled without executions"
+                )
+        self._request_publish()
+
+    def _force(self, o: ManagedOrder, target: OrderState, ib_status: str, detail: str) -> None:
+        """Reconciliation's verdict: the broker's answer wins, whatever the table says."""
+        o.needs_reconcile = False
+        if target is not o.state:
+            self._apply(o, target, ib_status, "reconcile", detail)
+
+    def _anomaly(self, o: ManagedOrder, text: str) -> None:
+        self.anomaly_count += 1
+        o.anomalies.append(text)
+        o.needs_reconcile = True
+        o.view = None
+        if not self._replaying:
+            log.warning("order %s anomaly: %s", o.order_id, text)
+            self.journal.record("order_anomaly", order_id=o.order_id, order_ref=o.order.order_ref, text=text)
+            self._schedule_reconcile(f"order {o.order_id}: {text}")
+        self._request_publish()
+
+    def _note(self, o: ManagedOrder, text: str) -> None:
+        if not self._replaying:
+            self.journal.record("order_note", order_id=o.order_id, text=text)
+
+    def _note_ack(self, o: ManagedOrder, recv_ns: int) -> None:
+        if not o.ack_ns:
+            o.ack_ns = recv_ns
+            if o.submit_ns and not self._replaying:
+                self._lat_ack.add(recv_ns - o.submit_ns)
+
+    def _adopt(self, order: BrokerOrder, status: str, perm_id: int, source: str) -> ManagedOrder:
+        """An order the broker knows and Omega did not: tracked from now on with role "adopted"."""
+        intent_id = order.order_ref.split(":", 1)[0] if ":" in order.order_ref else ""
+        o = ManagedOrder(order=order, role="adopted", intent_id=intent_id, perm_id=perm_id)
+        self._orders[order.order_id] = o
+        target = IB_STATUS.get(status, SUBMITTED)
+        if target is PENDING_SUBMIT:
+            target = SUBMITTED
+        if not self._replaying:
+            self.journal.record("adopted", order=order, status=status, perm_id=perm_id, source=source)
+            log.info(
+                "adopted order %s (%s %s %s) from %s", order.order_id, order.action, order.quantity, order.key, source
+            )
+        self._apply(o, PENDING_SUBMIT, status, source, journal=False)
+        if target is not PENDING_SUBMIT:
+            self._apply(o, target, status, source, "adopted", journal=False)
+        for report in self._orphan_status.pop(order.order_id, []):
+            self.on_order_status(report)
+        return o
+
+    def _position(self, key: str) -> Position:
+        pos = self._positions.get(key)
+        if pos is None:
+            inst = self.instruments.get(key)
+            pos = Position(key, multiplier=max(1, inst.multiplier) if inst is not None else 1)
+            self._positions[key] = pos
+        return pos
+
+    # ------------------------------------------------------------------ broker P&L reconciliation
+
+    def on_broker_pnl(self, daily: Decimal | None, unrealized: Decimal | None, realized: Decimal | None) -> None:
+        """The account's P&L from the broker (`reqPnL`); flags and journals a difference over one cent."""
+        self._broker_daily, self._broker_unrealized, self._broker_realized = daily, unrealized, realized
+        realized_ours, unrealized_ours, commissions = self.day_pnl()
+        ours = realized_ours + unrealized_ours - commissions
+        agrees = not differs(ours, daily)
+        if agrees != self._pnl_agrees:
+            self.journal.record("pnl_reconcile", agrees=agrees, ours=ours, broker_daily=daily)
+            if not agrees:
+                log.warning("P&L disagrees with the broker: ours %s, broker %s", ours, daily)
+        self._pnl_agrees = agrees
+        self._request_publish()
+
+    def on_broker_position(
+        self,
+        key: str,
+        qty: int,
+        avg_cost: Decimal | None,
+        unrealized: Decimal | None,
+        realized: Decimal | None,
+    ) -> None:
+        """One position from the broker's portfolio (per unit `avg_cost`); flags a difference over one cent.
+
+        A position the broker holds that Omega has never traded (carried from an earlier day or placed
+        elsewhere) is adopted at the broker's average cost, once recovery has run.
+        """
+        pos = self._position(key)
+        if (
+            self._recovered
+            and qty != 0
+            and pos.quantity == 0
+            and pos.fills == 0
+            and avg_cost is not None
+            and not any(o.key == key for o in self._orders.values())
+        ):
+            pos.quantity = qty
+            pos.cost_basis = avg_cost * abs(qty)
+            self.journal.record("position_adopted", key=key, quantity=qty, avg_cost=avg_cost)
+        pos.broker_quantity, pos.broker_avg_cost = qty, avg_cost
+        pos.broker_unrealized, pos.broker_realized = unrealized, realized
+        agrees = qty == pos.quantity
+        if agrees and unrealized is not None and realized is not None:
+            agrees = not differs(pos.net(self.mark(key)), unrealized + realized)
+        if agrees != pos.agrees:
+            self.journal.record(
+                "position_reconcile",
+                key=key,
+                agrees=agrees,
+                quantity=pos.quantity,
+                broker_quantity=qty,
+                net=pos.net(self.mark(key)),
+                broker_unrealized=unrealized,
+                broker_realized=realized,
+            )
+            if not agrees:
+                log.warning("position %s disagrees with the broker (ours %s, broker %s)", key, pos.quantity, qty)
+        pos.agrees = agrees
+        self._request_publish()
+
+    # ------------------------------------------------------------------ recovery
+
+    async def recover(self) -> None:
+        """On start and after every reconnect: rebuild from today's journal (once), then reconcile with the
+        broker's open orders and the day's executions. Unknown broker orders are adopted."""
+        if not self._journal_replayed:
+            self._replay_journal()
+            self._journal_replayed = True
+        if self._snapshot is None:
+            log.warning("order recovery: no broker snapshot source wired; journal state only")
+        else:
+            await self._reconcile("recover")
+        self._recovered = True
+        self._wake_queue()
+        self.publish()
+
+    def _replay_journal(self) -> None:
+        day = self.clock.now_utc().strftime("%Y%m%d")
+        self._replaying = True
+        replayed = 0
+        try:
+            for rec in self.journal.read(since_day=day):
+                try:
+                    replayed += self._replay_record(rec)
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("journal record %s not replayed: %s", rec.get("kind"), exc)
+        finally:
+            self._replaying = False
+        if replayed:
+            self.journal.record("orders_replayed", records=replayed, orders=len(self._orders))
+
+    def _replay_record(self, rec: dict[str, Any]) -> int:
+        kind = rec.get("kind")
+        if kind == "submit":
+            for leg in rec["legs"]:
+                order = _order_from(leg["order"])
+                mo = ManagedOrder(order=order, role=leg["role"], intent_id=rec.get("intent_id", ""))
+                self._orders[order.order_id] = mo
+                self._apply(mo, PENDING_SUBMIT, "", "journal")
+        elif kind == "adopted":
+            order = _order_from(rec["order"])
+            if order.order_id not in self._orders:
+                self._adopt(order, rec.get("status", "Submitted"), int(rec.get("perm_id", 0)), "journal")
+        elif kind == "order_state":
+            o = self._orders.get(int(rec["order_id"]))
+            if o is None:
+                return 0
+            self._apply(o, OrderState(rec["new"]), rec.get("ib_status", ""), "journal")
+        elif kind == "modify":
+            o = self._orders.get(int(rec["order_id"]))
+            if o is None:
+                return 0
+            o.order = _order_from(rec["order"])
+        elif kind == "cancel":
+            o = self._orders.get(int(rec["order_id"]))
+            if o is not None:
+                o.cancel_requested = True
+        elif kind == "fill":
+            self.on_execution(_execution_from(rec["fill"]))
+        elif kind == "commission":
+            c = rec["commission"]
+            self.on_commission(
+                CommissionReport(
+                    c["exec_id"], Decimal(c["commission"]), c["currency"], _dec(c.get("realized_pnl")), c["recv_ns"]
+                )
+            )
+        elif kind == "pnl_day_reset":
+            for pos in self._positions.values():
+                pos.reset_day()
+        else:
+            return 0
+        return 1
+
+    async def _reconcile(self, reason: str) -> None:
+        source = self._snapshot
+        if source is None:
+            return
+        started_ns = self.clock.monotonic_ns()
+        open_orders = await source.open_orders()
+        executions = await source.executions()
+        for ex in executions:
+            self.on_execution(ex)
+        open_ids: set[int] = set()
+        adopted = 0
+        for report in open_orders:
+            oid = report.order.order_id
+            open_ids.add(oid)
+            o = self._orders.get(oid)
+            if o is None:
+                self.on_open_order(report)
+                adopted += 1
+                continue
+            if report.perm_id:
+                o.perm_id = report.perm_id
+            target = IB_STATUS.get(report.status, SUBMITTED)
+            if target is SUBMITTED and o.filled > 0:
+                target = PARTIALLY_FILLED
+            if o.needs_reconcile or TRANSITIONS.get((o.state, target)) is None:
+                self._force(o, target, report.status, f"broker open order ({report.status})")
+            else:
+                self._transition(o, target, report.status, "reconcile")
+        closed = 0
+        for o in list(self._orders.values()):
+            if not o.state.is_working or o.order_id in open_ids or o.submit_ns > started_ns:
+                continue
+            closed += 1
+            if o.filled >= o.order.quantity:
+                self._force(o, FILLED, "Filled", "not open at the broker; fully filled")
+            else:
+                self._force(o, CANCELLED, "Cancelled", "not open at the broker")
+        for o in self._orders.values():
+            if o.needs_reconcile and o.order_id in open_ids:
+                o.needs_reconcile = False
+        self.journal.record(
+            "reconcile",
+            reason=reason,
+            broker_open=len(open_orders),
+            executions=len(executions),
+            adopted=adopted,
+            closed=closed,
+            working=self.open_order_count(),
+        )
+        self._request_publish()
+
+    def _schedule_reconcile(self, reason: str) -> None:
+        if self._replaying or self._snapshot is None or self._reconcile_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._reconcile_handle = loop.call_later(self.execution.reconcile_delay_s, self._start_reconcile, reason)
+
+    def _start_reconcile(self, reason: str) -> None:
+        self._reconcile_handle = None
+        if self._reconcile_task is not None and not self._reconcile_task.done():
+            return
+        self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile_logged(reason))
+
+    async def _reconcile_logged(self, reason: str) -> None:
+        try:
+            await self._reconcile(reason)
+        except Exception:
+            log.exception("order reconciliation (%s) failed", reason)
+
+    async def reconcile_now(self, reason: str = "requested") -> None:
+        """Reconcile with the broker snapshot immediately (tests, operator command)."""
+        await self._reconcile(reason)
+
+    # ------------------------------------------------------------------ alerts
+
+    def _alert(self, text: str) -> None:
+        self.alerts.append(text)
+        log.error("%s", text)
+        self.journal.record("alert", source="orders", text=text)
+        if self._event_log is not None:
+            self._event_log("error", "order", text)
+        else:
+            lines = list(self.hot_state.get("events", []) or [])
+            stamp = self.clock.now_utc().isoformat(timespec="milliseconds")
+            lines.append(EventLine(at_utc=stamp, level="error", kind="order", text=text))
+            self.hot_state.set("events", lines[-200:])
+
+    # ------------------------------------------------------------------ hot state
+
+    def _on_quote(self, event: QuoteUpdated) -> None:
+        pos = self._positions.get(event.quote.key)
+        if pos is not None and pos.quantity != 0:
+            self._request_publish(throttled=True)
+
+    def _request_publish(self, *, throttled: bool = False) -> None:
+        self._views_dirty = True
+        if self._publish_handle is not None or self._replaying:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the caller publishes explicitly
+        if throttled:
+            wait_ns = self._last_publish_ns + self.execution.pnl_publish_ms * 1_000_000 - self.clock.monotonic_ns()
+            if wait_ns > 0:
+                self._publish_handle = loop.call_later(wait_ns / 1e9, self._publish_scheduled)
+                return
+        self._publish_handle = loop.call_soon(self._publish_scheduled)
+
+    def _publish_scheduled(self) -> None:
+        self._publish_handle = None
+        self.publish()
+
+    def publish(self) -> None:
+        """Write the `orders`, `positions`, `pnl` and `latency` sections now."""
+        self._views_dirty = False
+        self._last_publish_ns = self.clock.monotonic_ns()
+        self.hot_state.set("orders", self._order_views())
+        pos_views: dict[str, PositionView] = {}
+        realized = unrealized = commissions = ZERO
+        for key, pos in self._positions.items():
+            mark = self.mark(key)
+            unreal = pos.unrealized(mark)
+            realized += pos.realized
+            unrealized += unreal
+            commissions += pos.commissions
+            pos_views[key] = PositionView(
+                key=key,
+                quantity=pos.quantity,
+                avg_cost=str(pos.avg_cost),
+                mark=None if mark is None else str(mark),
+                unrealized=str(unreal),
+                realized=str(pos.realized),
+                commissions=str(pos.commissions),
+                broker_quantity=pos.broker_quantity,
+                broker_unrealized=_str(pos.broker_unrealized),
+                broker_realized=_str(pos.broker_realized),
+                agrees=pos.agrees,
+            )
+        self.hot_state.set("positions", pos_views)
+        self.hot_state.set(
+            "pnl",
+            PnLView(
+                realized=str(realized),
+                unrealized=str(unrealized),
+                commissions=str(commissions),
+                total=str(realized + unrealized - commissions),
+                broker_daily=_str(self._broker_daily),
+                agrees=self._pnl_agrees and all(p.agrees for p in self._positions.values()),
+            ),
+        )
+        self.hot_state.set("latency", self.latency_view())
+
+    def latency_view(self) -> LatencyView:
+        return LatencyView(
+            submit_to_ack_p50_us=self._lat_ack.percentile(0.5),
+            submit_to_ack_p99_us=self._lat_ack.percentile(0.99),
+            submit_to_fill_p50_us=self._lat_fill.percentile(0.5),
+            submit_to_fill_p99_us=self._lat_fill.percentile(0.99),
+            fill_to_commission_p50_us=self._lat_commission.percentile(0.5),
+            fill_to_commission_p99_us=self._lat_commission.percentile(0.99),
+            samples=self._lat_ack.count + self._lat_fill.count + self._lat_commission.count,
+        )
+
+    def _order_views(self) -> list[OrderView]:
+        working = [o for o in self._orders.values() if o.state.is_working]
+        done = [o for o in self._orders.values() if not o.state.is_working]
+        done.sort(key=lambda o: o.last_ns)
+        shown = sorted(working + done[-TERMINAL_KEPT:], key=lambda o: o.order_id)
+        return [self._view(o) for o in shown]
+
+    def _view(self, o: ManagedOrder) -> OrderView:
+        if o.view is None:
+            avg = o.avg_fill_price
+            o.view = OrderView(
+                order_id=o.order_id,
+                perm_id=o.perm_id,
+                parent_id=o.order.parent_id,
+                key=o.key,
+                order_ref=o.order.order_ref,
+                role=o.role,
+                side=o.order.action.value,
+                order_type=o.order.order_type.value,
+                quantity=o.order.quantity,
+                filled=o.filled,
+                remaining=o.remaining,
+                limit_price=_str(o.order.limit_price),
+                aux_price=_str(o.order.aux_price),
+                avg_fill_price=_str(avg),
+                state=o.state.value,
+                ib_status=o.ib_status,
+                transitions=list(o.transitions),
+                anomalies=list(o.anomalies),
+            )
+        return o.view
+
+
+# ------------------------------------------------------------------------------------ journal decoding
+
+
+def _str(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _order_from(d: Mapping[str, Any]) -> BrokerOrder:
+    """A BrokerOrder back from its journal form (Decimals as strings, enums as values, tuples as lists)."""
+    return BrokerOrder(
+        order_id=int(d["order_id"]),
+        key=d["key"],
+        con_id=int(d["con_id"]),
+        action=Side(d["action"]),
+        quantity=int(d["quantity"]),
+        order_type=OrderType(d["order_type"]),
+        limit_price=_dec(d.get("limit_price")),
+        aux_price=_dec(d.get("aux_price")),
+        tif=d.get("tif", "DAY"),
+        parent_id=int(d.get("parent_id", 0)),
+        oca_group=d.get("oca_group", ""),
+        oca_type=int(d.get("oca_type", 0)),
+        transmit=bool(d.get("transmit", True)),
+        order_ref=d.get("order_ref", ""),
+        algo_strategy=d.get("algo_strategy", ""),
+        algo_params=tuple((str(k), str(v)) for k, v in d.get("algo_params", ())),
+        what_if=bool(d.get("what_if", False)),
+        account=d.get("account", ""),
+    )
+
+
+def _execution_from(d: Mapping[str, Any]) -> ExecutionReport:
+    return ExecutionReport(
+        exec_id=d["exec_id"],
+        order_id=int(d["order_id"]),
+        perm_id=int(d.get("perm_id", 0)),
+        key=d["key"],
+        con_id=int(d.get("con_id", 0)),
+        side=Side(d["side"]),
+        quantity=int(d["quantity"]),
+        price=Decimal(d["price"]),
+        cum_qty=int(d.get("cum_qty", 0)),
+        avg_price=Decimal(d.get("avg_price", d["price"])),
+        time_utc=datetime.fromisoformat(d["time_utc"]),
+        recv_ns=int(d.get("recv_ns", 0)),
+        order_ref=d.get("order_ref", ""),
+        client_id=int(d.get("client_id", 0)),
+    )
