@@ -18,8 +18,9 @@ class SimClock:
     `speed` (2.0 = twice as fast as real time), starting from `start`.
     """
 
-    def __init__(self, start: float = DEFAULT_START, *, speed: float = 0.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, start: float = DEFAULT_START, *, speed: float = 0.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         if speed < 0:
             raise ValueError(f"clock speed must be >= 0, got {speed}")
         self._base = float(start)

@@ -37,8 +37,15 @@ class HistoryGenerator:
     def __init__(self, db: ContractDB, market: Market, seed: int = 0) -> None:
         raise NotImplementedError
 
-    def bars(self, con_id: int, end_epoch: float | None, duration_str: str, bar_size: str,
-             what_to_show: str = "TRADES", use_rth: bool = True) -> list[SimBar]:
+    def bars(
+        self,
+        con_id: int,
+        end_epoch: float | None,
+        duration_str: str,
+        bar_size: str,
+        what_to_show: str = "TRADES",
+        use_rth: bool = True,
+    ) -> list[SimBar]:
         """Bars ending at `end_epoch` (None/0 = now); raises HistoryError for what IB would refuse."""
         raise NotImplementedError
 
