@@ -110,7 +110,7 @@ class _Book:
         self.seq = 0
         self.next_t = start + rng.expovariate(self.rate)
         self.trade_times = array("d", [start])
-        self.trade_prices = array("d", [self.last * tick])
+        self.trade_prices = array("d", [round(self.last * tick, 10)])
         self.trade_sizes = array("q", [self.last_size])
 
     def _draw_spread(self) -> int:
@@ -146,7 +146,7 @@ class _Book:
         self.high = max(self.high, price)
         self.low = min(self.low, price)
         self.trade_times.append(t)
-        self.trade_prices.append(price * self.contract.min_tick)
+        self.trade_prices.append(round(price * self.contract.min_tick, 10))
         self.trade_sizes.append(size)
 
     def quote(self) -> SimQuote:
