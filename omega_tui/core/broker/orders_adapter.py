@@ -1,0 +1,357 @@
+"""The order port on top of ib_async: `BrokerOrder` out, normalized reports back.
+
+`IbOrderAdapter` implements `OrderPort` (place, cancel, global cancel, order ids) and delivers what IB says
+about orders to one `OrderEvents` sink as `OrderStatusReport`, `OpenOrderReport`, `ExecutionReport`,
+`CommissionReport` and `BrokerError`.
+
+Reports come from the broker's messages themselves, not from ib_async's derived events: the adapter taps the
+wrapper callbacks ib_async's decoder invokes (`orderStatus`, `openOrder`, `execDetails`, `commissionReport`,
+`error`), runs ib_async's own handling first, then translates. Three reasons, all seen in ib_async 2.1.0:
+
+- ib_async drops `orderStatus` and live `execDetails`/`commissionReport` for orders it has no `Trade` for
+  ("No order found"), but orders placed elsewhere or before a restart must still reach the order manager;
+- it emits statuses it made up locally (`PendingCancel` on a cancel request, `Cancelled` before the 201
+  reject error arrives), which would make a reject look like a cancel;
+- `errorEvent` loses the advanced reject JSON.
+
+Everything is called on the core loop; the sink is called synchronously and must not block. A sink that
+raises is logged and never breaks ib_async's own processing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ib_async import IB, Contract, Order, TagValue
+
+from omega_tui.core.clock import Clock
+from omega_tui.core.ports import OrderEvents
+from omega_tui.core.types import (
+    BrokerError,
+    BrokerOrder,
+    CommissionReport,
+    ExecutionReport,
+    OpenOrderReport,
+    OrderStatusReport,
+    OrderType,
+    Side,
+)
+
+log = logging.getLogger(__name__)
+
+UNSET_DOUBLE = 1.7976931348623157e308
+UNSET_INTEGER = 2**31 - 1
+_SIDES = {"BOT": Side.BUY, "BUY": Side.BUY, "SLD": Side.SELL, "SELL": Side.SELL}
+_ORDER_TYPES = {t.value: t for t in OrderType}
+
+
+def _dec(value: float | None) -> Decimal | None:
+    """An exact Decimal of a broker float, or None for IB's unset/empty values."""
+    if value is None or value != value or value >= UNSET_DOUBLE or value <= -UNSET_DOUBLE:
+        return None
+    # repr gives the shortest string that round-trips: 190.05 -> Decimal("190.05"), not the binary expansion.
+    return Decimal(repr(float(value)))
+
+
+def _price_or_none(value: float | None) -> Decimal | None:
+    """Like `_dec`, and 0 also means "none" (IB reports avgFillPrice 0 before the first fill)."""
+    d = _dec(value)
+    return None if d is None or d == 0 else d
+
+
+def _qty(value: float | None) -> int:
+    if value is None or value != value or value >= UNSET_INTEGER:
+        return 0
+    return round(value)
+
+
+def _int(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return 0
+    return 0 if number == UNSET_INTEGER else number
+
+
+class IbOrderAdapter:
+    """`OrderPort` over one `ib_async.IB`; construct once per IB instance (taps survive reconnects).
+
+    `register_contract(con_id, key, contract)` tells it which qualified contract and Omega key belong to a
+    conId (the broker session does this after verification); orders for an unregistered conId are sent as a
+    bare `Contract(conId=…, exchange="SMART")`, and reports about them carry the IB symbol as key.
+    """
+
+    def __init__(self, ib: IB, clock: Clock) -> None:
+        self.ib = ib
+        self.clock = clock
+        self._sink: OrderEvents | None = None
+        self._error_listeners: list[Callable[[BrokerError], None]] = []
+        self._contracts: dict[int, Contract] = {}
+        self._keys: dict[int, str] = {}
+        self.sink_errors = 0
+        self._install_taps()
+
+    # ------------------------------------------------------------------ wiring
+
+    def set_order_events(self, sink: OrderEvents | None) -> None:
+        """Where reports go (the order manager). Reports before a sink is set are dropped."""
+        self._sink = sink
+
+    def add_error_listener(self, listener: Callable[[BrokerError], None]) -> None:
+        """Also receive every `BrokerError` (the broker session turns them into connection state)."""
+        self._error_listeners.append(listener)
+
+    def register_contract(self, con_id: int, key: str, contract: Contract) -> None:
+        self._contracts[con_id] = contract
+        self._keys[con_id] = key
+
+    def key_of(self, con_id: int, fallback: str = "") -> str:
+        return self._keys.get(con_id, fallback)
+
+    # ------------------------------------------------------------------ OrderPort
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.ib.isConnected())
+
+    def next_order_id(self) -> int:
+        """A fresh id from ib_async's shared request/order counter; raises ConnectionError when not connected."""
+        return int(self.ib.client.getReqId())
+
+    def place_order(self, order: BrokerOrder) -> None:
+        """Send (or modify, for a known id) an order. Raises ConnectionError when not connected."""
+        contract = self._contracts.get(order.con_id) or Contract(conId=order.con_id, exchange="SMART")
+        ib_order = self.build_order(order)
+        trade = self.ib.wrapper.trades.get((self.ib.wrapper.clientId, order.order_id))
+        if trade is not None and trade.isDone():
+            # ib_async asserts on modifying a finished order; IB would refuse it anyway (error 10148/104).
+            raise ValueError(f"order {order.order_id} is already {trade.orderStatus.status}; it cannot be modified")
+        self.ib.placeOrder(contract, ib_order)
+
+    @staticmethod
+    def build_order(order: BrokerOrder) -> Order:
+        """The ib_async `Order` for a `BrokerOrder` (prices as floats of the exact tick-grid Decimals)."""
+        ib_order = Order(
+            orderId=order.order_id,
+            action=order.action.value,
+            totalQuantity=float(order.quantity),
+            orderType=order.order_type.value,
+            tif=order.tif,
+            parentId=order.parent_id,
+            ocaGroup=order.oca_group,
+            ocaType=order.oca_type,
+            transmit=order.transmit,
+            orderRef=order.order_ref,
+            account=order.account,
+            whatIf=order.what_if,
+        )
+        if order.limit_price is not None:
+            ib_order.lmtPrice = float(order.limit_price)
+        if order.aux_price is not None:
+            ib_order.auxPrice = float(order.aux_price)
+        if order.algo_strategy:
+            ib_order.algoStrategy = order.algo_strategy
+            ib_order.algoParams = [TagValue(tag, value) for tag, value in order.algo_params]
+        return ib_order
+
+    def cancel_order(self, order_id: int) -> None:
+        """Ask IB to cancel; the answer comes back as a status report (or error 10147 if IB does not know it)."""
+        trade = self.ib.wrapper.trades.get((self.ib.wrapper.clientId, order_id))
+        if trade is not None:
+            self.ib.cancelOrder(trade.order)
+        else:
+            self.ib.client.cancelOrder(order_id, "")
+
+    def global_cancel(self) -> None:
+        self.ib.reqGlobalCancel()
+
+    # ------------------------------------------------------------------ taps on ib_async's wrapper
+
+    def _install_taps(self) -> None:
+        wrapper = self.ib.wrapper
+        # The decoder looks these methods up on the wrapper instance for every message, so instance
+        # attributes take effect immediately and stay in place across reconnects (the wrapper is reused).
+        wrapper.orderStatus = self._tap(wrapper.orderStatus, self._on_order_status)
+        wrapper.openOrder = self._tap(wrapper.openOrder, self._on_open_order)
+        wrapper.execDetails = self._tap(wrapper.execDetails, self._on_exec_details)
+        wrapper.commissionReport = self._tap(wrapper.commissionReport, self._on_commission, before=True)
+        # Before: ib_async's handler ends the request an error belongs to, and we need to know it was one.
+        wrapper.error = self._tap(wrapper.error, self._on_error, before=True)
+
+    def _tap(
+        self,
+        original: Callable[..., Any],
+        translate: Callable[..., Callable[[], None] | None],
+        before: bool = False,
+    ) -> Callable[..., None]:
+        """Call ib_async's handler and our translation; `before` translates first (the original mutates)."""
+
+        def handler(*args: Any) -> None:
+            deliver = None
+            if before:
+                deliver = self._safe_translate(translate, args)
+            original(*args)
+            if not before:
+                deliver = self._safe_translate(translate, args)
+            if deliver is not None:
+                try:
+                    deliver()
+                except Exception:
+                    self.sink_errors += 1
+                    log.exception("order event sink failed")
+
+        return handler
+
+    @staticmethod
+    def _safe_translate(
+        translate: Callable[..., Callable[[], None] | None], args: tuple[Any, ...]
+    ) -> Callable[[], None] | None:
+        try:
+            return translate(*args)
+        except Exception:
+            log.exception("could not translate broker message %r", args)
+            return None
+
+    def _on_order_status(
+        self,
+        order_id: int,
+        status: str,
+        filled: float,
+        remaining: float,
+        avg_fill_price: float,
+        perm_id: int,
+        parent_id: int,
+        last_fill_price: float,
+        client_id: int,
+        why_held: str,
+        mkt_cap_price: float = 0.0,
+    ) -> Callable[[], None] | None:
+        sink = self._sink
+        if sink is None:
+            return None
+        report = OrderStatusReport(
+            order_id=_int(order_id),
+            status=status,
+            filled=_qty(filled),
+            remaining=_qty(remaining),
+            avg_fill_price=_price_or_none(avg_fill_price),
+            perm_id=_int(perm_id),
+            parent_id=_int(parent_id),
+            last_fill_price=_price_or_none(last_fill_price),
+            recv_ns=self.clock.monotonic_ns(),
+            why_held=why_held or "",
+        )
+        return lambda: sink.on_order_status(report)
+
+    def _on_open_order(self, order_id: int, contract: Contract, order: Order, state: Any) -> Callable[[], None] | None:
+        sink = self._sink
+        if sink is None or order.whatIf:
+            return None  # what-if answers are the verification's business, not orders
+        report = OpenOrderReport(
+            order=self.broker_order_of(order_id, contract, order),
+            status=str(state.status),
+            perm_id=_int(order.permId),
+            client_id=_int(order.clientId),
+            recv_ns=self.clock.monotonic_ns(),
+        )
+        return lambda: sink.on_open_order(report)
+
+    def broker_order_of(self, order_id: int, contract: Contract, order: Order) -> BrokerOrder:
+        """What IB says an order is, as a `BrokerOrder` (unknown order types are kept as LMT, logged)."""
+        con_id = _int(contract.conId)
+        order_type = _ORDER_TYPES.get(str(order.orderType))
+        if order_type is None:
+            log.warning("order %s has order type %r, which Omega does not model", order_id, order.orderType)
+            order_type = OrderType.LMT
+        return BrokerOrder(
+            order_id=_int(order_id),
+            key=self._keys.get(con_id, str(contract.localSymbol or contract.symbol)),
+            con_id=con_id,
+            action=_SIDES.get(str(order.action), Side.BUY),
+            quantity=_qty(order.totalQuantity),
+            order_type=order_type,
+            limit_price=_dec(order.lmtPrice),
+            aux_price=_dec(order.auxPrice),
+            tif=str(order.tif or ""),
+            parent_id=_int(order.parentId),
+            oca_group=str(order.ocaGroup or ""),
+            oca_type=_int(order.ocaType),
+            transmit=bool(order.transmit),
+            order_ref=str(order.orderRef or ""),
+            algo_strategy=str(order.algoStrategy or ""),
+            algo_params=tuple((str(tv.tag), str(tv.value)) for tv in (order.algoParams or ())),
+            what_if=bool(order.whatIf),
+            account=str(order.account or ""),
+        )
+
+    def _on_exec_details(self, req_id: int, contract: Contract, execution: Any) -> Callable[[], None] | None:
+        sink = self._sink
+        if sink is None:
+            return None
+        con_id = _int(contract.conId)
+        when = execution.time
+        if isinstance(when, datetime):
+            time_utc = when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        else:
+            time_utc = self.clock.now_utc()
+        report = ExecutionReport(
+            exec_id=str(execution.execId),
+            order_id=_int(execution.orderId),
+            perm_id=_int(execution.permId),
+            key=self._keys.get(con_id, str(contract.localSymbol or contract.symbol)),
+            con_id=con_id,
+            side=_SIDES[str(execution.side)],
+            quantity=_qty(execution.shares),
+            price=_dec(execution.price) or Decimal(0),
+            cum_qty=_qty(execution.cumQty),
+            avg_price=_dec(execution.avgPrice) or Decimal(0),
+            time_utc=time_utc,
+            recv_ns=self.clock.monotonic_ns(),
+            order_ref=str(execution.orderRef or ""),
+            client_id=_int(execution.clientId),
+        )
+        return lambda: sink.on_execution(report)
+
+    def _on_commission(self, report: Any) -> Callable[[], None] | None:
+        sink = self._sink
+        if sink is None:
+            return None
+        # Read before ib_async's handler runs: it rewrites an unset realizedPNL to 0.0 in place.
+        out = CommissionReport(
+            exec_id=str(report.execId),
+            commission=_dec(report.commission) or Decimal(0),
+            currency=str(report.currency),
+            realized_pnl=_dec(report.realizedPNL),
+            recv_ns=self.clock.monotonic_ns(),
+        )
+        return lambda: sink.on_commission(out)
+
+    def _on_error(self, req_id: int, code: int, message: str, advanced: str = "") -> Callable[[], None] | None:
+        error = BrokerError(
+            req_id=_int(req_id) if req_id != -1 else -1,
+            code=_int(code),
+            message=str(message),
+            recv_ns=self.clock.monotonic_ns(),
+            advanced=str(advanced or ""),
+        )
+        wrapper = self.ib.wrapper
+        # Errors of our own data requests (historical data, contract details, market data, what-if) are not
+        # about orders; everything else (order ids, including unknown ones, and system notices) is.
+        for_orders = not (req_id in wrapper._futures or req_id in wrapper.reqId2Ticker)
+        listeners = list(self._error_listeners)
+        sink = self._sink
+
+        def deliver() -> None:
+            for listener in listeners:
+                try:
+                    listener(error)
+                except Exception:
+                    log.exception("broker error listener failed")
+            if sink is not None and for_orders:
+                sink.on_broker_error(error)
+
+        return deliver

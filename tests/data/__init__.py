@@ -1,0 +1,1 @@
+"""Market data path: broker session, verification, normalizer, hot state, reconnect, pacing."""
