@@ -259,6 +259,32 @@ class Market:
         book.seq += 1
         self._pending.add(con_id)
 
+    def set_quote(
+        self, con_id: int, bid: float, ask: float, bid_size: int | None = None, ask_size: int | None = None
+    ) -> None:
+        """Put a contract's touch at exactly these values now (scripted scenarios and tests).
+
+        Prices must sit on the tick grid with ask > bid. The next `step` reports the con_id as changed; the
+        random walk continues from here.
+        """
+        book = self._books[con_id]
+        contract = book.contract
+        if not (contract.on_tick_grid(bid) and contract.on_tick_grid(ask)):
+            raise ValueError(f"bid {bid} / ask {ask} are not on the {contract.min_tick} tick grid")
+        bid_ticks = round(bid / contract.min_tick)
+        spread = round(ask / contract.min_tick) - bid_ticks
+        if bid_ticks < 1 or spread < 1:
+            raise ValueError(f"need 0 < bid < ask, got bid {bid} ask {ask}")
+        book.bid = bid_ticks
+        book.spread = spread
+        if bid_size is not None:
+            book.bid_size = bid_size
+        if ask_size is not None:
+            book.ask_size = ask_size
+        book.time = self._now
+        book.seq += 1
+        self._pending.add(con_id)
+
     def trades(self, con_id: int) -> tuple[array[float], array[float], array[int]]:
         """(times, prices, sizes) of every trade printed since the market started (read-only views)."""
         book = self._books[con_id]
