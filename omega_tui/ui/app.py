@@ -1,0 +1,563 @@
+"""The Omega workstation app: panes over an `EngineClient`, keyboard kill switch, order ticket, themes.
+
+Construct and run (the CLI does this):
+
+    runtime = build_runtime(settings)                  # the integrator's wiring
+    app = OmegaApp(LocalEngine(runtime), settings)
+    app.run()                                          # returns once the engine has stopped (bounded)
+
+The app reads published snapshots on a timer (`ui.refresh_hz`), skipping sections whose version did not
+change, and flushes every table change of one tick inside one `batch_update()`. It sends commands and shows
+the engine's answers; it never decides anything about trading.
+
+Exit: ctrl+q, SIGHUP or a lost terminal ask the engine to stop and exit once it has (or after
+`ui.engine_stop_timeout_s` + 3 s at most); a second ctrl+q exits at once (the engine thread is still
+bounded by LocalEngine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import signal
+import sys
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
+from textual.containers import Container
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from omega_tui.config import Settings
+from omega_tui.core.types import CancelAll, CancelOrder, Command, CommandResult, Flatten, Halt
+from omega_tui.ui.client import ENGINE_WORKER_NAME, EngineClient
+from omega_tui.ui.commands import OmegaCommands
+from omega_tui.ui.format import Styles
+from omega_tui.ui.messages import CommandAnswered, TerminalLost, TradingStateNoticed
+from omega_tui.ui.panes.banner import TradingBanner
+from omega_tui.ui.panes.base import Pane
+from omega_tui.ui.panes.events import EventsPane
+from omega_tui.ui.panes.orders import OrdersPane
+from omega_tui.ui.panes.positions import PositionsPane
+from omega_tui.ui.panes.quotes import QuotesPane
+from omega_tui.ui.panes.risk import RiskPane
+from omega_tui.ui.panes.scheduler import SchedulerPane
+from omega_tui.ui.panes.status import StatusBar
+from omega_tui.ui.screens.confirm import ConfirmScreen
+from omega_tui.ui.screens.help import HelpScreen
+from omega_tui.ui.screens.resume import ResumeScreen
+from omega_tui.ui.screens.ticket import OrderTicket, TicketContext
+from omega_tui.ui.themes import (
+    BUNDLED_THEMES_DIR,
+    DEFAULT_THEME,
+    THEME_VARIABLE_DEFAULTS,
+    load_theme_files,
+)
+
+DASHBOARD_MIN = (160, 48)
+"""Width and height from which every pane is shown at once; below it, quotes plus one selected pane."""
+
+COMMAND_TIMEOUT_S = 10.0
+"""How long the UI waits for the engine's answer to a command before saying it got none."""
+
+SECONDARY_PANES: tuple[tuple[str, str], ...] = (
+    ("orders", "Orders"),
+    ("positions", "Positions"),
+    ("risk", "Risk"),
+    ("scheduler", "Scheduler"),
+    ("events", "Events"),
+)
+
+_PANES = Binding.Group("Panes", compact=True)
+
+OPERATOR = "operator:ui"
+"""The `source` every UI command carries, so the journal says a person at this terminal did it."""
+
+
+class MainScreen(Screen[None]):
+    """The dashboard. Classes: -dashboard / -compact (layout by size), -halted (the whole screen shouts)."""
+
+    def compose(self) -> ComposeResult:
+        yield TradingBanner(id="banner")
+        yield StatusBar(id="status")
+        with Container(id="body"):
+            # Grid order: quotes, risk / orders, positions / events, scheduler (two dashboard columns).
+            yield QuotesPane(id="quotes")
+            yield RiskPane(id="risk", classes="secondary")
+            yield OrdersPane(id="orders", classes="secondary")
+            yield PositionsPane(id="positions", classes="secondary")
+            yield EventsPane(id="events", classes="secondary")
+            yield SchedulerPane(id="scheduler", classes="secondary")
+        yield Static("", id="pane-bar", markup=False)
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        app = self.app
+        if isinstance(app, OmegaApp):
+            app.main_mounted()
+
+
+class OmegaApp(App[int]):
+    """The workstation. `client` is the engine (LocalEngine or a remote one); `settings` the frozen config."""
+
+    CSS_PATH = "omega.tcss"
+    TITLE = "Omega TUI"
+    ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {OmegaCommands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # Kill switch: priority bindings are checked from the App down before any focused widget,
+        # screen or modal (an Input's own ctrl+k/ctrl+f, a dialog, the command palette).
+        Binding("ctrl+k", "halt", "HALT", priority=True, id="halt"),
+        Binding("ctrl+f", "flatten", "FLATTEN", priority=True, id="flatten"),
+        Binding("ctrl+r", "resume", "Resume", id="resume"),
+        Binding("n", "new_order", "New order", id="new_order"),
+        Binding("c", "cancel_order", "Cancel order", id="cancel_order"),
+        Binding("X", "cancel_all", "Cancel all", id="cancel_all"),
+        Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("ctrl+p", "command_palette", "Palette", priority=True, id="command_palette"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        Binding("1", "show_pane('orders')", "Orders", group=_PANES, id="pane_orders"),
+        Binding("2", "show_pane('positions')", "Positions", group=_PANES, id="pane_positions"),
+        Binding("3", "show_pane('risk')", "Risk", group=_PANES, id="pane_risk"),
+        Binding("4", "show_pane('scheduler')", "Scheduler", group=_PANES, id="pane_scheduler"),
+        Binding("5", "show_pane('events')", "Events", group=_PANES, id="pane_events"),
+    ]
+
+    def __init__(
+        self,
+        client: EngineClient,
+        settings: Settings,
+        *,
+        now: Callable[[], datetime] | None = None,
+        watch_hangup: bool = True,
+    ) -> None:
+        driver_class = None
+        if sys.platform != "win32":
+            from omega_tui.ui.driver import OmegaDriver
+
+            driver_class = OmegaDriver
+        super().__init__(driver_class=driver_class)
+        self.client = client
+        self.settings = settings
+        self._now = now or (lambda: datetime.now(UTC))
+        self._watch_hangup = watch_hangup
+        self._startup_notes: list[tuple[str, str]] = []  # (severity, message) shown once mounted
+        self._selected_pane = "orders"
+        self._hidden: set[str] = set()
+        self._quitting = False
+        self._styles: Styles | None = None
+        self.last_result: CommandResult | None = None
+        self._load_themes()
+        self._apply_keymap()
+
+    # ------------------------------------------------------------------ themes and keys
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_VARIABLE_DEFAULTS)
+
+    def _load_themes(self) -> None:
+        loaded = load_theme_files([BUNDLED_THEMES_DIR, self.settings.ui.themes_dir])
+        for error in loaded.errors:
+            self._startup_notes.append(("warning", error))
+        for theme in loaded.themes.values():
+            self.register_theme(theme)
+        wanted = self.settings.ui.theme
+        if wanted in self.available_themes:
+            self.theme = wanted
+        else:
+            fallback = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+            self._startup_notes.append(
+                ("warning", f"ui.theme = {wanted!r} is not a valid theme; using {fallback} instead.")
+            )
+            self.theme = fallback
+
+    def _apply_keymap(self) -> None:
+        known = {b.id for b in self.BINDINGS if isinstance(b, Binding) and b.id}
+        keymap = {}
+        for binding_id, keys in self.settings.ui.keymap.items():
+            if binding_id in known:
+                keymap[binding_id] = keys
+            else:
+                ids = ", ".join(sorted(known))
+                self._startup_notes.append(
+                    ("warning", f"ui.keymap: unknown binding id {binding_id!r} ignored; the ids are {ids}.")
+                )
+        self.set_keymap(keymap)
+
+    def watch_theme(self, theme: str) -> None:
+        self._styles = None  # table cell styles are rebuilt from the new theme's variables
+        main = self._main
+        if main is not None and main.is_mounted:
+            self.refresh_panes(force=True)
+
+    @property
+    def styles_for_cells(self) -> Styles:
+        if self._styles is None:
+            self._styles = Styles(self.theme_variables)
+        return self._styles
+
+    # ------------------------------------------------------------------ layout
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen(id="main")
+
+    @property
+    def _main(self) -> MainScreen | None:
+        stack = self.screen_stack
+        screen = stack[0] if stack else None
+        return screen if isinstance(screen, MainScreen) else None
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self._main
+        assert screen is not None, "the main screen is not mounted yet"
+        return screen
+
+    def _panes(self) -> dict[str, Pane]:
+        return {pane.id or "": pane for pane in self.main.query(Pane)}
+
+    def main_mounted(self) -> None:
+        """Called by MainScreen once its panes exist: first draw, the refresh timer, then the engine."""
+        for severity, message in self._startup_notes:
+            self.notify(message, severity=severity, timeout=10)  # type: ignore[arg-type]
+        self._relayout()
+        self.refresh_panes(force=True)
+        self.main.query_one("#quotes-table").focus()
+        self.set_interval(1.0 / self.settings.ui.refresh_hz, self.refresh_panes, name="pane-refresh")
+        if self._watch_hangup and not self.is_headless and hasattr(signal, "SIGHUP"):
+            try:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+            except (NotImplementedError, RuntimeError):
+                pass
+        self.client.start(self)
+
+    def on_resize(self) -> None:
+        self._relayout()
+
+    def _relayout(self) -> None:
+        main = self._main
+        if main is None:
+            return
+        width, height = self.size
+        dashboard = width >= DASHBOARD_MIN[0] and height >= DASHBOARD_MIN[1]
+        main.set_class(dashboard, "-dashboard")
+        main.set_class(not dashboard, "-compact")
+        for pane in main.query(Pane):  # empty until the screen has composed
+            pane.set_class(pane.id == self._selected_pane, "-selected")
+            pane.set_class(pane.id in self._hidden, "-off")
+        if main.query("#pane-bar"):
+            self._draw_pane_bar()
+
+    def _draw_pane_bar(self) -> None:
+        parts = []
+        for name, label in SECONDARY_PANES:
+            key = self.keys_for(f"pane_{name}").split(",")[0]
+            parts.append(f"[{key} {label}]" if name == self._selected_pane else f" {key} {label} ")
+        self.main.query_one("#pane-bar", Static).update(" ".join(parts))
+
+    def visible_panes(self) -> list[Pane]:
+        """Panes currently on screen (hidden ones are refreshed when shown)."""
+        dashboard = self.main.has_class("-dashboard")
+        out = []
+        for name, pane in self._panes().items():
+            if name == "quotes":
+                out.append(pane)
+            elif dashboard and name not in self._hidden:
+                out.append(pane)
+            elif not dashboard and name == self._selected_pane:
+                out.append(pane)
+        return out
+
+    # ------------------------------------------------------------------ refresh
+
+    def refresh_panes(self, force: bool = False) -> None:
+        """One timer tick: poll the banner, status bar and visible panes; all changes land in one batch."""
+        main = self._main
+        if main is None or not main.is_mounted:
+            return
+        styles = self.styles_for_cells
+        with self.batch_update():
+            banner = main.query_one(TradingBanner)
+            banner.poll(self.client, force)
+            main.set_class(banner.state == "HALTED", "-halted")
+            main.set_class(banner.state == "REDUCING", "-reducing")
+            main.query_one(StatusBar).poll(self.client, styles, force)
+            for pane in self.visible_panes():
+                pane.poll(self.client, styles, force)
+
+    def refresh_banner(self) -> None:
+        """Redraw only the trading state (the kill-switch path does not wait for the next timer tick)."""
+        main = self._main
+        if main is None:
+            return
+        banner = main.query_one(TradingBanner)
+        banner.poll(self.client)
+        main.set_class(banner.state == "HALTED", "-halted")
+        main.set_class(banner.state == "REDUCING", "-reducing")
+
+    @on(TradingStateNoticed)
+    def _trading_state_noticed(self) -> None:
+        self.refresh_banner()
+
+    # ------------------------------------------------------------------ commands
+
+    def submit_nowait(self, command: Command, pending: str = "") -> concurrent.futures.Future[CommandResult]:
+        """Send a command now; its answer arrives later as CommandAnswered (shown and logged)."""
+        if pending:
+            self.main.query_one(TradingBanner).set_pending(pending)
+            self.refresh_banner()
+        future = self.client.submit(command)
+
+        def answered(done: concurrent.futures.Future[CommandResult]) -> None:
+            try:
+                result = done.result()
+            except Exception as exc:  # the client itself failed: still tell the operator
+                result = CommandResult("", False, f"{type(exc).__name__}: {exc}", self._now())
+            self.post_message(CommandAnswered(command, result))
+
+        future.add_done_callback(answered)
+        return future
+
+    async def send(self, command: Command) -> CommandResult:
+        """Send a command and wait (bounded) for the engine's answer; used by dialogs that show it."""
+        future = self.client.submit(command)
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), COMMAND_TIMEOUT_S)
+        except TimeoutError:
+            result = CommandResult("", False, f"no answer from the engine within {COMMAND_TIMEOUT_S:g} s", self._now())
+        except Exception as exc:
+            result = CommandResult("", False, f"{type(exc).__name__}: {exc}", self._now())
+        self._record(command, result)
+        return result
+
+    @on(CommandAnswered)
+    def _command_answered(self, message: CommandAnswered) -> None:
+        self._record(message.command, message.result)
+        self.refresh_banner()
+        name = type(message.command).__name__.upper()
+        if message.result.ok:
+            self.notify(f"{name}: {message.result.message or 'done'}", title="Engine", timeout=4)
+        else:
+            self.main.query_one(TradingBanner).set_pending("")
+            self.refresh_banner()
+            self.notify(f"{name} refused: {message.result.message}", title="Engine", severity="error", timeout=10)
+
+    def _record(self, command: Command, result: CommandResult) -> None:
+        self.last_result = result
+        verdict = "ok" if result.ok else "REFUSED"
+        text = f"{type(command).__name__} {verdict}: {result.message}".rstrip(": ")
+        try:
+            events = self.main.query_one(EventsPane)
+        except Exception:
+            return
+        events.write_local("info" if result.ok else "error", "ui", text, self._now().isoformat())
+
+    # ------------------------------------------------------------------ actions
+
+    def action_halt(self) -> None:
+        """HALT at once, no confirmation (halting is the safe direction)."""
+        self.submit_nowait(Halt(source="operator:key", reason="operator halt from the UI"), pending="HALT sent…")
+
+    def action_flatten(self) -> None:
+        """Ask for y, then halt, cancel everything (bracket children included) and close every position."""
+        if any(isinstance(s, ConfirmScreen) and s.id == "flatten-confirm" for s in self.screen_stack):
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.submit_nowait(Flatten(source="operator:key"), pending="FLATTEN sent…")
+            else:
+                self.notify("Flatten cancelled; nothing was sent.", timeout=3)
+
+        self.push_screen(
+            ConfirmScreen(
+                "FLATTEN everything?",
+                "Halts trading, cancels every order including bracket children, and closes every position "
+                "with marketable limit orders.",
+                id="flatten-confirm",
+            ),
+            confirmed,
+        )
+
+    def action_resume(self) -> None:
+        """Open the typed confirmation; the dialog shows the engine's refusal if a limit is still breached."""
+        self.push_screen(ResumeScreen(self.send, source=OPERATOR))
+
+    def action_new_order(self) -> None:
+        self.push_screen(OrderTicket(self.ticket_context(), self.send))
+
+    def action_cancel_order(self) -> None:
+        """Cancel the order selected in the Orders pane."""
+        order = self.main.query_one(OrdersPane).selected_order()
+        if order is None:
+            self.notify("Select an order in the Orders pane (key 1) first.", severity="warning", timeout=4)
+            return
+        if order["state"] in ("FILLED", "CANCELLED", "REJECTED", "INACTIVE"):
+            self.notify(f"Order {order['order_id']} is already {order['state']}.", severity="warning", timeout=4)
+            return
+        self.submit_nowait(CancelOrder(order_id=order["order_id"], source=OPERATOR))
+
+    def action_cancel_all(self) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.submit_nowait(CancelAll(source=OPERATOR))
+
+        self.push_screen(
+            ConfirmScreen(
+                "Cancel ALL orders?",
+                "Cancels every working order, including the protective bracket legs of open positions.",
+                id="cancel-all-confirm",
+            ),
+            confirmed,
+        )
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def action_show_pane(self, name: str) -> None:
+        """Compact layout: show this pane under the quotes. Dashboard: make sure it is not hidden."""
+        self._selected_pane = name
+        self._hidden.discard(name)
+        self._relayout()
+        self.refresh_panes(force=True)
+
+    def action_toggle_pane(self, name: str) -> None:
+        """Hide or show a pane of the dashboard (in the compact layout this selects it)."""
+        if self.main.has_class("-compact"):
+            self.action_show_pane(name)
+            return
+        if name in self._hidden:
+            self._hidden.discard(name)
+        else:
+            self._hidden.add(name)
+        self._relayout()
+        self.refresh_panes(force=True)
+
+    def action_switch_theme(self, name: str) -> None:
+        self.theme = name
+
+    async def action_quit(self) -> None:
+        """Stop the engine, then exit; a second quit exits without waiting."""
+        if self._quitting or self.client.stopped:
+            self.exit(0)
+            return
+        self._quitting = True
+        self.client.stop()
+        self.notify("Stopping the engine… (ctrl+q again to exit now)", timeout=30)
+        bound = float(getattr(self.client, "stop_timeout_s", self.settings.ui.engine_stop_timeout_s)) + 3.0
+        self.set_timer(bound, lambda: self.exit(0))
+        if self.client.stopped:
+            self.exit(0)
+
+    def _hangup(self) -> None:
+        self.post_message(TerminalLost())
+
+    @on(TerminalLost)
+    async def _terminal_lost(self) -> None:
+        await self.action_quit()
+
+    def on_unmount(self) -> None:
+        self.client.stop()  # every exit path, not only ctrl+q
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """Turns a crashed engine into a visible error instead of a dead app; exits once it stopped on quit."""
+        worker = event.worker
+        if worker.name != ENGINE_WORKER_NAME:
+            return
+        if event.state is WorkerState.ERROR:
+            error = worker.error
+            text = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+            try:
+                self.main.query_one(StatusBar).engine_error = text
+                self.refresh_panes(force=True)
+            except Exception:
+                pass
+            self.notify(
+                f"The engine stopped with an error: {text}. Nothing is being traded or managed; "
+                "check the log and restart.",
+                title="ENGINE FAILED",
+                severity="error",
+                timeout=3600,
+            )
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED) and self._quitting:
+            self.exit(0)
+        elif event.state is WorkerState.SUCCESS and not self._quitting:
+            self.notify("The engine stopped.", severity="warning", timeout=3600)
+
+    # ------------------------------------------------------------------ help, palette, ticket
+
+    def keys_for(self, binding_id: str) -> str:
+        """The keys bound to a binding id, as displayed (after `[ui.keymap]`), comma separated."""
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.id == binding_id:
+                keys = self._keymap.get(binding_id, binding.key)
+                return ",".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
+        return ""
+
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        """(keys, description, id) for every app binding, with the keys as currently mapped."""
+        rows = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.id:
+                rows.append((self.keys_for(binding.id).replace(",", ", "), binding.description, binding.id))
+        return rows
+
+    def palette_commands(self) -> Iterable[tuple[str, str, Callable[[], Any]]]:
+        """Every action as (name, help, callback) for the command palette provider."""
+        yield "Halt trading (kill switch)", "Latch HALTED and cancel every working order", self.action_halt
+        yield "Flatten everything", "Halt, cancel all orders and close every position (asks y)", self.action_flatten
+        yield "Resume trading", "Re-arm after a halt (type RESUME)", self.action_resume
+        yield "Cancel all orders", "Cancel every working order (asks y)", self.action_cancel_all
+        yield "Cancel selected order", "Cancel the order selected in the Orders pane", self.action_cancel_order
+        yield "New order ticket", "Manual bracket order", self.action_new_order
+        yield "Help: keys", "Every key binding and the quote markers", self.action_help
+        for name, label in SECONDARY_PANES:
+            yield f"Toggle pane: {label}", f"Show or hide the {label} pane", _bind(self.action_toggle_pane, name)
+        for theme in sorted(self.available_themes):
+            if theme.startswith("omega-"):
+                yield f"Theme: {theme}", "Switch the colour theme", _bind(self.action_switch_theme, theme)
+
+    def ticket_context(self) -> TicketContext:
+        """Instruments, tick sizes and quotes for the ticket, from the engine's published startup report."""
+        quotes = self.client.quotes()
+        report = self.client.read("startup_report") or []
+        min_ticks: dict[str, Decimal] = {}
+        tradable: list[str] = []
+        for row in report:
+            try:
+                min_ticks[row["instrument"]] = Decimal(str(row["min_tick"]))
+            except (KeyError, InvalidOperation, ValueError):
+                continue
+            if row.get("permission_ok") and not row.get("watch_only"):
+                tradable.append(row["instrument"])
+        if not report:  # before the startup check, offer the configured watchlist (the ticket says why it waits)
+            tradable = [spec.key for spec in self.settings.instrument_specs if not spec.watch_only]
+        selected = self.main.query_one(QuotesPane).table.selected_key()
+        return TicketContext(
+            instruments=tradable,
+            min_ticks=min_ticks,
+            quotes=quotes,
+            take_profit_ticks=self.settings.signals.take_profit_ticks,
+            stop_loss_ticks=self.settings.signals.stop_loss_ticks,
+            priority=self.settings.execution.adaptive_priority,
+            initial=selected,
+        )
+
+    def is_palette_open(self) -> bool:
+        return any(isinstance(s, CommandPalette) for s in self.screen_stack)
+
+
+def _bind(action: Callable[[str], Any], arg: str) -> Callable[[], Any]:
+    def run() -> Any:
+        return action(arg)
+
+    return run

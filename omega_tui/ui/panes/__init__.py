@@ -1,0 +1,1 @@
+"""One module per pane; each pane reads its sections from the `EngineClient` when the app's timer asks."""

@@ -1,0 +1,122 @@
+"""The watchlist: bid, ask, last, change vs previous close, spread, sizes, volume, a sparkline, markers."""
+
+from __future__ import annotations
+
+from collections import deque
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+
+from omega_tui.core.types import Quote, QuoteFlag
+from omega_tui.ui.format import DASH, Styles, compact_int, pct, price, sparkline
+from omega_tui.ui.panes.base import Column, Pane, Row, StableTable
+
+if TYPE_CHECKING:
+    from omega_tui.ui.client import EngineClient
+
+SPARK_WIDTH = 10
+
+COLUMNS: list[Column] = [
+    ("sym", "Symbol", 7, "left"),
+    ("flag", "Flg", 4, "left"),
+    ("bid", "Bid", 10, "right"),
+    ("ask", "Ask", 10, "right"),
+    ("last", "Last", 10, "right"),
+    ("chg", "Chg", 8, "right"),
+    ("chg_pct", "Chg%", 8, "right"),
+    ("spark", "Trend", SPARK_WIDTH + 1, "left"),
+    ("spread", "Sprd", 7, "right"),
+    ("size", "BidSz×AskSz", 11, "right"),
+    ("vol", "Volume", 7, "right"),
+]
+
+MARKERS = (
+    (QuoteFlag.CROSSED, "X", "crossed (bid above ask)"),
+    (QuoteFlag.LOCKED, "=", "locked (bid equals ask)"),
+    (QuoteFlag.STALE, "S", "stale (no update lately, or the data farm is down)"),
+    (QuoteFlag.DELAYED, "D", "delayed or frozen market data"),
+    (QuoteFlag.REJECTED_PRICE, "!", "the last update carried a price the normalizer refused"),
+)
+"""Quote markers, in display order, with the meaning the help screen lists."""
+
+
+def flag_text(quote: Quote, styles: Styles) -> Text:
+    """The marker letters of a quote, styled by how bad the worst one is."""
+    flags = quote.flags
+    if quote.market_data_type in (2, 3, 4):
+        flags |= QuoteFlag.DELAYED
+    letters = "".join(letter for flag, letter, _ in MARKERS if flags & flag)
+    if not letters:
+        return Text("")
+    if flags & (QuoteFlag.CROSSED | QuoteFlag.REJECTED_PRICE):
+        style = styles.error + styles.reverse
+    elif flags & QuoteFlag.STALE:
+        style = styles.warning + styles.reverse
+    else:
+        style = styles.accent
+    return Text(letters[:3], style=style)
+
+
+class QuotesPane(Pane):
+    """The watchlist table; always visible, at every terminal size."""
+
+    TITLE = "Quotes"
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._mids: dict[str, deque[Decimal]] = {}
+        self._last_seq: dict[str, int] = {}
+
+    def compose(self) -> ComposeResult:
+        yield StableTable(COLUMNS, id="quotes-table")
+
+    @property
+    def table(self) -> StableTable:
+        return self.query_one(StableTable)
+
+    def poll(self, client: EngineClient, styles: Styles, force: bool = False) -> bool:
+        # Quotes carry their own sequence numbers; there is no section version to compare.
+        self.update_view(client, styles, force)
+        return True
+
+    def update_view(self, client: EngineClient, styles: Styles, force: bool = False) -> None:
+        quotes = client.quotes()
+        rows: list[Row] = []
+        for key in sorted(quotes):
+            quote = quotes[key]
+            if self._last_seq.get(key) != quote.seq:
+                self._last_seq[key] = quote.seq
+                mid = quote.mid if quote.mid is not None else quote.last
+                if mid is not None:
+                    self._mids.setdefault(key, deque(maxlen=SPARK_WIDTH)).append(mid)
+            rows.append((key, self._cells(quote, styles)))
+        self.table.sync(rows)
+        self.border_subtitle = f"{len(rows)} instruments"
+
+    def _cells(self, q: Quote, styles: Styles) -> list[Text | str]:
+        reference = q.last if q.last is not None else q.mid
+        change = None if reference is None or q.close is None else reference - q.close
+        change_pct = None if change is None or not q.close else float(change / q.close)
+        stale = q.stale
+        sizes = f"{compact_int(q.bid_size)}×{compact_int(q.ask_size)}" if q.bid_size or q.ask_size else DASH
+        cells: list[Text | str] = [
+            Text(q.key, style=styles.muted if stale else ""),
+            flag_text(q, styles),
+            Text(price(q.bid), style=styles.muted if stale else styles.bid, justify="right"),
+            Text(price(q.ask), style=styles.muted if stale else styles.ask, justify="right"),
+            Text(price(q.last), justify="right"),
+            _right(styles.signed(price(abs(change)) if change is not None else DASH, change)),
+            _right(styles.signed(pct(abs(change_pct), 2) if change_pct is not None else DASH, change_pct)),
+            Text(sparkline(self._mids.get(q.key, ()), SPARK_WIDTH), style=styles.accent),
+            Text(price(q.spread) if q.spread is not None else DASH, justify="right"),
+            Text(sizes, justify="right"),
+            Text(compact_int(q.volume), justify="right"),
+        ]
+        return cells
+
+
+def _right(text: Text) -> Text:
+    text.justify = "right"
+    return text
