@@ -258,6 +258,7 @@ class RiskEngine(Component):
         self._base_realized, self._base_commissions = self._om_realized_commissions()
         self._last_realized, self._last_commissions = self._base_realized, self._base_commissions
         self._fills_seen = 0
+        self._persisted_pnl = (ZERO, ZERO)
         self._day_dirty = False
         self._view_dirty = True
         self._last_view_ns = 0
@@ -340,7 +341,7 @@ class RiskEngine(Component):
     def tick(self) -> None:
         """Roll the trading day, persist the day's counters and publish the gauges if due (every 50 ms)."""
         self._maybe_roll_day()
-        if self._day_dirty:
+        if self._day_dirty or self._read_pnl() != self._persisted_pnl:
             self._persist_day()
         if self._view_dirty:
             self.publish_view()
@@ -959,7 +960,7 @@ class RiskEngine(Component):
             # what it had counted since our baseline and count from its new zero.
             self._day.carried_realized += self._last_realized - self._base_realized
             self._day.carried_commissions += self._last_commissions - self._base_commissions
-            self._base_realized, self._base_commissions = realized, commissions
+            self._base_realized = self._base_commissions = ZERO
             self._day_dirty = True
         self._last_realized, self._last_commissions = realized, commissions
         return (
@@ -1015,6 +1016,7 @@ class RiskEngine(Component):
         try:
             self._hot.write_through("risk_day", value)
             self._day_dirty = False
+            self._persisted_pnl = (realized, commissions)
         except Exception:
             log.exception("the risk day could not be persisted; will retry")
 
