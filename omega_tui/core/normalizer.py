@@ -99,8 +99,8 @@ class InstrumentRules:
     trade_tick_f: float = 0.0
     trade_tick: Decimal = Decimal(0)
     max_jump: float = 0.0
-    price_memo: dict[float, Decimal] = field(default_factory=dict)
-    trade_memo: dict[float, Decimal] = field(default_factory=dict)
+    price_memo: dict[float, Decimal | None] = field(default_factory=dict)  # raw float -> exact price / off grid
+    trade_memo: dict[float, Decimal | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.min_tick <= 0:
@@ -125,19 +125,39 @@ def _missing(v: float | None) -> bool:
     return v is None or v != v or v == -1.0 or v >= UNSET_DOUBLE
 
 
-def _to_price(v: float, tick: float, tick_d: Decimal, memo: dict[float, Decimal]) -> Decimal | None:
-    """The exact Decimal of an on-grid price, or None when `v` is off the grid."""
-    d = memo.get(v)
-    if d is not None:
-        return d
+def _on_grid(v: float, tick: float, tick_d: Decimal) -> Decimal | None:
+    """The exact Decimal of `v` on a grid of `tick`, or None when `v` is off it."""
     n = round(v / tick)
     # Relative tolerance: the float of an on-grid price is within a few ulps of n * tick.
     if abs(n * tick - v) > 1e-7 * tick + 1e-9 * abs(v):
         return None
-    d = tick_d * n
+    return tick_d * n
+
+
+def _memo_put(memo: dict[float, Decimal | None], v: float, d: Decimal | None) -> None:
     if len(memo) >= _MEMO_MAX:
         memo.clear()
     memo[v] = d
+
+
+def _quote_price(v: float, rules: InstrumentRules) -> Decimal | None:
+    memo = rules.price_memo
+    if v in memo:
+        return memo[v]
+    d = _on_grid(v, rules.tick_f, rules.min_tick)
+    _memo_put(memo, v, d)
+    return d
+
+
+def _trade_price(v: float, rules: InstrumentRules) -> Decimal | None:
+    memo = rules.trade_memo
+    if v in memo:
+        return memo[v]
+    # On the quote grid when it can be (so 230.95 prints as 230.95), else on the finer trade grid.
+    d = _on_grid(v, rules.tick_f, rules.min_tick)
+    if d is None:
+        d = _on_grid(v, rules.trade_tick_f, rules.trade_tick)
+    _memo_put(memo, v, d)
     return d
 
 
@@ -165,10 +185,7 @@ def _price(
         return prev, Reject.ZERO
     if v < 0.0:
         return prev, Reject.NEGATIVE
-    if trade:
-        d = _to_price(v, rules.trade_tick_f, rules.trade_tick, rules.trade_memo)
-    else:
-        d = _to_price(v, rules.tick_f, rules.min_tick, rules.price_memo)
+    d = _trade_price(v, rules) if trade else _quote_price(v, rules)
     if d is None:
         return prev, Reject.OFF_GRID
     if check_jump and prev is not None and d != prev:

@@ -219,7 +219,7 @@ class BrokerSession(Component):
         try:
             if conn.transport is not None:
                 await asyncio.wait_for(closed, SOCKET_CLOSE_WAIT_S)
-        except (TimeoutError):
+        except TimeoutError:
             log.warning("the previous socket did not close within %.0f s; dropping it", SOCKET_CLOSE_WAIT_S)
             if conn.transport is not None:
                 conn.transport.abort()

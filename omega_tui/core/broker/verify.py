@@ -106,6 +106,18 @@ def _candidate(details: Any) -> str:
     return f"{label} conId {c.conId}" + (f" expiring {expiry}" if expiry else "") + f" on {c.exchange}"
 
 
+async def _expired_match(ib: IB, spec: InstrumentSpec, timeout_s: float, today: str) -> str:
+    """The last trading day of an expired contract matching `spec`, or '' (IB hides expired ones by default)."""
+    contract = contract_of(spec)
+    contract.includeExpired = True
+    try:
+        answer = await asyncio.wait_for(ib.reqContractDetailsAsync(contract), timeout_s)
+    except (TimeoutError, ConnectionError):
+        return ""
+    expiries = sorted(e for e in (_expiry_date(d) for d in answer or []) if e and e < today)
+    return expiries[-1] if expiries else ""
+
+
 async def resolve(
     ib: IB, specs: list[InstrumentSpec], clock: Clock, timeout_s: float
 ) -> tuple[list[Resolved], list[tuple[str, str]]]:
@@ -138,7 +150,11 @@ async def resolve(
         details_list = list(answer or [])
         if not details_list:
             said = errors.text(contract) or "no contract details and no error"
-            problems.append((spec.key, f"{name}: IB found no such contract ({said})"))
+            expired = await _expired_match(ib, spec, timeout_s, today) if spec.expiry else None
+            if expired:
+                problems.append((spec.key, f"{name}: expired, IB says its last trading day was {expired} ({said})"))
+            else:
+                problems.append((spec.key, f"{name}: IB found no such contract ({said})"))
             continue
         if len(details_list) > 1:
             candidates = ", ".join(_candidate(d) for d in details_list[:6])
