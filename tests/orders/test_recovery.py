@@ -1,0 +1,97 @@
+"""Recovery: rebuild from the journal, reconcile with the broker's open orders and executions, adopt strays."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from omega_tui.core.types import BrokerOrder, OrderState, OrderType, Side
+from tests.fakes import FakeBroker
+from tests.orders.conftest import RigFactory, intent
+
+D = Decimal
+
+
+async def test_restart_then_orders_and_position_rebuilt_from_journal_and_reconciled(make_rig: RigFactory) -> None:
+    first = make_rig()
+    first.manager.submit(intent(10, intent_id="a"))  # 1 entry, 2 TP, 3 SL
+    first.broker.ack(1)
+    first.broker.fill(1, 10, D("100.00"), commission=D("1.00"))
+    first.broker.ack(2, "Submitted")
+    first.broker.ack(3, "Submitted")
+    first.manager.submit(intent(5, key="MSFT", tp=None, sl=None, intent_id="b"))  # 4, never acknowledged
+    # ---- the engine dies here (kill -9): nothing but the journal survives.
+    broker = FakeBroker(first.clock, first_order_id=100)
+    # At the broker: the TP partly filled while we were down, the SL is still open, order 4 never arrived,
+    # and someone placed order 55 from TWS.
+    broker.place_order(replace(first.broker.order(2)))
+    broker.place_order(replace(first.broker.order(3)))
+    tws = BrokerOrder(55, "MSFT", 1004, Side.SELL, 7, OrderType.LMT, D("400.00"), order_ref="")
+    broker.place_order(tws)
+    broker.books[2].filled = 0
+    tp_fill = broker.execution(2, 4, D("101.00"), exec_id="tp-while-down")
+    old_fill = first.manager.order(1).fills  # type: ignore[union-attr]
+    broker.snapshot_executions = [*old_fill.values(), tp_fill]
+    broker.snapshot_open_orders = [
+        broker.open_order_report(2, "Submitted"),
+        broker.open_order_report(3, "PreSubmitted"),
+        broker.open_order_report(55, "Submitted"),
+    ]
+    second = make_rig(broker=broker, clock=first.clock)
+    second.manager.set_snapshot_source(broker)
+
+    await second.manager.recover()
+
+    m = second.manager
+    assert m.order(1).state is OrderState.FILLED  # type: ignore[union-attr]
+    assert m.order(2).state is OrderState.PARTIALLY_FILLED and m.order(2).filled == 4  # type: ignore[union-attr]
+    assert m.order(3).state is OrderState.SUBMITTED and m.order(3).role == "stop_loss"  # type: ignore[union-attr]
+    assert m.order(4).state is OrderState.CANCELLED  # type: ignore[union-attr]
+    adopted = m.order(55)
+    assert adopted is not None and adopted.role == "adopted" and adopted.state is OrderState.SUBMITTED
+    assert m.position_qty("AAPL") == 6 and m.positions()["AAPL"].commissions == D("1.00")
+    assert m.open_order_count() == 3
+    assert all(o["state"] in {s.value for s in OrderState} for o in m.working_orders())
+    (rec,) = second.records("reconcile")
+    assert (rec["adopted"], rec["closed"]) == (1, 1)
+
+
+async def test_recover_twice_then_fills_are_not_counted_twice(make_rig: RigFactory) -> None:
+    rig = make_rig()
+    rig.manager.set_snapshot_source(rig.broker)
+    rig.manager.submit(intent(10, tp=None, sl=None))
+    rig.broker.ack(1)
+    ex, _, _ = rig.broker.fill(1, 4, D("100.00"))
+    rig.broker.snapshot_executions = [ex]
+    rig.broker.snapshot_open_orders = [rig.broker.open_order_report(1, "Submitted")]
+    await rig.manager.recover()
+    await rig.manager.recover()  # a reconnect
+    assert rig.manager.position_qty("AAPL") == 4
+    assert rig.manager.order(1).state is OrderState.PARTIALLY_FILLED  # type: ignore[union-attr]
+
+
+async def test_anomalous_order_then_reconciled_to_the_brokers_state(make_rig: RigFactory) -> None:
+    rig = make_rig(reconcile_delay_s=0)
+    rig.manager.set_snapshot_source(rig.broker)
+    rig.manager.submit(intent(10, tp=None, sl=None))
+    rig.broker.reject(1)  # 201 ...
+    rig.broker.books[1].status = "Submitted"
+    rig.broker.snapshot_open_orders = [rig.broker.open_order_report(1, "Submitted")]
+    rig.broker.status(1, "Submitted")  # ... yet the broker says it works: REJECTED -> SUBMITTED is undeclared
+    order = rig.manager.order(1)
+    assert order is not None and order.state is OrderState.REJECTED and order.needs_reconcile
+    await rig.manager.reconcile_now("test")
+    assert order.state is OrderState.SUBMITTED and not order.needs_reconcile
+    assert order.transitions[-1]["state"] == "SUBMITTED"
+
+
+async def test_execution_for_unknown_order_then_adopted_and_position_counted(make_rig: RigFactory) -> None:
+    rig = make_rig()
+    stray = BrokerOrder(900, "AAPL", 1004, Side.BUY, 3, OrderType.LMT, D("100"))
+    rig.broker.place_order(stray)
+    rig.broker.placed.clear()
+    ex = rig.broker.execution(900, 3, D("100.00"))
+    rig.manager.on_execution(ex)
+    order = rig.manager.order(900)
+    assert order is not None and order.role == "adopted" and order.state is OrderState.FILLED
+    assert rig.manager.position_qty("AAPL") == 3
