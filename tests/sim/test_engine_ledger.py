@@ -223,6 +223,7 @@ def test_random_orders_and_moves_keep_the_ledger_consistent(steps: list[tuple], 
     assert nlv == pytest.approx(ledger.starting_cash + realised_usd + unrealised_usd, rel=1e-9, abs=1e-4)
     daily, unrealised, realised = ledger.pnl()
     assert (unrealised, realised) == (pytest.approx(unrealised_usd, abs=1e-4), pytest.approx(realised_usd, abs=1e-4))
+    assert daily == pytest.approx(unrealised + realised)
     # the orders' own bookkeeping agrees with the executions
     for o in exchange.open_orders() + exchange.completed_orders():
         done = sum(ex.shares for ex, _ in executions if ex.order_id == o.order_id)
