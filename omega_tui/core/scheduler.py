@@ -1,0 +1,307 @@
+"""TIP-Search: each decision goes to the most accurate model whose latency bound still fits the deadline.
+
+After Wang, "Time-Predictable Inference Scheduling for Market Prediction under Uncertain Load" (arXiv
+2506.08026). For every model the scheduler keeps the last `scheduler.window` latencies measured on this
+machine and takes their split-conformal upper quantile at level `scheduler.quantile`: the
+ceil((n + 1) q)-th smallest of n samples, which under exchangeability exceeds the next latency with
+probability at least q. With too few samples for that rank (n < q / (1 − q), e.g. 99 at q = 0.99) the bound
+is infinite. A model is feasible when it has at least `scheduler.min_samples` samples and its bound plus its
+current queue wait fits the remaining budget (deadline − reserve − time already spent). The choice is the
+feasible model with the highest expected accuracy (per volatility bucket when enabled), ties broken by the
+lower bound, then the name; with no feasible model the decision abstains (no trade), never a slow fallback.
+
+`choose` is a pure function of a `SchedulerSnapshot`, so a recorded decision can be replayed exactly. The
+`Scheduler` object only owns the state the snapshot is built from (latency windows, the accuracy book) and
+is used from the core loop alone.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from omega_tui.config import SchedulerSettings
+from omega_tui.core.models.data import Priors
+from omega_tui.core.views import ModelMetricsView, SchedulerView
+
+INF = math.inf
+
+
+def conformal_rank(n: int, q: float) -> int:
+    """1-based rank of the conformal upper quantile among n samples; > n means the bound is infinite."""
+    return math.ceil((n + 1) * q - 1e-12)
+
+
+def conformal_min_samples(q: float) -> int:
+    """Fewest samples whose conformal rank at level q is finite."""
+    n = 1
+    while conformal_rank(n, q) > n:
+        n += 1
+    return n
+
+
+def conformal_bound(sorted_samples: list[int], q: float) -> float:
+    """The split-conformal upper quantile of ascending samples, or +inf when there are too few."""
+    n = len(sorted_samples)
+    k = conformal_rank(n, q)
+    return INF if n == 0 or k > n else float(sorted_samples[k - 1])
+
+
+class LatencyWindow:
+    """The last `size` latencies of one model, kept sorted too so a quantile costs O(1) and an insert O(n)."""
+
+    __slots__ = ("_fifo", "_q", "_sorted", "bound_ns", "size", "total")
+
+    def __init__(self, size: int, q: float) -> None:
+        self.size = size
+        self._q = q
+        self._fifo: deque[int] = deque()
+        self._sorted: list[int] = []
+        self.bound_ns = INF
+        self.total = 0
+
+    def add(self, ns: int) -> None:
+        self._fifo.append(ns)
+        insort(self._sorted, ns)
+        if len(self._fifo) > self.size:
+            old = self._fifo.popleft()
+            del self._sorted[bisect_left(self._sorted, old)]
+        self.total += 1
+        self.bound_ns = conformal_bound(self._sorted, self._q)
+
+    def __len__(self) -> int:
+        return len(self._fifo)
+
+    def quantile(self, p: float) -> float:
+        """Plain empirical quantile (nearest rank) for display; 0 when empty."""
+        if not self._sorted:
+            return 0.0
+        return float(self._sorted[min(len(self._sorted) - 1, max(0, math.ceil(p * len(self._sorted)) - 1))])
+
+
+class AccuracyBook:
+    """Expected accuracy per model and regime bucket: the evaluated prior, moved by matured outcomes.
+
+    expected = (prior × w + correct) / (w + outcomes), with w = min(prior samples, `prior_weight`), so the
+    shipped evaluation counts as at most `prior_weight` outcomes and live data takes over as it accrues.
+    """
+
+    def __init__(
+        self,
+        names: Iterable[str],
+        priors: Priors,
+        prior_weight: int,
+        by_regime: bool,
+        defaults: Mapping[str, float] | None = None,
+    ) -> None:
+        self.by_regime = by_regime
+        self._cells: dict[tuple[str, int], list[float]] = {}  # (name, bucket or -1) -> [prior, w, hits, n]
+        for name in names:
+            p = priors.prior(name)
+            base = p.accuracy if p else (defaults or {}).get(name, 0.5)
+            w = float(min(p.samples, prior_weight)) if p else 0.0
+            self._cells[(name, -1)] = [base, w, 0.0, 0.0]
+            for b in range(3):
+                if p and len(p.buckets) == 3:
+                    bw = float(min(p.bucket_samples[b], prior_weight)) if p.bucket_samples else w
+                    self._cells[(name, b)] = [p.buckets[b], bw, 0.0, 0.0]
+                else:
+                    self._cells[(name, b)] = [base, w, 0.0, 0.0]
+
+    def expected(self, name: str, regime: int) -> float:
+        cell = self._cells.get((name, regime if self.by_regime else -1))
+        if cell is None:
+            return 0.5
+        prior, w, hits, n = cell
+        return prior if w + n == 0 else (prior * w + hits) / (w + n)
+
+    def update(self, name: str, regime: int, correct: bool) -> None:
+        for key in ((name, -1), (name, regime)):
+            cell = self._cells.get(key)
+            if cell is not None:
+                cell[2] += 1.0 if correct else 0.0
+                cell[3] += 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStat:
+    """What the choice needs to know about one model at one decision."""
+
+    name: str
+    samples: int
+    bound_ns: float  # conformal upper latency quantile, +inf when unknown
+    queue_wait_ns: float  # time before the model's worker is free (+inf when it is stuck past its bound)
+    accuracy: float
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSnapshot:
+    """Everything one choice depends on: replaying the same snapshot gives the same choice."""
+
+    budget_ns: int
+    regime: int
+    min_samples: int
+    models: tuple[ModelStat, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The model to run (None = abstain) and why."""
+
+    model: str | None
+    budget_ns: int
+    bound_ns: float = INF
+    accuracy: float = 0.0
+    reason: str = ""
+
+    @property
+    def abstained(self) -> bool:
+        return self.model is None
+
+
+def feasible(stat: ModelStat, budget_ns: int, min_samples: int) -> bool:
+    """Enough samples, and bound plus queue wait within the budget."""
+    return stat.samples >= min_samples and stat.bound_ns + stat.queue_wait_ns <= budget_ns
+
+
+def choose(snap: SchedulerSnapshot) -> Choice:
+    """TIP-Search: the most accurate feasible model (then lower bound, then name), else abstain."""
+    best: ModelStat | None = None
+    for m in snap.models:
+        if not feasible(m, snap.budget_ns, snap.min_samples):
+            continue
+        if (
+            best is None
+            or m.accuracy > best.accuracy
+            or (m.accuracy == best.accuracy and (m.bound_ns, m.name) < (best.bound_ns, best.name))
+        ):
+            best = m
+    if best is None:
+        return Choice(None, snap.budget_ns, reason="no model fits the deadline")
+    return Choice(best.name, snap.budget_ns, best.bound_ns, best.accuracy, "tip-search")
+
+
+class Scheduler:
+    """Latency windows and accuracy book of a model pool; builds snapshots and chooses (core loop only)."""
+
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        names: Iterable[str],
+        priors: Priors | None = None,
+        defaults: Mapping[str, float] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.names = tuple(names)
+        self.quantile = settings.quantile
+        self.min_samples = settings.min_samples
+        self.latency = {n: LatencyWindow(settings.window, settings.quantile) for n in self.names}
+        self.accuracy = AccuracyBook(
+            self.names, priors or Priors(), settings.prior_weight, settings.regime_buckets, defaults
+        )
+
+    @property
+    def warm_samples(self) -> int:
+        """Samples a model needs before it can be chosen: min_samples and a finite conformal bound."""
+        return max(self.min_samples, conformal_min_samples(self.quantile))
+
+    def observe_latency(self, name: str, ns: int) -> None:
+        window = self.latency.get(name)
+        if window is not None:
+            window.add(max(0, int(ns)))
+
+    def bound_ns(self, name: str) -> float:
+        window = self.latency.get(name)
+        return INF if window is None else window.bound_ns
+
+    def snapshot(self, budget_ns: int, regime: int, queue_wait_ns: Mapping[str, float]) -> SchedulerSnapshot:
+        acc = self.accuracy
+        stats = tuple(
+            ModelStat(n, len(w), w.bound_ns, queue_wait_ns.get(n, 0.0), acc.expected(n, regime))
+            for n, w in self.latency.items()
+        )
+        return SchedulerSnapshot(budget_ns, regime, self.min_samples, stats)
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+class _ModelCounters:
+    __slots__ = ("answered", "correct", "late", "runs", "scored", "selected", "timely_correct")
+
+    def __init__(self) -> None:
+        self.selected = 0  # decisions that chose this model
+        self.runs = 0  # of those, runs that finished (on time or late)
+        self.late = 0  # of those, answers discarded for missing the deadline (incl. hard timeouts)
+        self.answered = 0  # answers delivered on time
+        self.scored = 0  # matured predictions (on time or late)
+        self.correct = 0
+        self.timely_correct = 0  # matured, correct and on time
+
+
+class SchedulerMetrics:
+    """Counters behind the `scheduler` hot-state section (per-model metrics, abstain rate, tick→decision)."""
+
+    def __init__(self, names: Iterable[str], window: int = 2048) -> None:
+        self.decisions = 0
+        self.abstains = 0
+        self.models = {n: _ModelCounters() for n in names}
+        self.tick_to_decision = LatencyWindow(window, 0.99)
+
+    def decided(self, model: str | None) -> None:
+        self.decisions += 1
+        if model is None:
+            self.abstains += 1
+        else:
+            self.models[model].selected += 1
+
+    def ran(self, model: str, on_time: bool) -> None:
+        c = self.models[model]
+        c.runs += 1
+        if on_time:
+            c.answered += 1
+        else:
+            c.late += 1
+
+    def timed_out(self, model: str) -> None:
+        self.models[model].late += 1
+
+    def scored(self, model: str, correct: bool, on_time: bool) -> None:
+        c = self.models[model]
+        c.scored += 1
+        c.correct += correct
+        c.timely_correct += correct and on_time
+
+    def view(self, scheduler: Scheduler, deadline_ms: float, params_version: int, regime: int = 1) -> SchedulerView:
+        models: list[ModelMetricsView] = []
+        for name, c in self.models.items():
+            w = scheduler.latency.get(name)
+            bound = w.bound_ns if w is not None else INF
+            decided = c.selected - (c.selected - c.answered - c.late)  # selections whose outcome is known
+            models.append(
+                ModelMetricsView(
+                    name=name,
+                    samples=len(w) if w is not None else 0,
+                    latency_p50_us=(w.quantile(0.5) if w else 0.0) / 1000.0,
+                    latency_p99_us=(w.quantile(0.99) if w else 0.0) / 1000.0,
+                    bound_us=bound / 1000.0 if bound != INF else -1.0,
+                    selection_share=c.selected / self.decisions if self.decisions else 0.0,
+                    deadline_satisfaction=c.answered / decided if decided else 1.0,
+                    raw_accuracy=c.correct / c.scored if c.scored else 0.0,
+                    timely_accuracy=c.timely_correct / c.scored if c.scored else 0.0,
+                    expected_accuracy=scheduler.accuracy.expected(name, regime),
+                )
+            )
+        t2d = self.tick_to_decision
+        return SchedulerView(
+            decisions=self.decisions,
+            abstain_rate=self.abstains / self.decisions if self.decisions else 0.0,
+            deadline_ms=deadline_ms,
+            models=models,
+            tick_to_decision_p50_us=t2d.quantile(0.5) / 1000.0,
+            tick_to_decision_p99_us=t2d.quantile(0.99) / 1000.0,
+            params_version=params_version,
+        )
