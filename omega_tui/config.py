@@ -247,6 +247,8 @@ class SignalSettings(_Section):
     """Largest quantity one signal asks for."""
     cooldown_s: Annotated[float, Field(ge=0)] = 30.0
     """Minimum time between two entries on one instrument."""
+    entry_price: Literal["join", "mid"] = "join"
+    """Entry limit: "join" the touch (buy at the bid, sell at the ask) or the mid rounded toward passive."""
 
 
 class SchedulerSettings(_Section):
@@ -266,6 +268,12 @@ class SchedulerSettings(_Section):
     """Enabled models, by name (built-in or from the omega_tui.models entry points)."""
     regime_buckets: bool = True
     """Track accuracy per volatility regime bucket."""
+    horizon_ms: Annotated[int, Field(gt=0)] = 1000
+    """Predictions are scored against the mid this long after the decision (the shipped evaluation uses 1 s)."""
+    prior_weight: Annotated[int, Field(ge=0)] = 200
+    """The shipped evaluation's accuracy counts as at most this many live outcomes."""
+    calibration_interval_ms: Annotated[int, Field(gt=0)] = 1000
+    """A model the scheduler does not choose is re-measured off the hot path this often."""
 
 
 class UISettings(_Section):
