@@ -16,10 +16,12 @@ beyond its limit after a fill → REDUCING; a critical IB error code → HALTED 
 lost connection → HALTED. Trading stays halted after reconnection until an operator resumes.
 
 The order manager is reached through `ExposureView`, so tests use a fake. Exposure is projected
-conservatively: position + working entries in this order's direction + this order. Because the order
-manager reports working entries as one signed net figure, entries in both directions at once would hide
-exposure; the `opposing_working_orders` rule therefore refuses an order against a working entry of the
-other side, which keeps the net figure equal to the gross one.
+conservatively: position + working orders in this order's direction + this order. Working entries come
+from the order manager (`working_entry_qty`, one signed net figure, protective children excluded); working
+reduce-only and flatten orders, which it does not count, are tracked here from their approval until the
+order manager reports them terminal (`OrderStateChanged`, matched by the `<intent_id>:` order_ref prefix)
+or filled. Because a net figure over entries in both directions would hide exposure, the
+`opposing_working_orders` rule refuses an order against a working entry of the other side.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from omega_tui.core.types import (
     Halt,
     IntentSource,
     OrderIntent,
+    OrderStateChanged,
     OrderType,
     Quote,
     QuoteFlag,
@@ -175,6 +178,15 @@ class _DayCounters:
     denied: int = 0
 
 
+@dataclass(slots=True)
+class _Closing:
+    """A working reduce-only or flatten order, which the order manager's `working_entry_qty` leaves out."""
+
+    key: str
+    signed_remaining: int
+    order_ids: set[int]
+
+
 def _fmt_qty(qty: int) -> str:
     return f"{qty:+,d}" if qty else "0"
 
@@ -251,6 +263,8 @@ class RiskEngine(Component):
         self._tasks_bg: set[asyncio.Task[Any]] = set()
         self._command_seq = 0
         self._flatten_seq = 0
+        self._closing: dict[str, _Closing] = {}  # by intent_id
+        self._closing_by_order: dict[int, str] = {}
 
         # Trading day and P&L bookkeeping (see _read_pnl for how order-manager resets are absorbed).
         self._day_span = TradingDay.at(clock.now_utc(), r.day_reset_time, self._tz)
@@ -319,6 +333,7 @@ class RiskEngine(Component):
         self._bus.subscribe(QuoteUpdated, self.on_quote)
         self._bus.subscribe(ApiErrorReceived, self.on_api_error)
         self._bus.subscribe(ConnectionChanged, self.on_connection)
+        self._bus.subscribe(OrderStateChanged, self.on_order_state)
         self._persist_day()
         self.publish_view()
         self.spawn(self._run_ticker(), "ticker")
@@ -328,6 +343,7 @@ class RiskEngine(Component):
         self._bus.unsubscribe(QuoteUpdated, self.on_quote)
         self._bus.unsubscribe(ApiErrorReceived, self.on_api_error)
         self._bus.unsubscribe(ConnectionChanged, self.on_connection)
+        self._bus.unsubscribe(OrderStateChanged, self.on_order_state)
         for task in list(self._tasks_bg):
             task.cancel()
         self._persist_day()
@@ -364,7 +380,8 @@ class RiskEngine(Component):
         signed = qty * intent.side.sign
         position = orders.position_qty(key)
         working = orders.working_entry_qty(key)
-        same_dir_working = working if working * signed > 0 else 0
+        closing = self.closing_qty(key) if self._closing else 0
+        same_dir_working = (working if working * signed > 0 else 0) + (closing if closing * signed > 0 else 0)
         after = position + same_dir_working + signed
         # Shrinks: against the position, and even if everything working this way fills, never through zero.
         shrinks = position * signed < 0 and after * position >= 0
@@ -600,7 +617,50 @@ class RiskEngine(Component):
         self._bus.publish(decision)
         if not decision.approved:
             return decision, []
-        return decision, self._orders.submit(intent)
+        if intent.reduce_only:
+            # Tracked before the order manager can report on it (it may call back synchronously).
+            self._closing[intent.intent_id] = _Closing(intent.key, intent.quantity * intent.side.sign, set())
+        ids = self._orders.submit(intent)
+        tracked = self._closing.get(intent.intent_id)
+        if tracked is not None:
+            tracked.order_ids.update(ids)
+            for order_id in ids:
+                self._closing_by_order[order_id] = intent.intent_id
+        return decision, ids
+
+    def closing_qty(self, key: str) -> int:
+        """Signed remaining quantity of working reduce-only and flatten orders on `key`."""
+        return sum(c.signed_remaining for c in self._closing.values() if c.key == key)
+
+    def on_order_state(self, event: OrderStateChanged) -> None:
+        """Follow reduce-only and flatten orders until terminal (learning their ids if queued at first)."""
+        if not self._closing:
+            return
+        intent_id = event.order_ref.split(":", 1)[0] if event.order_ref else self._closing_by_order.get(event.order_id)
+        tracked = self._closing.get(intent_id or "")
+        if tracked is None:
+            return
+        if event.new.is_terminal:
+            self._forget_closing(intent_id or "")
+        elif event.order_id not in tracked.order_ids:
+            tracked.order_ids.add(event.order_id)
+            self._closing_by_order[event.order_id] = intent_id or ""
+
+    def _forget_closing(self, intent_id: str) -> None:
+        tracked = self._closing.pop(intent_id, None)
+        if tracked is not None:
+            for order_id in tracked.order_ids:
+                self._closing_by_order.pop(order_id, None)
+
+    def _closing_fill(self, order_id: int, order_ref: str, qty: int) -> None:
+        intent_id = order_ref.split(":", 1)[0] if order_ref else self._closing_by_order.get(order_id, "")
+        tracked = self._closing.get(intent_id)
+        if tracked is None:
+            return
+        step = min(qty, abs(tracked.signed_remaining))
+        tracked.signed_remaining -= step if tracked.signed_remaining > 0 else -step
+        if tracked.signed_remaining == 0:
+            self._forget_closing(intent_id)
 
     # ------------------------------------------------------------------ trading state
 
@@ -680,6 +740,10 @@ class RiskEngine(Component):
             log.exception("cancel-all failed")
             ok = False
         self._cancel_verified = ok
+        if ok:
+            # Every order is terminal (queued ones dropped): no closing order can still be working.
+            self._closing.clear()
+            self._closing_by_order.clear()
         self._journal.record("risk_cancel_all", reason=reason, ok=ok)
         if not ok:
             self._alert("cancel-all after the halt is not confirmed: some orders may still be working")
@@ -759,7 +823,6 @@ class RiskEngine(Component):
         deadline = self.clock.monotonic_ns() + int(self._execution.flatten_timeout_s * 1e9)
         started = self.clock.monotonic_ns()
         sent_at: dict[str, int] = {}
-        sent_ids: dict[str, list[int]] = {}
         cancel_sent: set[str] = set()
         no_price: set[str] = set()
         poll_s = min(FLATTEN_POLL_S, self._execution.flatten_reprice_s)
@@ -771,11 +834,11 @@ class RiskEngine(Component):
             if now >= deadline:
                 return open_positions
             for key, qty in open_positions.items():
-                working = orders.working_entry_qty(key)
-                if working * qty < 0:
+                out = [c for c in self._closing.values() if c.key == key]
+                if out:
                     # A closing order is still out: reprice it when due, never send a second one beside it.
                     if now - sent_at.get(key, started) >= reprice_ns and key not in cancel_sent:
-                        for order_id in sent_ids.get(key, []):
+                        for order_id in {i for c in out for i in c.order_ids}:
                             orders.cancel(order_id)
                         cancel_sent.add(key)
                     continue
@@ -801,9 +864,9 @@ class RiskEngine(Component):
                     adaptive_priority="Urgent",
                     reason=f"flatten: {reason}",
                 )
-                decision, ids = self._submit(intent)
+                decision, _ids = self._submit(intent)
                 if decision.approved:
-                    sent_at[key], sent_ids[key] = now, ids
+                    sent_at[key] = now
                     cancel_sent.discard(key)
                 elif key not in no_price:
                     no_price.add(key)
@@ -856,6 +919,8 @@ class RiskEngine(Component):
     def on_fill(self, event: FillReceived) -> None:
         """After a fill: the day's P&L, and whether that position is now beyond its limit."""
         self._fills_seen += 1
+        if self._closing:
+            self._closing_fill(event.fill.order_id, event.fill.order_ref, event.fill.quantity)
         self._maybe_roll_day()
         self._check_daily_loss()
         self._persist_day()  # realised P&L moved; the day's figures must survive a crash

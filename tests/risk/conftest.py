@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class Harness:
         engine.set_instruments(INSTRUMENTS)
         engine.set_disconnect(self.disconnects.append)
         self.orders.state_probe = lambda: engine.trading_state
+        self.orders.bus = self.bus
         return engine
 
     async def sleep(self, seconds: float) -> None:
@@ -92,6 +94,15 @@ class Harness:
         self.bus.subscribe_all(self.events.append)
         self.engine = self._build()
         return self.engine
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[RiskEngine]:
+        """The engine started (subscribed to the bus, as in the runtime) for the duration of the block."""
+        await self.engine.start()
+        try:
+            yield self.engine
+        finally:
+            await self.engine.stop()
 
     def journal_kinds(self) -> list[str]:
         return [r["kind"] for r in self.journal.read()]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import Clock
 from omega_tui.core.positions import Position
 from omega_tui.core.types import (
@@ -21,6 +22,8 @@ from omega_tui.core.types import (
     InstrumentSpec,
     IntentSource,
     OrderIntent,
+    OrderState,
+    OrderStateChanged,
     OrderType,
     Quote,
     QuoteFlag,
@@ -29,7 +32,8 @@ from omega_tui.core.types import (
     VerifiedInstrument,
 )
 
-ENTRY_ROLES = ("entry", "flatten", "reduce")
+ENTRY_ROLES = ("entry",)  # what working_entry_qty counts, as the real order manager does
+PARENT_ROLES = ("entry", "flatten", "reduce")
 
 
 @dataclass
@@ -40,6 +44,7 @@ class FakeOrder:
     quantity: int
     price: Decimal | None
     role: str  # entry, reduce, flatten, take_profit, stop_loss
+    intent_id: str = ""
     parent_id: int = 0
     filled: int = 0
     active: bool = True
@@ -64,6 +69,7 @@ class FakeOrders:
         self.cancel_all_result = True
         self.cancel_all_cancels = True  # cancel_all really cancels every working order
         self.state_probe: Callable[[], TradingState] | None = None
+        self.bus: EventBus | None = None  # where OrderStateChanged goes, as the real order manager publishes it
         self.on_cancel_all: Callable[[], None] | None = None
         self._ids = itertools.count(1)
         self._exec = itertools.count(1)
@@ -73,7 +79,9 @@ class FakeOrders:
     def submit(self, intent: OrderIntent) -> list[int]:
         self.submitted.append((intent, self.state_probe() if self.state_probe else None))
         role = "flatten" if intent.source is IntentSource.FLATTEN else "reduce" if intent.reduce_only else "entry"
-        parent = FakeOrder(next(self._ids), intent.key, intent.side, intent.quantity, intent.limit_price, role)
+        parent = FakeOrder(
+            next(self._ids), intent.key, intent.side, intent.quantity, intent.limit_price, role, intent.intent_id
+        )
         self.orders[parent.order_id] = parent
         ids = [parent.order_id]
         if intent.take_profit is not None and intent.stop_loss is not None:
@@ -85,6 +93,7 @@ class FakeOrders:
                     0,
                     price,
                     child_role,
+                    intent.intent_id,
                     parent_id=parent.order_id,
                     active=False,
                 )
@@ -96,7 +105,7 @@ class FakeOrders:
         order = self.orders.get(order_id)
         if order is None or order.done:
             return False
-        order.done = True
+        self._finish(order, OrderState.CANCELLED)
         self.cancelled.append(order_id)
         return True
 
@@ -106,7 +115,8 @@ class FakeOrders:
             self.on_cancel_all()
         if self.cancel_all_cancels:
             for order in self.orders.values():
-                order.done = True
+                if not order.done:
+                    self._finish(order, OrderState.CANCELLED)
         return self.cancel_all_result
 
     def position_qty(self, key: str) -> int:
@@ -138,7 +148,7 @@ class FakeOrders:
             o
             for o in self.orders.values()
             if not o.done
-            and (o.active or o.role in ENTRY_ROLES)
+            and (o.active or o.role in PARENT_ROLES)
             and (key is None or o.key == key)
             and (role is None or o.role == role)
         ]
@@ -155,7 +165,7 @@ class FakeOrders:
     ) -> ExecutionReport | None:
         """Fill up to `qty` of a working order (clipped as the order manager would); None if nothing filled."""
         order = self.orders[order_id]
-        if order.done or not (order.active or order.role in ENTRY_ROLES):
+        if order.done or not (order.active or order.role in PARENT_ROLES):
             return None
         qty = min(qty, order.remaining)
         position = self.pos.get(order.key) or Position(order.key, multiplier=self.multipliers.get(order.key, 1))
@@ -171,23 +181,7 @@ class FakeOrders:
         position.apply_fill(order.side, qty, fill_price)
         position.add_commission(commission)
         order.filled += qty
-        if order.remaining == 0:
-            order.done = True
-        if order.role == "entry":
-            for child in self._children(order.order_id):
-                child.quantity += qty
-                child.active = True
-        elif order.role in ("take_profit", "stop_loss"):
-            for sibling in self._children(order.parent_id):
-                if sibling.order_id != order.order_id and not sibling.done:
-                    sibling.quantity = max(sibling.filled, sibling.quantity - qty)
-                    if sibling.remaining == 0:
-                        sibling.done = True
-        if position.quantity == 0:
-            for o in self.orders.values():
-                if o.key == order.key and o.role in ("take_profit", "stop_loss"):
-                    o.done = True
-        return ExecutionReport(
+        report = ExecutionReport(
             exec_id=f"e{next(self._exec)}",
             order_id=order.order_id,
             perm_id=order.order_id,
@@ -200,7 +194,40 @@ class FakeOrders:
             avg_price=fill_price,
             time_utc=self.clock.now_utc(),
             recv_ns=self.clock.monotonic_ns(),
+            order_ref=f"{order.intent_id}:{order.role}",
         )
+        if order.remaining == 0:
+            self._finish(order, OrderState.FILLED)
+        if order.role == "entry":
+            for child in self._children(order.order_id):
+                child.quantity += qty
+                child.active = True
+        elif order.role in ("take_profit", "stop_loss"):
+            for sibling in self._children(order.parent_id):
+                if sibling.order_id != order.order_id and not sibling.done:
+                    sibling.quantity = max(sibling.filled, sibling.quantity - qty)
+                    if sibling.remaining == 0:
+                        self._finish(sibling, OrderState.CANCELLED)
+        if position.quantity == 0:
+            for o in self.orders.values():
+                if o.key == order.key and o.role in ("take_profit", "stop_loss") and not o.done:
+                    self._finish(o, OrderState.CANCELLED)
+        return report
+
+    def _finish(self, order: FakeOrder, state: OrderState) -> None:
+        order.done = True
+        if self.bus is not None:
+            self.bus.publish(
+                OrderStateChanged(
+                    order.order_id,
+                    order.key,
+                    f"{order.intent_id}:{order.role}",
+                    OrderState.SUBMITTED,
+                    state,
+                    state.value,
+                    self.clock.monotonic_ns(),
+                )
+            )
 
     def _children(self, parent_id: int) -> list[FakeOrder]:
         return [o for o in self.orders.values() if o.parent_id == parent_id]

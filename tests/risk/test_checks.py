@@ -450,3 +450,30 @@ def test_submit_when_denied_then_nothing_reaches_the_order_manager(h: Harness) -
     record = [r for r in h.journal.read() if r["kind"] == "risk_decision"][-1]
     assert record["decision"]["rule"] == RULE_TRADING_STATE
     assert h.engine.denied_today == 1
+
+
+async def test_check_when_working_reduce_orders_would_cross_zero_then_denies(h: Harness) -> None:
+    async with h.running():
+        h.orders.set_position("AAPL", 100, Decimal("100"))
+        assert h.engine.submit(intent(side=Side.SELL, quantity=60, reduce_only=True)).approved
+        assert h.orders.working_entry_qty("AAPL") == 0  # like the real order manager: reduce orders not counted
+        second = h.engine.submit(intent(side=Side.SELL, quantity=60, reduce_only=True))
+        assert (second.approved, second.rule) == (False, RULE_REDUCE_ONLY)
+        # Once the first is gone (cancelled), the same order is fine again.
+        h.orders.cancel(h.orders.working("AAPL", "reduce")[0].order_id)
+        assert h.engine.closing_qty("AAPL") == 0
+        assert h.engine.submit(intent(side=Side.SELL, quantity=60, reduce_only=True)).approved
+
+
+async def test_check_when_working_close_and_entry_on_one_side_then_projection_counts_both(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness({"max_order_qty": 1000})
+    async with h.running():
+        h.orders.set_position("AAPL", 100, Decimal("100"))
+        assert h.engine.submit(intent(side=Side.SELL, quantity=100, reduce_only=True)).approved
+        h.orders.submit(intent(side=Side.SELL, quantity=500, tp=None, sl=None))
+        # Worst case if everything fills: 100 - 100 (close) - 500 (entry) - this.
+        assert h.engine.check(intent(side=Side.SELL, quantity=500)).approved  # -1,000: at the limit
+        over = h.engine.check(intent(side=Side.SELL, quantity=501))
+        assert (over.approved, over.rule) == (False, RULE_MAX_POSITION_QTY)

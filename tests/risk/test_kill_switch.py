@@ -193,89 +193,98 @@ async def test_daily_loss_when_breached_then_halts_and_flattens(h: Harness) -> N
 
 
 async def test_flatten_when_positions_open_then_halts_cancels_and_closes_each(h: Harness) -> None:
-    h.orders.set_position("AAPL", 300, Decimal("100"))
-    h.orders.set_position("ES", -2, Decimal("5000"))
-    entry = h.orders.submit(intent(quantity=5))
+    async with h.running():
+        h.orders.set_position("AAPL", 300, Decimal("100"))
+        h.orders.set_position("ES", -2, Decimal("5000"))
+        entry = h.orders.submit(intent(quantity=5))
 
-    def fill_everything() -> None:
-        for order in h.orders.working():
-            if order.role == "flatten":
-                h.fill(order.order_id, order.remaining)
+        def fill_everything() -> None:
+            for order in h.orders.working():
+                if order.role == "flatten":
+                    h.fill(order.order_id, order.remaining)
 
-    h.sleep_hook = fill_everything
-    result = await h.engine.handle(Flatten("operator:key", "end of day"))
-    assert result.ok, result.message
-    assert h.engine.trading_state is TradingState.HALTED
-    assert h.orders.cancel_all_calls and all(h.orders.orders[i].done for i in entry)
-    sent = {i.key: i for i, _ in h.orders.submitted if i.source is IntentSource.FLATTEN}
-    assert (sent["AAPL"].side, sent["AAPL"].quantity, sent["AAPL"].limit_price) == (Side.SELL, 300, Decimal("99.94"))
-    assert (sent["ES"].side, sent["ES"].quantity, sent["ES"].limit_price) == (Side.BUY, 2, Decimal("5001.50"))
-    assert all(state is TradingState.HALTED for _, state in h.orders.submitted[1:])
-    assert h.orders.position_qty("AAPL") == h.orders.position_qty("ES") == 0
+        h.sleep_hook = fill_everything
+        result = await h.engine.handle(Flatten("operator:key", "end of day"))
+        assert result.ok, result.message
+        assert h.engine.trading_state is TradingState.HALTED
+        assert h.orders.cancel_all_calls and all(h.orders.orders[i].done for i in entry)
+        sent = {i.key: i for i, _ in h.orders.submitted if i.source is IntentSource.FLATTEN}
+        assert (sent["AAPL"].side, sent["AAPL"].quantity, sent["AAPL"].limit_price) == (
+            Side.SELL,
+            300,
+            Decimal("99.94"),
+        )
+        assert (sent["ES"].side, sent["ES"].quantity, sent["ES"].limit_price) == (Side.BUY, 2, Decimal("5001.50"))
+        assert all(state is TradingState.HALTED for _, state in h.orders.submitted[1:])
+        assert h.orders.position_qty("AAPL") == h.orders.position_qty("ES") == 0
 
 
 async def test_flatten_when_partly_filled_then_reprices_the_rest_at_the_new_touch(
     make_harness: Callable[..., Harness],
 ) -> None:
     h = make_harness(execution={"flatten_reprice_s": 1.0, "flatten_timeout_s": 30.0})
-    h.orders.set_position("AAPL", 100, Decimal("100"))
-    state = {"round": 0}
+    async with h.running():
+        h.orders.set_position("AAPL", 100, Decimal("100"))
+        state = {"round": 0}
 
-    def market() -> None:
-        state["round"] += 1
-        working = h.orders.working("AAPL", "flatten")
-        if state["round"] == 2 and working:
-            h.fill(working[0].order_id, 40)  # a partial fill, then the market runs away
-            h.quote("AAPL", "99.00", "99.02")
-        elif h.clock.monotonic_ns() > 3_000_000_000 and working:
-            h.fill(working[0].order_id, working[0].remaining)
-        h.quote("AAPL", *(("99.00", "99.02") if state["round"] >= 2 else ("99.99", "100.01")))
+        def market() -> None:
+            state["round"] += 1
+            working = h.orders.working("AAPL", "flatten")
+            if state["round"] == 2 and working:
+                h.fill(working[0].order_id, 40)  # a partial fill, then the market runs away
+                h.quote("AAPL", "99.00", "99.02")
+            elif h.clock.monotonic_ns() > 3_000_000_000 and working:
+                h.fill(working[0].order_id, working[0].remaining)
+            h.quote("AAPL", *(("99.00", "99.02") if state["round"] >= 2 else ("99.99", "100.01")))
 
-    h.sleep_hook = market
-    result = await h.engine.flatten("operator:key", "test")
-    assert result.ok, result.message
-    sent = [i for i, _ in h.orders.submitted]
-    assert [(i.quantity, i.limit_price) for i in sent] == [(100, Decimal("99.94")), (60, Decimal("98.95"))]
-    assert h.orders.cancelled  # the first was cancelled before the second went out
-    assert h.orders.position_qty("AAPL") == 0
+        h.sleep_hook = market
+        result = await h.engine.flatten("operator:key", "test")
+        assert result.ok, result.message
+        sent = [i for i, _ in h.orders.submitted]
+        assert [(i.quantity, i.limit_price) for i in sent] == [(100, Decimal("99.94")), (60, Decimal("98.95"))]
+        assert h.orders.cancelled  # the first was cancelled before the second went out
+        assert h.orders.position_qty("AAPL") == 0
 
 
 async def test_flatten_when_nothing_fills_then_times_out_with_a_loud_alert(
     make_harness: Callable[..., Harness], caplog: pytest.LogCaptureFixture
 ) -> None:
     h = make_harness(execution={"flatten_reprice_s": 2.0, "flatten_timeout_s": 10.0})
-    h.orders.set_position("AAPL", 100, Decimal("100"))
-    h.sleep_hook = lambda: h.quote("AAPL", "99.99", "100.01")
-    result = await h.engine.flatten("operator:key", "test")
-    assert not result.ok
-    assert result.details["remaining"] == {"AAPL": 100}
-    assert "FLATTEN INCOMPLETE" in caplog.text
-    assert any(r["kind"] == "alert" and "FLATTEN INCOMPLETE" in r["text"] for r in h.journal.read())
-    assert any("FLATTEN INCOMPLETE" in line["text"] for line in h.hot.get("events"))
-    # Repriced (cancel, then resend) about every 2 s, never two closing orders at once.
-    assert 3 <= len(h.orders.submitted) <= 6
-    assert len(h.orders.working("AAPL", "flatten")) <= 1
+    async with h.running():
+        h.orders.set_position("AAPL", 100, Decimal("100"))
+        h.sleep_hook = lambda: h.quote("AAPL", "99.99", "100.01")
+        result = await h.engine.flatten("operator:key", "test")
+        assert not result.ok
+        assert result.details["remaining"] == {"AAPL": 100}
+        assert "FLATTEN INCOMPLETE" in caplog.text
+        assert any(r["kind"] == "alert" and "FLATTEN INCOMPLETE" in r["text"] for r in h.journal.read())
+        assert any("FLATTEN INCOMPLETE" in line["text"] for line in h.hot.get("events"))
+        # Repriced (cancel, then resend) about every 2 s, never two closing orders at once.
+        assert 3 <= len(h.orders.submitted) <= 6
+        assert len(h.orders.working("AAPL", "flatten")) <= 1
 
 
 async def test_flatten_when_cancel_all_unconfirmed_then_alerts_and_still_closes(h: Harness) -> None:
-    h.orders.cancel_all_result = False
-    h.orders.set_position("AAPL", 10, Decimal("100"))
-    h.sleep_hook = lambda: [h.fill(o.order_id, o.remaining) for o in h.orders.working("AAPL", "flatten")]
-    result = await h.engine.flatten("operator:key", "x")
-    assert result.ok
-    assert any(r["kind"] == "alert" and "not every order" in r["text"] for r in h.journal.read())
+    async with h.running():
+        h.orders.cancel_all_result = False
+        h.orders.set_position("AAPL", 10, Decimal("100"))
+        h.sleep_hook = lambda: [h.fill(o.order_id, o.remaining) for o in h.orders.working("AAPL", "flatten")]
+        result = await h.engine.flatten("operator:key", "x")
+        assert result.ok
+        assert any(r["kind"] == "alert" and "not every order" in r["text"] for r in h.journal.read())
 
 
 async def test_flatten_when_resumed_during_it_then_resume_refused(h: Harness) -> None:
-    h.orders.set_position("AAPL", 10, Decimal("100"))
-    answers: list[bool] = []
-    h.sleep_hook = lambda: answers.append(h.engine.resume("operator:key").ok)
-    task = asyncio.ensure_future(h.engine.flatten("operator:key", "x"))
-    for _ in range(20):
-        await asyncio.sleep(0)
-    h.orders.fill(max(h.orders.orders), 10)
-    await asyncio.wait_for(task, 5)
-    assert answers and not any(answers)
+    async with h.running():
+        h.orders.set_position("AAPL", 10, Decimal("100"))
+        answers: list[bool] = []
+        h.sleep_hook = lambda: answers.append(h.engine.resume("operator:key").ok)
+        task = asyncio.ensure_future(h.engine.flatten("operator:key", "x"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        h.orders.fill(max(h.orders.orders), 10)
+        await asyncio.wait_for(task, 5)
+        assert answers and not any(answers)
 
 
 # ------------------------------------------------------------------------------------- position limit
