@@ -213,9 +213,9 @@ class Faults:
         """The next new order is rejected with 201 and `reason`."""
         self._run(lambda: self._server.exchange.reject_next(reason))
 
-    def fill_after_cancel(self, enabled: bool = True) -> None:
-        """While enabled, cancelling a partly filled order yields one more fill before Cancelled."""
-        self._run(lambda: self._server.exchange.set_fill_after_cancel(enabled))
+    def fill_after_cancel(self, times: int = 1) -> None:
+        """The next `times` cancels of a working order first yield one more fill, then Cancelled (0 disarms)."""
+        self._run(lambda: self._server.exchange.set_fill_after_cancel(times))
 
     def misreport_commission(self, factor: float) -> None:
         """Commission reports carry the true commission × `factor`."""

@@ -696,6 +696,15 @@ class Session(asyncio.Protocol):
         except HistoryError as e:
             self.error(req_id, e.code, e.text)
             return
+        if not bars:
+            exch = v.get("exchange") or c.exchange
+            self.error(
+                req_id,
+                162,
+                f"Historical Market Data Service error message:HMDS query returned no data: "
+                f"{c.local_symbol or c.symbol}@{exch} {what.title()}",
+            )
+            return
         fmt = v.get("formatDate") or 1
         daily = seconds is not None and seconds >= 86400
         tz = c.time_zone_id or "UTC"
