@@ -115,7 +115,7 @@ def test_commission_keeps_an_unset_realized_pnl_as_none(wired: tuple[IB, IbOrder
     assert second.realized_pnl == Decimal("-12.5")
 
 
-def test_errors_carry_the_advanced_reject_and_skip_data_requests(wired: tuple[IB, IbOrderAdapter, Sink]) -> None:
+async def test_errors_carry_the_advanced_reject_and_skip_data_requests(wired: tuple[IB, IbOrderAdapter, Sink]) -> None:
     ib, adapter, sink = wired
     seen: list[BrokerError] = []
     adapter.add_error_listener(seen.append)
