@@ -205,7 +205,8 @@ class ManagedOrder:
     fill_notional: Decimal = ZERO
     broker_filled: int = 0
     broker_avg: Decimal | None = None
-    transitions: list[TransitionView] = field(default_factory=list)
+    # (state, ib_status, at_ns, at_utc): formatted into TransitionViews only when a view is built.
+    transitions: list[tuple[OrderState, str, int, datetime]] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
     submit_ns: int = 0
     ack_ns: int = 0
@@ -252,8 +253,14 @@ class ManagedOrder:
 @dataclass(slots=True)
 class _Leg:
     role: str
-    template: BrokerOrder  # order_id 0: ids are taken at placement so they rise in placement order (IB needs that)
+    fields: dict[str, Any]  # BrokerOrder fields but the ids: those are taken at placement, so they rise in
+    # placement order as IB requires
     parent: int | None = None  # index of the parent leg in the group
+
+    @property
+    def signed_qty(self) -> int:
+        side: Side = self.fields["action"]
+        return side.sign * int(self.fields["quantity"])
 
 
 @dataclass(order=True, slots=True)
@@ -264,10 +271,11 @@ class _Group:
     seq: int
     intent_id: str = field(compare=False)
     legs: list[_Leg] = field(compare=False)
+    intent_record: dict[str, Any] | None = field(default=None, compare=False)  # journaled with the submission
 
     @property
     def entry_signed_qty(self) -> int:
-        return sum(leg.template.action.sign * leg.template.quantity for leg in self.legs if leg.role in ENTRY_ROLES)
+        return sum(leg.signed_qty for leg in self.legs if leg.role in ENTRY_ROLES)
 
 
 class _Latency:
@@ -402,7 +410,7 @@ class OrderManager(Component):
             if o.key == key and o.state.is_working and o.opens_exposure:
                 total += o.order.action.sign * o.remaining
         for group in self._queue:
-            if group.legs and group.legs[0].template.key == key:
+            if group.legs and group.legs[0].fields["key"] == key:
                 total += group.entry_signed_qty
         return total
 
@@ -449,10 +457,15 @@ class OrderManager(Component):
         """
         intent = self._validated(intent)
         groups = self._build_groups(intent)
-        self.journal.record("intent", intent=intent, groups=len(groups))
+        # One journal line on the hot path: the intent rides in its first group's "submit" record, which is
+        # written before anything reaches the broker; if that group has to wait, the intent is journaled now.
+        groups[0].intent_record = intent_json(intent) | {"groups": len(groups)}
         for group in groups:
             heapq.heappush(self._queue, group)
         placed = self._pump()
+        if groups[0].intent_record is not None and not any(g is groups[0] for g, _ in placed):
+            self.journal.record("intent", intent=groups[0].intent_record)
+            groups[0].intent_record = None
         self._wake_queue()
         return [oid for group, ids in placed if group.intent_id == intent.intent_id for oid in ids]
 
@@ -544,81 +557,57 @@ class OrderManager(Component):
     def _build_groups(self, intent: OrderIntent) -> list[_Group]:
         inst = self.instruments[intent.key]
         now = self.clock.monotonic_ns()
-        base = BrokerOrder(
-            order_id=0,
-            key=intent.key,
-            con_id=inst.con_id,
-            action=intent.side,
-            quantity=intent.quantity,
-            order_type=intent.order_type,
-            limit_price=intent.limit_price if intent.order_type is OrderType.LMT else None,
-            tif=self.execution.tif,
-            transmit=True,
-        )
+        iid = intent.intent_id
+        # Legs are keyword sets, built into one BrokerOrder each at placement (dataclass replace is slow).
+        base: dict[str, Any] = {
+            "key": intent.key,
+            "con_id": inst.con_id,
+            "action": intent.side,
+            "quantity": intent.quantity,
+            "order_type": intent.order_type,
+            "limit_price": intent.limit_price if intent.order_type is OrderType.LMT else None,
+            "tif": self.execution.tif,
+        }
         if intent.reduce_only:
             role = "flatten" if intent.source is IntentSource.FLATTEN else "reduce"
-            leg = _Leg(role, replace(base, order_ref=f"{intent.intent_id}:{role}"))
-            return [_Group(now, next(self._seq), intent.intent_id, [leg])]
+            leg = _Leg(role, {**base, "order_ref": f"{iid}:{role}", "transmit": True})
+            return [_Group(now, next(self._seq), iid, [leg])]
         max_qty = self.execution.max_child_qty
         sizes = [max_qty] * (intent.quantity // max_qty)
         if intent.quantity % max_qty:
             sizes.append(intent.quantity % max_qty)
         sliced = len(sizes) > 1
         interval_ns = self.execution.slice_interval_ms * 1_000_000
-        priority = self._priority(intent)
+        algo_params = (("adaptivePriority", self._priority(intent)),)
+        exit_side = intent.side.opposite
         groups = []
         for k, qty in enumerate(sizes):
             suffix = f":{k}" if sliced else ""
             role = "slice" if sliced else "entry"
-            parent = replace(
-                base,
-                quantity=qty,
-                order_ref=f"{intent.intent_id}:{role}{suffix}",
-                algo_strategy="Adaptive",
-                algo_params=(("adaptivePriority", priority),),
-            )
-            legs = [_Leg(role, parent)]
-            children: list[tuple[str, BrokerOrder]] = []
-            oca = f"{intent.intent_id}:oca{suffix}"
-            exit_side = intent.side.opposite
+            oca = f"{iid}:oca{suffix}"
+            legs = [
+                _Leg(
+                    role,
+                    {
+                        **base,
+                        "quantity": qty,
+                        "order_ref": f"{iid}:{role}{suffix}",
+                        "algo_strategy": "Adaptive",
+                        "algo_params": algo_params,
+                    },
+                )
+            ]
+            child = {**base, "action": exit_side, "quantity": qty, "oca_group": oca, "oca_type": 1}
             if intent.take_profit is not None:
-                children.append(
-                    (
-                        "take_profit",
-                        replace(
-                            base,
-                            action=exit_side,
-                            quantity=qty,
-                            order_type=OrderType.LMT,
-                            limit_price=intent.take_profit,
-                            oca_group=oca,
-                            oca_type=1,
-                            order_ref=f"{intent.intent_id}:take_profit{suffix}",
-                        ),
-                    )
-                )
+                tp = {**child, "order_type": OrderType.LMT, "limit_price": intent.take_profit}
+                legs.append(_Leg("take_profit", {**tp, "order_ref": f"{iid}:take_profit{suffix}"}, parent=0))
             if intent.stop_loss is not None:
-                children.append(
-                    (
-                        "stop_loss",
-                        replace(
-                            base,
-                            action=exit_side,
-                            quantity=qty,
-                            order_type=OrderType.STP,
-                            limit_price=None,
-                            aux_price=intent.stop_loss,
-                            oca_group=oca,
-                            oca_type=1,
-                            order_ref=f"{intent.intent_id}:stop_loss{suffix}",
-                        ),
-                    )
-                )
-            legs.extend(_Leg(role_, order, parent=0) for role_, order in children)
+                sl = {**child, "order_type": OrderType.STP, "limit_price": None, "aux_price": intent.stop_loss}
+                legs.append(_Leg("stop_loss", {**sl, "order_ref": f"{iid}:stop_loss{suffix}"}, parent=0))
             # Transmit chain: only the last leg transmits, so IB releases the bracket whole.
             for i, leg in enumerate(legs):
-                leg.template = replace(leg.template, transmit=i == len(legs) - 1)
-            groups.append(_Group(now + k * interval_ns, next(self._seq), intent.intent_id, legs))
+                leg.fields["transmit"] = i == len(legs) - 1
+            groups.append(_Group(now + k * interval_ns, next(self._seq), iid, legs))
         return groups
 
     def pump(self) -> float | None:
@@ -659,14 +648,17 @@ class OrderManager(Component):
     def _place_group(self, group: _Group) -> list[int]:
         ids = [self.broker.next_order_id() for _ in group.legs]
         orders = [
-            replace(leg.template, order_id=ids[i], parent_id=ids[leg.parent] if leg.parent is not None else 0)
+            BrokerOrder(order_id=ids[i], parent_id=ids[leg.parent] if leg.parent is not None else 0, **leg.fields)
             for i, leg in enumerate(group.legs)
         ]
         # Written (and fsynced: "submit" is durable) before anything reaches the broker.
         self.journal.record(
             "submit",
             intent_id=group.intent_id,
-            legs=[{"role": leg.role, "order": order} for leg, order in zip(group.legs, orders, strict=True)],
+            intent=group.intent_record,
+            legs=[
+                {"role": leg.role, "order": order_json(order)} for leg, order in zip(group.legs, orders, strict=True)
+            ],
         )
         managed = []
         for leg, order in zip(group.legs, orders, strict=True):
@@ -752,7 +744,7 @@ class OrderManager(Component):
         if aux_price is not None:
             changes["aux_price"] = aux_price
         new = replace(o.order, **changes)
-        self.journal.record("modify", order_id=order_id, order=new)
+        self.journal.record("modify", order_id=order_id, order=order_json(new))
         o.order = new
         o.view = None
         self.broker.place_order(new)
@@ -848,7 +840,7 @@ class OrderManager(Component):
             )
             o = self._adopt(placeholder, "Submitted", report.perm_id, "execDetails")
         if not self._replaying:
-            self.journal.record("fill", fill=report)
+            self.journal.record("fill", fill=execution_json(report))
         self._exec_to_order[report.exec_id] = o.order_id
         o.fills[report.exec_id] = report
         o.fill_qty += report.quantity
@@ -894,7 +886,7 @@ class OrderManager(Component):
     def _book_commission(self, report: CommissionReport, pos: Position, o: ManagedOrder) -> None:
         self._commissioned.add(report.exec_id)
         if not self._replaying:
-            self.journal.record("commission", commission=report, order_id=o.order_id, key=o.key)
+            self.journal.record("commission", commission=commission_json(report), order_id=o.order_id, key=o.key)
             fill = o.fills.get(report.exec_id)
             if fill is not None:
                 self._lat_commission.add(report.recv_ns - fill.recv_ns)
@@ -984,16 +976,7 @@ class OrderManager(Component):
         o.state = target
         if ib_status:
             o.ib_status = ib_status
-        prev_ns = o.transitions[-1]["at_ns"] if o.transitions else now
-        o.transitions.append(
-            TransitionView(
-                state=target.value,
-                ib_status=o.ib_status,
-                at_utc=self.clock.now_utc().isoformat(timespec="microseconds"),
-                at_ns=now,
-                since_prev_us=(now - prev_ns) // 1000,
-            )
-        )
+        o.transitions.append((target, o.ib_status, now, self.clock.now_utc()))
         o.last_ns = now
         o.view = None
         if self._replaying:
@@ -1056,7 +1039,7 @@ class OrderManager(Component):
         if target is PENDING_SUBMIT:
             target = SUBMITTED
         if not self._replaying:
-            self.journal.record("adopted", order=order, status=status, perm_id=perm_id, source=source)
+            self.journal.record("adopted", order=order_json(order), status=status, perm_id=perm_id, source=source)
             log.info(
                 "adopted order %s (%s %s %s) from %s", order.order_id, order.action, order.quantity, order.key, source
             )
@@ -1403,7 +1386,7 @@ class OrderManager(Component):
                 avg_fill_price=_str(avg),
                 state=o.state.value,
                 ib_status=o.ib_status,
-                transitions=list(o.transitions),
+                transitions=_transition_views(o.transitions),
                 anomalies=list(o.anomalies),
             )
         return o.view
@@ -1418,6 +1401,95 @@ def _str(value: Decimal | None) -> str | None:
 
 def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
+
+
+def order_json(o: BrokerOrder) -> dict[str, Any]:
+    """A BrokerOrder as plain JSON values (hand-written: `dataclasses.asdict` costs ~10x on the hot path)."""
+    return {
+        "order_id": o.order_id,
+        "key": o.key,
+        "con_id": o.con_id,
+        "action": o.action.value,
+        "quantity": o.quantity,
+        "order_type": o.order_type.value,
+        "limit_price": _str(o.limit_price),
+        "aux_price": _str(o.aux_price),
+        "tif": o.tif,
+        "parent_id": o.parent_id,
+        "oca_group": o.oca_group,
+        "oca_type": o.oca_type,
+        "transmit": o.transmit,
+        "order_ref": o.order_ref,
+        "algo_strategy": o.algo_strategy,
+        "algo_params": [list(p) for p in o.algo_params],
+        "what_if": o.what_if,
+        "account": o.account,
+    }
+
+
+def intent_json(i: OrderIntent) -> dict[str, Any]:
+    return {
+        "intent_id": i.intent_id,
+        "key": i.key,
+        "side": i.side.value,
+        "quantity": i.quantity,
+        "limit_price": _str(i.limit_price),
+        "take_profit": _str(i.take_profit),
+        "stop_loss": _str(i.stop_loss),
+        "source": i.source.value,
+        "created_ns": i.created_ns,
+        "order_type": i.order_type.value,
+        "reduce_only": i.reduce_only,
+        "adaptive_priority": i.adaptive_priority,
+        "model": i.model,
+        "reason": i.reason,
+    }
+
+
+def execution_json(e: ExecutionReport) -> dict[str, Any]:
+    return {
+        "exec_id": e.exec_id,
+        "order_id": e.order_id,
+        "perm_id": e.perm_id,
+        "key": e.key,
+        "con_id": e.con_id,
+        "side": e.side.value,
+        "quantity": e.quantity,
+        "price": str(e.price),
+        "cum_qty": e.cum_qty,
+        "avg_price": str(e.avg_price),
+        "time_utc": e.time_utc.isoformat(),
+        "recv_ns": e.recv_ns,
+        "order_ref": e.order_ref,
+        "client_id": e.client_id,
+    }
+
+
+def commission_json(c: CommissionReport) -> dict[str, Any]:
+    return {
+        "exec_id": c.exec_id,
+        "commission": str(c.commission),
+        "currency": c.currency,
+        "realized_pnl": _str(c.realized_pnl),
+        "recv_ns": c.recv_ns,
+    }
+
+
+def _transition_views(transitions: list[tuple[OrderState, str, int, datetime]]) -> list[TransitionView]:
+    views: list[TransitionView] = []
+    prev_ns = transitions[0][2] if transitions else 0
+    for state, ib_status, at_ns, at_utc in transitions:
+        views.append(
+            TransitionView(
+                state=state.value,
+                ib_status=ib_status,
+                at_utc=at_utc.isoformat(timespec="microseconds"),
+                at_ns=at_ns,
+                since_prev_us=(at_ns - prev_ns) // 1000,
+            )
+        )
+        prev_ns = at_ns
+    return views
 
 
 def _order_from(d: Mapping[str, Any]) -> BrokerOrder:

@@ -66,7 +66,9 @@ def test_submit_entry_then_submission_is_journaled_before_the_broker_sees_it(mak
     rig.broker.place_order = spy  # type: ignore[method-assign]
     rig.manager.submit(intent(10))
     assert all("submit" in kinds for kinds in seen)
-    assert rig.kinds()[:2] == ["intent", "submit"]
+    (rec,) = rig.records("submit")
+    assert rec["intent"]["intent_id"] == rig.broker.placed[0].order_ref.split(":")[0]  # the intent rides along
+    assert [leg["role"] for leg in rec["legs"]] == ["entry", "take_profit", "stop_loss"]
 
 
 def test_submit_sell_entry_then_protective_legs_are_buys_above_and_below(make_rig: RigFactory) -> None:

@@ -10,8 +10,9 @@ def test_submissions_beyond_the_rate_then_queued_and_placed_as_tokens_return(mak
     rig = make_rig(orders_per_second=6)
     assert len(rig.manager.submit(intent(10))) == 3
     assert len(rig.manager.submit(intent(10))) == 3
-    assert rig.manager.submit(intent(10)) == []  # bucket empty: queued
+    assert rig.manager.submit(intent(10, intent_id="late")) == []  # bucket empty: queued
     assert rig.manager.queued_count() == 3
+    assert rig.records("intent")[0]["intent"]["intent_id"] == "late"  # journaled before it waits
     wait = rig.manager.pump()
     assert wait is not None and 0.49 < wait <= 0.5
     rig.clock.advance(0.25)

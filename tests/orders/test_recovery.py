@@ -82,7 +82,7 @@ async def test_anomalous_order_then_reconciled_to_the_brokers_state(make_rig: Ri
     assert order is not None and order.state is OrderState.REJECTED and order.needs_reconcile
     await rig.manager.reconcile_now("test")
     assert order.state is OrderState.SUBMITTED and not order.needs_reconcile
-    assert order.transitions[-1]["state"] == "SUBMITTED"
+    assert order.transitions[-1][0] is OrderState.SUBMITTED
 
 
 async def test_execution_for_unknown_order_then_adopted_and_position_counted(make_rig: RigFactory) -> None:
