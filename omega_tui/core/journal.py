@@ -1,15 +1,25 @@
 """The journal: an append-only JSON-lines audit log of every decision and transition.
 
 One record per order intent, risk decision, submission, order state change, fill, commission, halt,
-re-arm and connection event, so a session can be rebuilt and audited afterwards. `record` writes and
-flushes before it returns (the caller acts only after), and `fsync`s records whose kind is in
-`DURABLE_KINDS`, which must survive a power cut. Files rotate per UTC day: `journal-YYYYMMDD.jsonl`.
+re-arm and connection event, so a session can be rebuilt and audited afterwards. Files rotate per UTC day:
+`journal-YYYYMMDD.jsonl`.
+
+Durability, in three levels:
+- every record is written and flushed to the OS before `record` returns, so it survives a crash or a
+  SIGKILL of the engine (the caller acts only after);
+- kinds in `SYNC_KINDS` (halt, resume, trading-state changes, shutdown: rare, and the safety state an
+  operator relies on) are also `fsync`ed before `record` returns, so they survive a power cut;
+- kinds in `GROUP_SYNC_KINDS` (submissions, fills: the hot path) are `fsync`ed by a background thread that
+  coalesces them, within `group_sync_ms`. An inline fsync costs milliseconds on an ordinary disk, far more
+  than the whole tick-to-order budget; the price is that a power cut (not a crash) may lose the last few
+  milliseconds of them, which recovery then takes from the broker's own executions and open orders.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
@@ -20,7 +30,8 @@ from typing import IO, Any
 
 from omega_tui.core.clock import Clock
 
-DURABLE_KINDS = frozenset({"halt", "resume", "trading_state", "submit", "fill", "cancel_all", "shutdown"})
+SYNC_KINDS = frozenset({"halt", "resume", "trading_state", "shutdown"})
+GROUP_SYNC_KINDS = frozenset({"submit", "fill", "cancel_all", "flatten"})
 
 
 def _default(value: object) -> object:
@@ -40,7 +51,7 @@ def _default(value: object) -> object:
 class Journal:
     """Append-only JSON lines under `<state.dir>/journal/`."""
 
-    def __init__(self, directory: Path, clock: Clock, *, fsync: bool = True) -> None:
+    def __init__(self, directory: Path, clock: Clock, *, fsync: bool = True, group_sync_ms: float = 5.0) -> None:
         self.directory = Path(directory) / "journal"
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._clock = clock
@@ -48,12 +59,22 @@ class Journal:
         self._file: IO[str] | None = None
         self._day = ""
         self.seq = 0
+        self.group_syncs = 0
+        self._group_period_s = group_sync_ms / 1000.0
+        self._sync_needed = threading.Event()
+        self._closing = threading.Event()
+        self._sync_lock = threading.Lock()  # fsync vs. close/rotate of the same descriptor
+        self._syncer: threading.Thread | None = None
 
     def _open_for(self, now: datetime) -> IO[str]:
         day = now.strftime("%Y%m%d")
         if self._file is None or day != self._day:
             if self._file is not None:
-                self._file.close()
+                with self._sync_lock:
+                    self._file.flush()
+                    if self._fsync:
+                        os.fsync(self._file.fileno())
+                    self._file.close()
             self._day = day
             self._file = open(self.directory / f"journal-{day}.jsonl", "a", encoding="utf-8")
         return self._file
@@ -68,14 +89,54 @@ class Journal:
         f = self._open_for(now)
         f.write(line + "\n")
         f.flush()
-        if self._fsync and kind in DURABLE_KINDS:
-            os.fsync(f.fileno())
+        if self._fsync:
+            if kind in SYNC_KINDS:
+                os.fsync(f.fileno())
+            elif kind in GROUP_SYNC_KINDS:
+                self._request_group_sync()
         return rec
 
+    def _request_group_sync(self) -> None:
+        if self._syncer is None:
+            self._closing.clear()
+            self._syncer = threading.Thread(target=self._run_syncer, name="journal-fsync", daemon=True)
+            self._syncer.start()
+        self._sync_needed.set()
+
+    def _run_syncer(self) -> None:
+        while not self._closing.is_set():
+            self._sync_needed.wait()
+            if self._closing.is_set():
+                break
+            self._closing.wait(self._group_period_s)  # let a burst of records share one fsync
+            self._sync_needed.clear()
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync what has been written so far (the group-commit thread calls this)."""
+        with self._sync_lock:
+            f = self._file
+            if f is None:
+                return
+            try:
+                os.fsync(f.fileno())
+                self.group_syncs += 1
+            except (OSError, ValueError):  # closed under us by a day rotation: it was synced there
+                return
+
     def close(self) -> None:
+        self._closing.set()
+        self._sync_needed.set()
+        if self._syncer is not None:
+            self._syncer.join(timeout=5)
+            self._syncer = None
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            with self._sync_lock:
+                self._file.flush()
+                if self._fsync:
+                    os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
 
     def files(self) -> list[Path]:
         return sorted(self.directory.glob("journal-*.jsonl"))
