@@ -136,8 +136,8 @@ def explain(
     sign = side.sign
     take_profit = limit + sign * tick * tp_ticks
     stop_loss = limit - sign * stop_distance
-    if limit <= 0 or stop_loss <= 0:
-        return None, "price too low for the stop distance"
+    if min(limit, stop_loss, take_profit) <= 0:
+        return None, "price too low for the protective distances"
     intent = OrderIntent(
         intent_id=intent_id(instrument.key, decision_seq),
         key=instrument.key,
