@@ -103,6 +103,11 @@ class MainScreen(Screen[None]):
         if isinstance(app, OmegaApp):
             app.main_mounted()
 
+    def on_resize(self) -> None:
+        app = self.app
+        if isinstance(app, OmegaApp):
+            app.relayout()
+
 
 class OmegaApp(App[int]):
     """The workstation. `client` is the engine (LocalEngine or a remote one); `settings` the frozen config."""
@@ -228,7 +233,7 @@ class OmegaApp(App[int]):
         """Called by MainScreen once its panes exist: first draw, the refresh timer, then the engine."""
         for severity, message in self._startup_notes:
             self.notify(message, severity=severity, timeout=10)  # type: ignore[arg-type]
-        self._relayout()
+        self.relayout()
         self.refresh_panes(force=True)
         self.main.query_one("#quotes-table").focus()
         self.set_interval(1.0 / self.settings.ui.refresh_hz, self.refresh_panes, name="pane-refresh")
@@ -239,10 +244,8 @@ class OmegaApp(App[int]):
                 pass
         self.client.start(self)
 
-    def on_resize(self) -> None:
-        self._relayout()
-
-    def _relayout(self) -> None:
+    def relayout(self) -> None:
+        """Choose compact or dashboard for the current size and show the selected / un-hidden panes."""
         main = self._main
         if main is None:
             return
@@ -285,7 +288,10 @@ class OmegaApp(App[int]):
             return
         styles = self.styles_for_cells
         with self.batch_update():
-            banner = main.query_one(TradingBanner)
+            banners = main.query(TradingBanner)
+            if not banners:  # the screen is being torn down on exit
+                return
+            banner = banners.first()
             banner.poll(self.client, force)
             main.set_class(banner.state == "HALTED", "-halted")
             main.set_class(banner.state == "REDUCING", "-reducing")
@@ -296,9 +302,10 @@ class OmegaApp(App[int]):
     def refresh_banner(self) -> None:
         """Redraw only the trading state (the kill-switch path does not wait for the next timer tick)."""
         main = self._main
-        if main is None:
+        banners = main.query(TradingBanner) if main is not None else None
+        if main is None or not banners:
             return
-        banner = main.query_one(TradingBanner)
+        banner = banners.first()
         banner.poll(self.client)
         main.set_class(banner.state == "HALTED", "-halted")
         main.set_class(banner.state == "REDUCING", "-reducing")
@@ -426,7 +433,7 @@ class OmegaApp(App[int]):
         """Compact layout: show this pane under the quotes. Dashboard: make sure it is not hidden."""
         self._selected_pane = name
         self._hidden.discard(name)
-        self._relayout()
+        self.relayout()
         self.refresh_panes(force=True)
 
     def action_toggle_pane(self, name: str) -> None:
@@ -438,7 +445,7 @@ class OmegaApp(App[int]):
             self._hidden.discard(name)
         else:
             self._hidden.add(name)
-        self._relayout()
+        self.relayout()
         self.refresh_panes(force=True)
 
     def action_switch_theme(self, name: str) -> None:

@@ -39,15 +39,22 @@ class TradingBanner(Static):
         self._pending = text
         self._seen = -1  # force the next poll to redraw with or without the note
 
+    def _set_state_class(self, name: str) -> None:
+        # Restyling is not free: change the class only when the state really changed.
+        if not self.has_class(name):
+            self.update_classes({c: c == name for c in ("-active", "-reducing", "-halted", "-unknown")})
+
     def show(self, risk: RiskView | None) -> None:
         if risk is None:
             self.state = "UNKNOWN"
-            self.set_classes("-unknown")
+            self._set_state_class("-unknown")
             self.update(Text(f" ? TRADING STATE UNKNOWN — waiting for the risk engine {self._pending}".rstrip()))
             return
         state = str(risk.get("trading_state", "UNKNOWN"))
         self.state = state
-        self.set_classes({"ACTIVE": "-active", "REDUCING": "-reducing", "HALTED": "-halted"}.get(state, "-unknown"))
+        self._set_state_class(
+            {"ACTIVE": "-active", "REDUCING": "-reducing", "HALTED": "-halted"}.get(state, "-unknown")
+        )
         parts = [f" {_GLYPH.get(state, '?')} {state}"]
         if state != "ACTIVE" or risk.get("reason"):
             if risk.get("reason"):
