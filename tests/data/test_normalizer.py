@@ -236,3 +236,16 @@ def test_updates_for_unregistered_instruments_are_counted_not_published(fake_clo
     norm, got = make(fake_clock)
     assert norm.on_raw("ZZZ", raw(), 1, fake_clock.now_utc()) is None
     assert norm.stats.unknown_key == 1 and got.quotes == []
+
+
+def test_fast_quote_constructor_builds_exactly_a_quote() -> None:
+    from dataclasses import fields
+
+    from omega_tui.core.normalizer import new_quote
+
+    # A distinct value per field, so a swapped or missing field shows; a new Quote field breaks the call.
+    args = [f"v{i}" for i in range(len(fields(Quote)))]
+    built = new_quote(*args)  # type: ignore[arg-type]
+    assert type(built) is Quote and built == Quote(*args)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        built.bid = None  # type: ignore[misc]  # still frozen
