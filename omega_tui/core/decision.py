@@ -279,7 +279,7 @@ class DecisionCore:
             correct = p.direction == outcome
             self.metrics.scored(p.model, correct, p.on_time)
             if p.on_time:  # only on-time answers move the book, so late threads cannot make replays diverge
-                self.scheduler.accuracy.update(p.model, p.regime, correct)
+                self.scheduler.record_outcome(p.model, p.regime, correct)
                 model = self.models.get(p.model)
                 if isinstance(model, OnlineModel):
                     model.learn(p.snapshot, outcome)

@@ -21,7 +21,7 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from omega_tui.config import SchedulerSettings
 from omega_tui.core.models.data import Priors
@@ -111,12 +111,16 @@ class AccuracyBook:
                 else:
                     self._cells[(name, b)] = [base, w, 0.0, 0.0]
 
-    def expected(self, name: str, regime: int) -> float:
-        cell = self._cells.get((name, regime if self.by_regime else -1))
-        if cell is None:
-            return 0.5
+        # Expected values are cached per cell (the choice reads them every decision, updates are rarer).
+        self._expected = {key: self._value(cell) for key, cell in self._cells.items()}
+
+    @staticmethod
+    def _value(cell: list[float]) -> float:
         prior, w, hits, n = cell
         return prior if w + n == 0 else (prior * w + hits) / (w + n)
+
+    def expected(self, name: str, regime: int) -> float:
+        return self._expected.get((name, regime if self.by_regime else -1), 0.5)
 
     def update(self, name: str, regime: int, correct: bool) -> None:
         for key in ((name, -1), (name, regime)):
@@ -124,11 +128,11 @@ class AccuracyBook:
             if cell is not None:
                 cell[2] += 1.0 if correct else 0.0
                 cell[3] += 1.0
+                self._expected[key] = self._value(cell)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelStat:
-    """What the choice needs to know about one model at one decision."""
+class ModelStat(NamedTuple):
+    """What the choice needs to know about one model at one decision (a tuple: built per model per decision)."""
 
     name: str
     samples: int
@@ -137,8 +141,7 @@ class ModelStat:
     accuracy: float
 
 
-@dataclass(frozen=True, slots=True)
-class SchedulerSnapshot:
+class SchedulerSnapshot(NamedTuple):
     """Everything one choice depends on: replaying the same snapshot gives the same choice."""
 
     budget_ns: int
@@ -147,8 +150,7 @@ class SchedulerSnapshot:
     models: tuple[ModelStat, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(NamedTuple):
     """The model to run (None = abstain) and why."""
 
     model: str | None
@@ -162,6 +164,9 @@ class Choice:
         return self.model is None
 
 
+ABSTAIN_REASON = "no model fits the deadline"
+
+
 def feasible(stat: ModelStat, budget_ns: int, min_samples: int) -> bool:
     """Enough samples, and bound plus queue wait within the budget."""
     return stat.samples >= min_samples and stat.bound_ns + stat.queue_wait_ns <= budget_ns
@@ -169,19 +174,17 @@ def feasible(stat: ModelStat, budget_ns: int, min_samples: int) -> bool:
 
 def choose(snap: SchedulerSnapshot) -> Choice:
     """TIP-Search: the most accurate feasible model (then lower bound, then name), else abstain."""
+    budget, min_samples = snap.budget_ns, snap.min_samples
     best: ModelStat | None = None
     for m in snap.models:
-        if not feasible(m, snap.budget_ns, snap.min_samples):
+        name, samples, bound, wait, acc = m
+        if samples < min_samples or bound + wait > budget:
             continue
-        if (
-            best is None
-            or m.accuracy > best.accuracy
-            or (m.accuracy == best.accuracy and (m.bound_ns, m.name) < (best.bound_ns, best.name))
-        ):
+        if best is None or acc > best[4] or (acc == best[4] and (bound, name) < (best[2], best[0])):
             best = m
     if best is None:
-        return Choice(None, snap.budget_ns, reason="no model fits the deadline")
-    return Choice(best.name, snap.budget_ns, best.bound_ns, best.accuracy, "tip-search")
+        return Choice(None, budget, INF, 0.0, ABSTAIN_REASON)
+    return Choice(best[0], budget, best[2], best[4], "tip-search")
 
 
 class Scheduler:
@@ -202,6 +205,27 @@ class Scheduler:
         self.accuracy = AccuracyBook(
             self.names, priors or Priors(), settings.prior_weight, settings.regime_buckets, defaults
         )
+        # Per regime, the stats tuple the choice reads; a latency sample or an outcome refreshes one model's
+        # entry after the decision, so building a snapshot costs one tuple lookup.
+        self._stats: list[list[ModelStat]] = [[self._stat(n, r) for n in self.names] for r in range(3)]
+        self._frozen: list[tuple[ModelStat, ...]] = [tuple(row) for row in self._stats]
+        self._index = {n: i for i, n in enumerate(self.names)}
+
+    def _stat(self, name: str, regime: int) -> ModelStat:
+        w = self.latency[name]
+        return ModelStat(name, len(w), w.bound_ns, 0.0, self.accuracy.expected(name, regime))
+
+    def _refresh(self, name: str) -> None:
+        i = self._index[name]
+        for r in range(3):
+            self._stats[r][i] = self._stat(name, r)
+            self._frozen[r] = tuple(self._stats[r])
+
+    def record_outcome(self, name: str, regime: int, correct: bool) -> None:
+        """A matured, on-time prediction: update the accuracy book."""
+        if name in self._index:
+            self.accuracy.update(name, regime, correct)
+            self._refresh(name)
 
     @property
     def warm_samples(self) -> int:
@@ -212,17 +236,16 @@ class Scheduler:
         window = self.latency.get(name)
         if window is not None:
             window.add(max(0, int(ns)))
+            self._refresh(name)
 
     def bound_ns(self, name: str) -> float:
         window = self.latency.get(name)
         return INF if window is None else window.bound_ns
 
     def snapshot(self, budget_ns: int, regime: int, queue_wait_ns: Mapping[str, float]) -> SchedulerSnapshot:
-        acc = self.accuracy
-        stats = tuple(
-            ModelStat(n, len(w), w.bound_ns, queue_wait_ns.get(n, 0.0), acc.expected(n, regime))
-            for n, w in self.latency.items()
-        )
+        stats = self._frozen[regime if 0 <= regime < 3 else 1]
+        if queue_wait_ns:
+            stats = tuple(m._replace(queue_wait_ns=queue_wait_ns.get(m.name, 0.0)) for m in stats)
         return SchedulerSnapshot(budget_ns, regime, self.min_samples, stats)
 
 
@@ -280,7 +303,7 @@ class SchedulerMetrics:
         for name, c in self.models.items():
             w = scheduler.latency.get(name)
             bound = w.bound_ns if w is not None else INF
-            decided = c.selected - (c.selected - c.answered - c.late)  # selections whose outcome is known
+            decided = c.answered + c.late  # selections whose outcome is known
             models.append(
                 ModelMetricsView(
                     name=name,

@@ -23,8 +23,8 @@ from tests.scheduler.conftest import Risk, instrument
 
 
 def _micro_engine(settings: Settings, hot_state: HotState, submit: Any) -> DecisionEngine:
-    """An engine with only the microprice model and the shipped priors."""
-    return DecisionEngine(settings, SystemClock(), EventBus(), hot_state, {"SIM": instrument()}, submit,
+    """An engine with only the microprice model and the shipped priors, on a fake clock (always on time)."""
+    return DecisionEngine(settings, FakeClock(), EventBus(), hot_state, {"SIM": instrument()}, submit,
                           lambda _k: 0, models=[MicropriceModel()], priors=load_priors(), calibrate=False)  # fmt: skip
 
 

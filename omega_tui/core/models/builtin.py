@@ -3,7 +3,8 @@
 - `microprice`: sign of the microprice's offset from the mid (order-book imbalance). Microseconds, inline.
 - `ewma_momentum`: the mid against its EWMA, scaled by realised volatility. Tens of µs, inline.
 - `logistic`: online logistic regression on the engineered features of `features.py`; weights from the
-  shipped evaluation, updated by SGD as predictions mature. Tens to hundreds of µs, worker thread.
+  shipped evaluation, updated by SGD as predictions mature. Tens of µs, inline (a thread hand-off would
+  cost more than the model on a busy machine).
 - `knn_analog`: nearest-neighbour analog forecaster over a memory of past feature vectors and outcomes; it
   alone sees the regime-dependent structure, at milliseconds per prediction. Worker thread.
 """
@@ -73,7 +74,7 @@ class LogisticModel:
     name = "logistic"
     features: tuple[str, ...] = ("mids", "imbalance")
     min_history = WINDOW
-    inline = False
+    inline = True
 
     def __init__(self, weights: NDArray[np.float64] | None = None, learning_rate: float = 0.002) -> None:
         self._w = np.zeros(len(NAMES) + 1) if weights is None else np.array(weights, dtype=np.float64)
