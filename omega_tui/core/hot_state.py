@@ -1,13 +1,16 @@
 """The hot state: the latest value of everything, in memory, written behind to diskcache.
 
-Hot-path reads and writes touch only Python dicts (no lock on reads, a short uncontended lock on writes);
-a writer thread flushes dirty keys to diskcache every `state.flush_ms` in one SQLite transaction, so other
-processes on the machine (`omega-tui status`, `attach`) see values at most that old. Safety state (the halt
+Hot-path reads and writes touch only Python dicts (no lock on reads or quote writes, a short uncontended
+lock on section writes); a writer thread flushes what changed to diskcache every `state.flush_ms` in one
+SQLite transaction, so other processes on the machine (`omega-tui status`, `attach`) see values at most
+that old (plus the flush itself). All quotes go in one key, so a flush costs the same few SQLite
+statements however many instruments ticked: each statement hands the GIL back and forth with the core
+loop, which under a tick storm costs far more than pickling a few more quotes. Safety state (the halt
 latch, the risk day) goes through `write_through`, which returns only once the value is on disk.
 
 Key layout in the diskcache directory `<state.dir>/hot`:
 
-    quote:<key>          Quote            latest normalized quote per instrument
+    quotes               dict[str, Quote] latest normalized quote per instrument
     section:<name>       any picklable    one value per section, see SECTIONS
     safety:<name>        any picklable    written through (halt latch, risk day)
     meta:flush           (wall_ns, seq)   when the writer last flushed, for lag measurement
@@ -60,6 +63,7 @@ class HotState:
         self._sections: dict[str, Any] = {}
         self._versions: dict[str, int] = {}
         self._dirty: dict[str, Any] = {}
+        self._quotes_dirty = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -70,9 +74,9 @@ class HotState:
     # ------------------------------------------------------------------ hot path (core loop)
 
     def put_quote(self, quote: Quote) -> None:
+        # No lock: a dict store and a flag are atomic under the GIL, and the writer copies the dict.
         self._quotes[quote.key] = quote
-        with self._lock:
-            self._dirty["quote:" + quote.key] = quote
+        self._quotes_dirty = True
 
     def quote(self, key: str) -> Quote | None:
         return self._quotes.get(key)
@@ -131,6 +135,10 @@ class HotState:
         """Write every dirty key in one transaction; returns how many were written."""
         with self._lock:
             dirty, self._dirty = self._dirty, {}
+        if self._quotes_dirty:
+            # Clear first: a quote put during the copy sets the flag again and is written next time.
+            self._quotes_dirty = False
+            dirty["quotes"] = dict(self._quotes)
         if not dirty:
             return 0
         self._flush_seq += 1
@@ -144,7 +152,10 @@ class HotState:
             log.exception("hot state flush failed; %d keys will be retried", len(dirty))
             with self._lock:
                 for key, value in dirty.items():
-                    self._dirty.setdefault(key, value)
+                    if key == "quotes":
+                        self._quotes_dirty = True
+                    else:
+                        self._dirty.setdefault(key, value)
         return len(dirty)
 
     def _run_writer(self) -> None:
@@ -164,18 +175,12 @@ class HotStateReader:
         self._cache = diskcache.Cache(str(Path(directory) / "hot"), timeout=5)
 
     def quote(self, key: str) -> Quote | None:
-        value = self._cache.get("quote:" + key)
+        value = self.quotes().get(key)
         return value if isinstance(value, Quote) else None
 
     def quotes(self) -> dict[str, Quote]:
-        out: dict[str, Quote] = {}
-        for raw_key in self._cache.iterkeys():
-            key = str(raw_key)
-            if key.startswith("quote:"):
-                value = self._cache.get(key)
-                if isinstance(value, Quote):
-                    out[key[6:]] = value
-        return out
+        value = self._cache.get("quotes")
+        return dict(value) if isinstance(value, dict) else {}
 
     def get(self, section: str, default: Any = None) -> Any:
         return self._cache.get("section:" + section, default)
