@@ -64,6 +64,7 @@ class FakeEngine:
         self.started = False
         self.stop_requested = False
         self._seq = itertools.count(1)
+        self._walk_step = 0
 
     # ------------------------------------------------------------------ EngineClient
 
@@ -131,7 +132,9 @@ class FakeEngine:
     def walk_quotes(self, steps: int) -> None:
         """Move every two-sided quote through a fixed price path, so sparklines have a history."""
         path = [0, 2, 1, 3, 5, 4, 6, 3, 2, 4, 7, 5]
-        for step in range(steps):
+        for _ in range(steps):
+            self._walk_step += 1
+            step = self._walk_step
             for key, quote in list(self._quotes.items()):
                 if quote.bid is None or quote.ask is None or quote.flags & QuoteFlag.STALE:
                     continue

@@ -16,7 +16,7 @@ from omega_tui.ui.panes.base import Column, Pane, Row, StableTable
 if TYPE_CHECKING:
     from omega_tui.ui.client import EngineClient
 
-SPARK_WIDTH = 10
+SPARK_WIDTH = 9
 
 COLUMNS: list[Column] = [
     ("sym", "Symbol", 7, "left"),
@@ -28,7 +28,7 @@ COLUMNS: list[Column] = [
     ("chg_pct", "Chg%", 8, "right"),
     ("spark", "Trend", SPARK_WIDTH + 1, "left"),
     ("spread", "Sprd", 7, "right"),
-    ("size", "BidSz×AskSz", 11, "right"),
+    ("size", "BidSz×AskSz", 12, "right"),
     ("vol", "Volume", 7, "right"),
 ]
 

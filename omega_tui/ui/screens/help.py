@@ -23,7 +23,7 @@ class HelpScreen(ModalScreen[None]):
         self._rows = rows
 
     def compose(self) -> ComposeResult:
-        keys = Table(title='Keys (remap by id in [ui.keymap], e.g. halt = "ctrl+k,f12")', expand=True)
+        keys = Table(title=Text('Keys (remap by id in [ui.keymap], e.g. halt = "ctrl+k,f12")'), expand=True)
         keys.add_column("Keys", no_wrap=True)
         keys.add_column("Action")
         keys.add_column("Binding id", no_wrap=True)
