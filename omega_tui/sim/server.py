@@ -66,6 +66,9 @@ TICKS = {
     "volume": (8, 74),
 }
 
+# The size tick that follows a price tick: bidSize, askSize, lastSize (live, delayed).
+SIZE_TICKS = {"bid": (0, 69), "ask": (3, 70), "last": (5, 71)}
+
 PACING_TEXT = "Historical Market Data Service error message:Historical data request pacing violation"
 SIMULTANEOUS_TEXT = (
     "Historical Market Data Service error message:Only 50 simultaneous API historical data requests allowed."
@@ -191,6 +194,8 @@ class SimServer:
         self._refuse_handle: asyncio.TimerHandle | None = None
         self._next_pnl = self.start_time + pnl_interval
         self._next_account = self.start_time + account_interval
+        self.burst = 0
+        self._burst_applied = False
         self.host = "127.0.0.1"
         self.port = 0
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -307,30 +312,49 @@ class SimServer:
     def subscribe(self, sub: MktSub) -> None:
         self.by_con.setdefault(sub.con_id, set()).add(sub)
         sub.session.mkt[sub.req_id] = sub
+        self._apply_burst()
 
     def unsubscribe(self, sub: MktSub) -> None:
         subs = self.by_con.get(sub.con_id)
         if subs is not None:
             subs.discard(sub)
         sub.session.mkt.pop(sub.req_id, None)
+        self._apply_burst()
+
+    def set_burst(self, events_per_step: int) -> None:
+        """Benchmark mode: every step adds this many quote updates to each contract someone streams."""
+        self.burst = events_per_step
+        self._apply_burst()
+
+    def _apply_burst(self) -> None:
+        if self.burst or self._burst_applied:
+            # Only streamed contracts get the extra events: the others would burn CPU for nobody.
+            streamed = [con_id for con_id, subs in self.by_con.items() if subs]
+            self.market.set_burst(1 if self.burst and streamed else 0, streamed)
+            self._burst_applied = bool(self.burst)
 
     def send_quote(self, sub: MktSub, q: SimQuote, full: bool = False) -> None:
         """Ticks for what changed since the last send to this line (everything when `full`)."""
-        sent = sub.sent
         session = sub.session
+        if session.backlogged:
+            return  # the client is not reading: skip this update rather than queue without bound
+        sent = sub.sent
         idx = 1 if sub.delayed else 0
         req_id = sub.req_id
+        # Like TWS, each bid/ask/last tickPrice is followed by a tickSize repeating its size.
         for name, price, size in (("bid", q.bid, q.bid_size), ("ask", q.ask, q.ask_size)):
             cur: tuple[float, float] = (price, size)
             if full or sent.get(name) != cur:
                 sent[name] = cur
                 session.tick_price(req_id, TICKS[name][idx], price, size)
+                session.tick_size(req_id, SIZE_TICKS[name][idx], size)
         last: tuple[float, float] = (q.last, q.last_size)
         vol = (float(q.volume), 0.0)
         traded = sent.get("volume") != vol
         if q.last > 0 and (full or traded or sent.get("last") != last):
             sent["last"] = last
             session.tick_price(req_id, TICKS["last"][idx], q.last, q.last_size)
+            session.tick_size(req_id, SIZE_TICKS["last"][idx], q.last_size)
         if full or traded:
             sent["volume"] = vol
             session.tick_size(req_id, TICKS["volume"][idx], q.volume)
@@ -356,15 +380,17 @@ class SimServer:
                 fn()
             except Exception:
                 log.exception("scheduled action failed")
-        changed = self.market.step(now)
-        for con_id in changed:
-            q = self.market.quote(con_id)
-            if not self.faults.connectivity_lost:
-                for sub in tuple(self.by_con.get(con_id, ())):
-                    self.send_quote(sub, q)
-                for hsub in tuple(self.hist_by_con.get(con_id, ())):
-                    self._update_bar(hsub, q)
-            self.dispatch(self.exchange.on_market(con_id))
+        # In burst mode every extra step applies one more event to each streamed contract, so each
+        # event reaches the clients as its own quote update.
+        for _ in range(max(1, self.burst)):
+            for con_id in self.market.step(now):
+                q = self.market.quote(con_id)
+                if not self.faults.connectivity_lost:
+                    for sub in tuple(self.by_con.get(con_id, ())):
+                        self.send_quote(sub, q)
+                    for hsub in tuple(self.hist_by_con.get(con_id, ())):
+                        self._update_bar(hsub, q)
+                self.dispatch(self.exchange.on_market(con_id))
         if now >= self._next_pnl:
             self._next_pnl = now + self.pnl_interval
             self.push_pnl()

@@ -70,6 +70,8 @@ class Session(asyncio.Protocol):
         self.reader = FrameReader(server.max_message_size)
         self.version = 0
         self.client_id: int | None = None
+        self._enc_tick_price = _TICK_PRICE.positional(MAX_VERSION)
+        self._enc_tick_size = _TICK_SIZE.positional(MAX_VERSION)
         self._out: list[bytes] = []
         self._flush_pending = False
         self._times: deque[float] = deque()
@@ -130,9 +132,13 @@ class Session(asyncio.Protocol):
 
     def send_fields(self, fields: list[str]) -> None:
         """Queue pre-encoded text fields as one message."""
+        self.send_frame(encode_frame(fields))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue one already-framed message."""
         if self.state == "closed":
             return
-        self._out.append(encode_frame(fields))
+        self._out.append(frame)
         if not self._flush_pending:
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -191,6 +197,8 @@ class Session(asyncio.Protocol):
                 self.close("unsupported client version")
                 return
             self.version = version
+            self._enc_tick_price = _TICK_PRICE.positional(version)
+            self._enc_tick_size = _TICK_SIZE.positional(version)
             self.state = "start"
             now = dt.datetime.fromtimestamp(self.server.clock.now(), dt.UTC)
             self.send_fields([str(version), now.strftime("%Y%m%d %H:%M:%S UTC")])
@@ -333,22 +341,12 @@ class Session(asyncio.Protocol):
     # ---- market data ----------------------------------------------------------------------------
 
     def tick_price(self, req_id: int, tick_type: int, price: float, size: float) -> None:
-        """One tickPrice (hot path: bypasses the name lookup)."""
-        if self.backlogged:
-            return
-        self.send_fields(
-            encode_fields(
-                _TICK_PRICE, {"reqId": req_id, "tickType": tick_type, "price": price, "size": size}, self.version
-            )
-        )
+        """One tickPrice (hot path: a precompiled positional encoder, no dict)."""
+        self.send_frame(self._enc_tick_price(req_id, tick_type, price, size, 0))
 
     def tick_size(self, req_id: int, tick_type: int, size: float) -> None:
-        """One tickSize."""
-        if self.backlogged:
-            return
-        self.send_fields(
-            encode_fields(_TICK_SIZE, {"reqId": req_id, "tickType": tick_type, "size": size}, self.version)
-        )
+        """One tickSize (hot path)."""
+        self.send_frame(self._enc_tick_size(req_id, tick_type, size))
 
     def on_reqMarketDataType(self, v: dict[str, Any]) -> None:
         t = v.get("marketDataType") or 0
@@ -462,15 +460,21 @@ class Session(asyncio.Protocol):
         req_id = v["reqId"]
         ex = self.server.exchange
         db = self.server.db
-        for e in ex.executions(
-            client_id=v.get("clientId") or 0,
-            acct=v.get("acctCode") or "",
-            time=v.get("time") or "",
-            symbol=v.get("symbol") or "",
-            sec_type=v.get("secType") or "",
-            exchange=v.get("exchange") or "",
-            side=v.get("side") or "",
-        ):
+        try:
+            executions = ex.executions(
+                client_id=v.get("clientId") or 0,
+                acct=v.get("acctCode") or "",
+                time=v.get("time") or "",
+                symbol=v.get("symbol") or "",
+                sec_type=v.get("secType") or "",
+                exchange=v.get("exchange") or "",
+                side=v.get("side") or "",
+            )
+        except ValueError as exc:
+            # A filter the engine cannot read (e.g. a bad time): say so, and end the request empty.
+            self.error(req_id, 321, f"Error validating request:-'bV' : cause - invalid execution filter ({exc})")
+            executions = []
+        for e in executions:
             c = db.get(e.con_id)
             if c is None:
                 continue

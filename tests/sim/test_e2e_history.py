@@ -133,3 +133,19 @@ async def test_pacing_fault_forces_162(vgw: SimGateway, ib: IB, iblog: LogGrab, 
         assert await bars(ib, c, f"{1 + i} D", "1 min") == []
     assert await bars(ib, c, "1 D", "1 hour")
     assert iblog.has("Error 162")
+
+
+async def test_more_than_50_simultaneous_live_requests_get_162(vgw: SimGateway, ib: IB, iblog: LogGrab) -> None:
+    symbols = ["AAPL", "MSFT", "SPY", "JPM", "NVDA", "TSLA"]
+    contracts = [c for c in await ib.qualifyContractsAsync(*(Stock(s, "SMART", "USD") for s in symbols)) if c]
+    live = []
+    for i in range(51):
+        c = contracts[i % len(contracts)]
+        if i % len(contracts) == 0:
+            await vgw.advance_async(2.1, step=2.1)  # stay under the 6-per-contract-in-2-seconds rule
+        result = await asyncio.wait_for(
+            ib.reqHistoricalDataAsync(c, "", f"{3600 + i} S", "1 min", "TRADES", False, keepUpToDate=True), 5
+        )
+        live.append(result)
+    assert all(live[:50]) and not live[50]
+    assert iblog.has("Only 50 simultaneous")

@@ -1,0 +1,87 @@
+"""`omega-tui sim-gateway`: run the simulated IB Gateway in the foreground until SIGINT/SIGTERM.
+
+Prints one line, `sim-gateway listening on 127.0.0.1:PORT`, once it accepts connections. Exit codes:
+0 after a signal, 2 for bad usage or configuration (bad scenario file, port in use, non-loopback host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from omega_tui.sim.faults import Scenario, ScenarioError
+from omega_tui.sim.gateway import SimGateway
+
+log = logging.getLogger("omega_tui.sim.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The sim-gateway command line."""
+    p = argparse.ArgumentParser(
+        prog="omega-tui sim-gateway",
+        description="Run the simulated IB Gateway (TWS API protocol) on loopback.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind: 127.0.0.1 (default) or ::1")
+    p.add_argument("--port", type=int, default=4002, help="TCP port (default 4002, the paper Gateway's; 0 = any)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the market and the matcher (default 7)")
+    p.add_argument("--speed", type=float, default=1.0, help="market event-rate multiplier (default 1.0)")
+    p.add_argument("--scenario", metavar="FILE", help="TOML fault scenario to play (see omega_tui.sim.faults)")
+    p.add_argument("--account", default="DU1234567", help="the simulated account id")
+    p.add_argument("--max-lines", type=int, default=100, help="market-data lines before error 101 (default 100)")
+    p.add_argument("--tick-interval", type=float, default=0.05, help="seconds between market steps (default 0.05)")
+    p.add_argument("--burst", type=int, default=0, help="benchmark mode: extra quote events per step per contract")
+    p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.speed <= 0 or args.tick_interval <= 0 or args.max_lines < 1 or args.burst < 0:
+        print("sim-gateway: --speed and --tick-interval must be > 0, --max-lines >= 1, --burst >= 0", file=sys.stderr)
+        return 2
+    try:
+        scenario = Scenario.load(args.scenario) if args.scenario else None
+        gw = SimGateway(
+            seed=args.seed,
+            speed=args.speed,
+            host=args.host,
+            port=args.port,
+            scenario=scenario,
+            account=args.account,
+            max_lines=args.max_lines,
+            tick_interval=args.tick_interval,
+        )
+    except (ScenarioError, ValueError) as e:
+        print(f"sim-gateway: {e}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(gw, args.burst))
+    except OSError as e:
+        print(f"sim-gateway: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+async def _serve(gw: SimGateway, burst: int) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    port = await gw.start_async()
+    if burst:
+        gw.server.set_burst(burst)
+    print(f"sim-gateway listening on {gw.host}:{port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await gw.stop_async()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
