@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import ib_async
@@ -198,6 +199,46 @@ async def test_unknown_contract_market_data_gets_200(ib: IB, iblog: LogGrab) -> 
     await wait_until(lambda: iblog.has("Error 200"))
 
 
-async def test_current_time_and_req_ids(vgw: SimGateway, ib: IB) -> None:
+async def test_current_time_is_the_virtual_clocks(vgw: SimGateway, ib: IB) -> None:
     t = await ib.reqCurrentTimeAsync()
     assert abs(t.timestamp() - vgw.clock.now()) < 2
+
+
+async def test_startup_trace_matches_the_spec(vgw: SimGateway) -> None:
+    """Spec §1.4: the messages (by id) of a connect, in order, as ib_async's DEBUG log shows them."""
+    grab = LogGrab()
+    logger = logging.getLogger("ib_async.client")
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(grab)
+    ib = IB()
+    try:
+        await ib.connectAsync("127.0.0.1", vgw.port, clientId=1, timeout=2)
+    finally:
+        logger.removeHandler(grab)
+        logger.setLevel(old)
+        ib.disconnect()
+    trace = [m[:3] + m[4:].split(",", 1)[0] for m in grab.messages() if m.startswith((">>>", "<<<"))]
+    received = [t[3:] for t in trace if t.startswith("<<<")]
+    sent = [t[3:] for t in trace if t.startswith(">>>")]
+    assert received[:6] == ["178", "15", "9", "4", "4", "4"]
+    assert sent[:6] == ["71", "61", "5", "99", "6", "76"]
+    # each end marker arrives, and executions are asked for only after the rest is in
+    for marker in ("62", "53", "102", "54", "74", "55"):
+        assert marker in received
+    assert received.index("54") > received.index("6") and received.index("54") > received.index("8")
+    assert sent[-1] == "7" and received[-1] == "55"
+
+
+async def test_req_ids_answers_next_valid_id_above_used_order_ids(vgw: SimGateway, ib: IB) -> None:
+    from ib_async import LimitOrder
+
+    [c] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+    ib.client.placeOrder(500, c, LimitOrder("BUY", 1, 100.0))  # ids may have gaps
+    await wait_until(lambda: vgw.server.next_order_id == 501)
+    seen: list[int] = []
+    original = ib.wrapper.nextValidId
+    ib.wrapper.nextValidId = lambda i: (seen.append(i), original(i))  # type: ignore[method-assign]
+    ib.client.decoder.handlers[9] = ib.client.decoder.wrap("nextValidId", [int])
+    ib.client.reqIds(1)
+    await wait_until(lambda: seen == [501])
