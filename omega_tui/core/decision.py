@@ -12,10 +12,11 @@ What callers must know:
 - Quotes come from the hot state (read at each decision) and from `QuoteUpdated` on the bus (kept as
   history); both paths feed one ring buffer per instrument, so the engine works with either.
 - Warm-up: a model can be chosen only once it has `Scheduler.warm_samples` latency samples (at q = 0.99,
-  99). A background calibrator runs each model off the hot path (its worker thread) on the latest snapshot —
-  or a simulated one before the market has data — until it has them, then re-measures every model that the
-  scheduler is not choosing every `scheduler.calibration_interval_ms`, so bounds follow the machine's load.
-  Until warm-up completes every decision abstains.
+  99). A background calibrator runs each model off the hot path (in its lane; inline models between
+  decisions) on the latest snapshot — or a simulated one before the market has data — back to back until it
+  has half a window of samples, then re-measures every model every `scheduler.calibration_interval_ms`, so
+  bounds follow the machine's load even for models the scheduler is not choosing. Until a model is warm it
+  is never chosen; until one is, every decision abstains.
 - A decision's budget is `deadline_ms − reserve_ms` from its start. The chosen model runs under that hard
   timeout (inline models on the loop, the others in their own single-thread lane); an answer that arrives
   late is discarded and counted as a miss, and its real latency still feeds the model's window.
@@ -716,7 +717,9 @@ class DecisionEngine(Component):
         """Measure each model that is still warming up or is due a refresh, off the hot path; returns how many."""
         core = self.core
         assert core is not None
-        warm = core.scheduler.warm_samples
+        # The fast phase goes past the first finite bound to half a window, so that one unlucky sample
+        # (a preemption) is not the bound itself.
+        warm = max(core.scheduler.warm_samples, self.settings.scheduler.window // 2)
         refresh_ns = self.settings.scheduler.calibration_interval_ms * 1_000_000
         probed = 0
         for name in sorted(self.lanes):
