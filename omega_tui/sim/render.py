@@ -21,8 +21,6 @@ from omega_tui.sim.engine import (
 )
 from omega_tui.sim.wire import UNSET_DOUBLE
 
-UTC = dt.UTC
-
 
 def contract_values(c: SimContract, exchange: str = "") -> dict[str, Any]:
     """The C12/C11 contract block of a contract (exchange overridable, e.g. the routed one)."""

@@ -38,7 +38,6 @@ from omega_tui.sim.engine import (
 )
 from omega_tui.sim.render import (
     commission_values,
-    contract_values,
     exec_values,
     open_order_values,
     order_status_values,
@@ -544,4 +543,4 @@ def parse_bar_seconds(bar_size: str) -> int | None:
     return n * {"sec": 1, "min": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2592000}[unit]
 
 
-__all__ = ["HistSub", "MktSub", "SimServer", "check_loopback", "contract_values", "parse_bar_seconds"]
+__all__ = ["HistSub", "MktSub", "SimServer", "check_loopback", "parse_bar_seconds"]

@@ -16,10 +16,10 @@ from collections import deque
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from omega_tui.sim.engine import (
     HistoryError,
-    OrderRejected,
     PortfolioRow,
     SimContract,
     SimPosition,
@@ -31,9 +31,10 @@ from omega_tui.sim.render import (
     contract_details_values,
     contract_values,
     exec_values,
+    ib_time,
     order_from_wire,
 )
-from omega_tui.sim.server import TICKS, HistSub, MktSub, SimServer, parse_bar_seconds
+from omega_tui.sim.server import HistSub, MktSub, SimServer, parse_bar_seconds
 from omega_tui.sim.wire import (
     MAX_VERSION,
     MIN_VERSION,
@@ -813,13 +814,9 @@ def _range_date(epoch: float) -> str:
 
 def bar_date(epoch: float, fmt: int, daily: bool, tz: str) -> str:
     """A bar's date as IB writes it: epoch text (formatDate 2), YYYYMMDD for daily bars, else with a zone."""
-    from omega_tui.sim.render import ib_time
-
     if fmt == 2:
         return str(int(epoch))
     if daily:
-        from zoneinfo import ZoneInfo
-
         return dt.datetime.fromtimestamp(epoch, ZoneInfo(tz)).strftime("%Y%m%d")
     return ib_time(epoch, tz)
 
@@ -835,11 +832,12 @@ def parse_end_datetime(text: str) -> float | None:
     m = _END_RE.match(text)
     if not m:
         raise ValueError(f"end date/time {text!r} is not 'YYYYMMDD HH:MM:SS [TZ]'")
-    from zoneinfo import ZoneInfo
-
-    tz = ZoneInfo(m.group(3)) if m.group(3) else dt.UTC
+    try:
+        tz = ZoneInfo(m.group(3)) if m.group(3) else dt.UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {m.group(3)!r}") from None
     t = dt.datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H:%M:%S").replace(tzinfo=tz)
     return t.timestamp()
 
 
-__all__ = ["TICKS", "OrderRejected", "Session", "bar_date", "parse_end_datetime"]
+__all__ = ["Session", "bar_date", "parse_end_datetime"]
