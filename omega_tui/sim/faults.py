@@ -137,9 +137,26 @@ class Faults:
 
         self._run(act)
 
+    def delay(self, message: str, seconds: float, count: int = 1) -> None:
+        """Hold the next `count` messages named `message` back for `seconds` of virtual time (a slow end marker)."""
+        if message not in OUT_BY_NAME:
+            raise ValueError(f"unknown message {message!r}; one of: {', '.join(sorted(OUT_BY_NAME))}")
+        if seconds < 0 or count < 1:
+            raise ValueError("delay needs seconds >= 0 and count >= 1")
+
+        def act() -> None:
+            self._server.faults.delayed[message] = (count, seconds)
+
+        self._run(act)
+
     def clear_stalls(self) -> None:
-        """Stop withholding messages."""
-        self._run(self._server.faults.stalled.clear)
+        """Stop withholding and delaying messages (already delayed ones still arrive)."""
+
+        def act() -> None:
+            self._server.faults.stalled.clear()
+            self._server.faults.delayed.clear()
+
+        self._run(act)
 
     def duplicate_order_status(self, count: int = 1) -> None:
         """The next `count` orderStatus messages are each sent twice."""

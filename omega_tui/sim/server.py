@@ -119,6 +119,7 @@ class FaultState:
 
     connectivity_lost: bool = False
     stalled: dict[str, int] = field(default_factory=dict)  # message name -> how many to swallow (-1 = all)
+    delayed: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (how many, virtual seconds)
     duplicate_status: int = 0
     exec_before_open: int = 0
     pacing_violations: int = 0

@@ -122,12 +122,20 @@ class Session(asyncio.Protocol):
 
     def send(self, name: str, values: dict[str, Any]) -> None:
         """Queue one message; queued messages go out together at the end of this loop iteration."""
-        stalled = self.server.faults.stalled
-        if stalled and name in stalled:
-            left = stalled[name]
+        faults = self.server.faults
+        if faults.stalled and name in faults.stalled:
+            left = faults.stalled[name]
             if left != 0:
-                stalled[name] = left - 1 if left > 0 else -1
+                faults.stalled[name] = left - 1 if left > 0 else -1
                 log.info("fault: withholding %s from clientId %s", name, self.client_id)
+                return
+        if faults.delayed and name in faults.delayed:
+            left, seconds = faults.delayed[name]
+            if left > 0:
+                faults.delayed[name] = (left - 1, seconds)
+                log.info("fault: delaying %s to clientId %s by %.3fs", name, self.client_id, seconds)
+                frame = encode_frame(encode_fields(OUT_BY_NAME[name], values, self.version))
+                self.server.call_at(self.server.clock.now() + seconds, lambda: self.send_frame(frame))
                 return
         self.send_fields(encode_fields(OUT_BY_NAME[name], values, self.version))
 

@@ -242,3 +242,18 @@ async def test_req_ids_answers_next_valid_id_above_used_order_ids(vgw: SimGatewa
     ib.client.decoder.handlers[9] = ib.client.decoder.wrap("nextValidId", [int])
     ib.client.reqIds(1)
     await wait_until(lambda: seen == [501])
+
+
+async def test_ipv6_loopback(iblog: LogGrab) -> None:
+    gw = SimGateway(host="::1", clock="virtual")
+    try:
+        await gw.start_async()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    ib = IB()
+    try:
+        await ib.connectAsync("::1", gw.port, clientId=1, timeout=3)
+        assert ib.managedAccounts() == ["DU1234567"]
+    finally:
+        ib.disconnect()
+        await gw.stop_async()

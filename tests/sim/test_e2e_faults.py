@@ -269,3 +269,18 @@ async def test_same_seed_replays_identically_and_another_seed_differs() -> None:
     first = await run_seeded(11)
     assert first == await run_seeded(11)
     assert first != await run_seeded(12)
+
+
+async def test_slow_end_marker_holds_the_connect_until_time_moves(vgw: SimGateway, iblog: LogGrab) -> None:
+    vgw.faults.delay("completedOrdersEnd", 2.0)
+    ib = IB()
+    connecting = asyncio.create_task(ib.connectAsync("127.0.0.1", vgw.port, clientId=1, timeout=3))
+    try:
+        await asyncio.sleep(0.3)
+        assert not connecting.done(), "completedOrdersEnd has not arrived yet"
+        await vgw.advance_async(2.1)
+        await asyncio.wait_for(connecting, 3)
+        assert not iblog.has("timed out")
+    finally:
+        connecting.cancel()
+        ib.disconnect()
