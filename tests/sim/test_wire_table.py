@@ -7,15 +7,18 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ib_async import Contract, Future, LimitOrder, Order, Stock, TagValue
 from ib_async.client import Client
 from ib_async.contract import ComboLeg, DeltaNeutralContract
 from ib_async.decoder import Decoder
 from ib_async.order import PriceCondition, TimeCondition, VolumeCondition
 
-from omega_tui.sim.wire import FrameReader, decode_incoming, encode_outgoing
+from omega_tui.sim.wire import FrameReader, decode_incoming, encode_frame, encode_outgoing
 from omega_tui.sim.wire.messages import INCOMING, OUTGOING
 from omega_tui.sim.wire.schema import UNSET_DOUBLE, WireError, encode_fields
+from omega_tui.sim.wire.schema import F as F_
 
 
 class Capture:
@@ -424,3 +427,29 @@ def test_truncated_request_is_a_wire_error() -> None:
 def test_malformed_numbers_are_wire_errors(bad: list[str]) -> None:
     with pytest.raises(WireError):
         decode_incoming(bad, 178)
+
+
+# ---- the compiled hot-path encoders write exactly what the generic encoder writes ---------------
+
+_FLAT = [m for m in OUTGOING.values() if m.flat_plan(178) is not None]
+_KIND_VALUES = {
+    "int": st.one_of(st.none(), st.integers(-(2**40), 2**40), st.booleans()),
+    "float": st.one_of(st.none(), st.floats(allow_nan=False), st.just(UNSET_DOUBLE), st.integers(-5, 5)),
+    "qty": st.one_of(st.none(), st.integers(0, 10**9), st.floats(0, 1e9), st.decimals(0, 10**6, places=3)),
+    "str": st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_characters="\0"), max_size=8)),
+    "bool": st.booleans(),
+}
+
+
+@given(data=st.data())
+@settings(max_examples=200, deadline=None)
+def test_positional_encoders_match_the_generic_encoder(data: st.DataObject) -> None:
+    msg = data.draw(st.sampled_from(_FLAT))
+    for version in (157, 178):
+        plan = msg.flat_plan(version)
+        assert plan is not None
+        names = [name for name, _w, fixed, _d in plan if fixed is None]
+        kinds = {n.name: n.kind.value for n in msg.nodes if isinstance(n, F_)}
+        args = [data.draw(_KIND_VALUES[kinds[name]]) for name in names]
+        values = dict(zip(names, args, strict=True))
+        assert msg.positional(version)(*args) == encode_frame(encode_fields(msg, values, version))

@@ -338,7 +338,7 @@ def _compile_positional(msg: Message, version: int) -> Callable[..., bytes]:
     plan = msg.flat_plan(version)
     if plan is None:
         raise TypeError(f"{msg.name} has conditional blocks; use encode_fields")
-    env: dict[str, Any] = {"_pack": struct.Struct(">I").pack}
+    env: dict[str, Any] = {"_pack": struct.Struct(">I").pack, "_unset": UNSET_DOUBLE, "_ninf": -math.inf}
     args: list[str] = []
     parts: list[str] = [repr(f"{msg.msg_id}\0")]
     for i, (_name, writer, fixed, default) in enumerate(plan):
@@ -349,8 +349,17 @@ def _compile_positional(msg: Message, version: int) -> Callable[..., bytes]:
         args.append(arg)
         env[f"w{i}"] = writer
         env[f"d{i}"] = default
-        value = arg if default is None else f"(d{i} if {arg} is None else {arg})"
-        parts.append(f"w{i}({value})")
+        general = f"w{i}({arg if default is None else f'(d{i} if {arg} is None else {arg})'})"
+        # Inline the common case of each kind (same text the writer would produce), call the writer otherwise.
+        if writer is _w_int or writer is _w_qty:
+            expr = f"(str({arg}) if type({arg}) is int else {general})"
+        elif writer is _w_float:
+            expr = f"(repr({arg}) if type({arg}) is float and _ninf < {arg} < _unset else {general})"
+        elif writer is _w_str:
+            expr = f"({arg} if type({arg}) is str else {general})"
+        else:
+            expr = general
+        parts.append(expr)
         parts.append("'\\0'")
     src = (
         f"def encode({', '.join(args)}):\n"
