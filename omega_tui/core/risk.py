@@ -100,6 +100,12 @@ VIEW_INTERVAL_S = 0.05
 # How often the flatten procedure looks at positions and working orders between repricings.
 FLATTEN_POLL_S = 0.05
 EVENT_LOG_LINES = 200
+_BAD_QUOTE = QuoteFlag.STALE | QuoteFlag.CROSSED
+# Enum members as module globals: the hot path reads them many times per check, and a global is cheaper.
+_HALTED, _REDUCING = TradingState.HALTED, TradingState.REDUCING
+_FLATTEN = IntentSource.FLATTEN
+_MKT, _LMT = OrderType.MKT, OrderType.LMT
+_BUY = Side.BUY
 
 
 class PositionLike(Protocol):
@@ -376,8 +382,9 @@ class RiskEngine(Component):
         if qty <= 0:
             return self._deny(intent, RULE_QUANTITY, f"order quantity must be positive, got {qty}", now)
         orders = self._orders
-        flatten = intent.source is IntentSource.FLATTEN
-        signed = qty * intent.side.sign
+        flatten = intent.source is _FLATTEN
+        bracket = intent.take_profit is not None and intent.stop_loss is not None
+        signed = qty if intent.side is _BUY else -qty
         position = orders.position_qty(key)
         working = orders.working_entry_qty(key)
         closing = self.closing_qty(key) if self._closing else 0
@@ -387,7 +394,7 @@ class RiskEngine(Component):
         shrinks = position * signed < 0 and after * position >= 0
 
         state = self._state
-        if state is TradingState.HALTED:
+        if state is _HALTED:
             if not (flatten and intent.reduce_only and shrinks):
                 return self._deny(
                     intent,
@@ -396,7 +403,7 @@ class RiskEngine(Component):
                     "only an operator resume re-arms it",
                     now,
                 )
-        elif state is TradingState.REDUCING and (not shrinks or intent.has_bracket):
+        elif state is _REDUCING and (not shrinks or bracket):
             return self._deny(
                 intent,
                 RULE_TRADING_STATE,
@@ -428,7 +435,7 @@ class RiskEngine(Component):
             return self._deny(intent, RULE_REDUCE_ONLY, text, now)
 
         limit = intent.limit_price
-        if intent.order_type is OrderType.MKT:
+        if intent.order_type is _MKT:
             if not self._execution.allow_market_orders:
                 return self._deny(
                     intent,
@@ -436,7 +443,7 @@ class RiskEngine(Component):
                     "market orders are not allowed (execution.allow_market_orders = false); send a limit order",
                     now,
                 )
-        elif intent.order_type is not OrderType.LMT:
+        elif intent.order_type is not _LMT:
             return self._deny(
                 intent, RULE_ORDER_TYPE, f"{intent.order_type} is not accepted for new orders; use LMT", now
             )
@@ -444,14 +451,13 @@ class RiskEngine(Component):
             return self._deny(intent, RULE_ORDER_TYPE, "a limit order needs a limit price", now)
 
         tick = instrument.min_tick
-        for label, price in (("limit", limit), ("take-profit", intent.take_profit), ("stop-loss", intent.stop_loss)):
-            if price is not None and (price <= 0 or price % tick):
-                return self._deny(
-                    intent,
-                    RULE_PRICE_GRID,
-                    f"{label} price {price} is not a positive multiple of {key}'s tick {tick}",
-                    now,
-                )
+        tp, sl = intent.take_profit, intent.stop_loss
+        if (
+            (limit is not None and (limit <= 0 or limit % tick))
+            or (tp is not None and (tp <= 0 or tp % tick))
+            or (sl is not None and (sl <= 0 or sl % tick))
+        ):
+            return self._deny(intent, RULE_PRICE_GRID, self._grid_reason(intent, tick), now)
 
         if flatten:
             # The kill switch's own orders: reduce-only and shrinking were checked above; nothing else may
@@ -459,9 +465,9 @@ class RiskEngine(Component):
             return RiskDecision(intent.intent_id, True, "", "approved (flatten)", now)
 
         # An order that only shrinks a position is not an entry: protective legs would re-open it.
-        if self._risk.require_bracket and not intent.reduce_only and not shrinks and not intent.has_bracket:
+        if self._risk.require_bracket and not intent.reduce_only and not shrinks and not bracket:
             return self._deny(intent, RULE_BRACKET, "entries need both a take-profit and a stop-loss", now)
-        if intent.has_bracket and (wrong := self._check_bracket_sides(intent)):
+        if bracket and (wrong := self._check_bracket_sides(intent)):
             return self._deny(intent, RULE_BRACKET, wrong, now)
 
         if qty > self._risk.max_order_qty:
@@ -492,17 +498,20 @@ class RiskEngine(Component):
                 f"the {key} quote is {age_ns / 1e9:.1f} s old (limit {self._risk.max_quote_age_s:g} s)",
                 now,
             )
-        if quote.flags & (QuoteFlag.STALE | QuoteFlag.CROSSED):
+        if quote.flags and quote.flags & _BAD_QUOTE:  # the cheap test first: most quotes carry no flag
             what = "stale" if quote.flags & QuoteFlag.STALE else "crossed"
             return self._deny(intent, RULE_QUOTE, f"the {key} quote is {what}", now)
 
         if limit is not None:
-            mid = quote.mid
-            if mid is None or mid <= 0:
+            bid, ask = quote.bid, quote.ask
+            if bid is None or ask is None or bid + ask <= 0:
                 return self._deny(
                     intent, RULE_PRICE_COLLAR, f"no two-sided {key} quote to check the price against", now
                 )
-            if abs(limit - mid) > mid * self._collar:
+            # |limit - mid| > mid * collar, in twice-the-mid units: no Decimal division on the hot path.
+            both = bid + ask
+            if abs(limit + limit - both) > both * self._collar:
+                mid = both / 2
                 return self._deny(
                     intent,
                     RULE_PRICE_COLLAR,
@@ -512,7 +521,7 @@ class RiskEngine(Component):
                 )
             price = limit
         else:
-            touch = quote.ask if intent.side is Side.BUY else quote.bid
+            touch = quote.ask if intent.side is _BUY else quote.bid
             ref = touch if touch is not None else quote.mark
             if ref is None:
                 return self._deny(intent, RULE_QUOTE, f"no {key} price to value a market order against", now)
@@ -549,7 +558,7 @@ class RiskEngine(Component):
                     now,
                 )
 
-        legs = 3 if intent.has_bracket else 1
+        legs = 3 if bracket else 1
         open_orders = orders.open_order_count()
         if open_orders + legs > self._risk.max_open_orders:
             return self._deny(
@@ -586,6 +595,17 @@ class RiskEngine(Component):
         if intent.side is Side.SELL and not tp < ref < sl:
             return f"a SELL needs take-profit < entry < stop-loss, got {tp} / {ref} / {sl}"
         return ""
+
+    @staticmethod
+    def _grid_reason(intent: OrderIntent, tick: Decimal) -> str:
+        for label, price in (
+            ("limit", intent.limit_price),
+            ("take-profit", intent.take_profit),
+            ("stop-loss", intent.stop_loss),
+        ):
+            if price is not None and (price <= 0 or price % tick):
+                return f"{label} price {price} is not a positive multiple of {intent.key}'s tick {tick}"
+        return "price off the tick grid"
 
     @staticmethod
     def _deny(intent: OrderIntent, rule: str, reason: str, now: int) -> RiskDecision:
@@ -673,6 +693,7 @@ class RiskEngine(Component):
         journal: bool = True,
         old: TradingState | None = None,
         at: datetime | None = None,
+        defer_view: bool = False,
     ) -> None:
         old = self._state if old is None else old
         at = at or self.clock.now_utc()
@@ -683,8 +704,18 @@ class RiskEngine(Component):
             self._journal.record("trading_state", old=old, new=new, source=source, reason=reason)
         self._bus.publish(event)
         level = "error" if new is TradingState.HALTED else "warn" if new is TradingState.REDUCING else "info"
-        self._event(level, f"{old} → {new} by {source}: {reason}")
-        self.publish_view()
+        if defer_view:
+            # After the cancel-all's first step (already scheduled), so the view never delays the cancels.
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                defer_view = False
+            else:
+                loop.call_soon(self._event, level, f"{old} → {new} by {source}: {reason}")
+                loop.call_soon(self.publish_view)
+        if not defer_view:
+            self._event(level, f"{old} → {new} by {source}: {reason}")
+            self.publish_view()
 
     def halt(self, source: str, reason: str) -> CommandResult:
         """Stop trading now: latch HALTED, persist it, then cancel every working order. Idempotent.
@@ -717,9 +748,9 @@ class RiskEngine(Component):
             self._journal.record("halt", source=source, reason=reason, old=old, at_utc=latch.at_utc)
         except Exception:
             log.exception("the halt could not be journaled")
-        self._set_state(TradingState.HALTED, source, reason, journal=False, old=old, at=at)
-        log.error("trading HALTED by %s: %s", source, reason)
         self._schedule_cancel_all(f"halt: {reason}")
+        self._set_state(TradingState.HALTED, source, reason, journal=False, old=old, at=at, defer_view=True)
+        log.error("trading HALTED by %s: %s", source, reason)
         return self._result(True, f"halted: {reason}", source=source)
 
     def _schedule_cancel_all(self, reason: str) -> None:
