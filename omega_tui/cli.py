@@ -34,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--state-dir", metavar="DIR", help="state directory (overrides state.dir)")
     parser.add_argument("--mode", choices=("sim", "gateway"), help="override ib.mode")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subs.add_parser(
+        "sim-gateway",
+        help="run the simulated IB Gateway on 127.0.0.1 (see `omega-tui sim-gateway --help`)",
+        add_help=False,
+    )
     return parser
 
 
@@ -69,7 +74,14 @@ def run_engine(settings: Settings, *, headless: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "sim-gateway":
+        # A separate peer with its own options; it reads no Omega config (it is the "other side").
+        from omega_tui.sim.cli import main as sim_main
+
+        return sim_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         settings = _load(args)
     except ConfigError as exc:
