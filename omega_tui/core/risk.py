@@ -640,7 +640,18 @@ class RiskEngine(Component):
         if intent.reduce_only:
             # Tracked before the order manager can report on it (it may call back synchronously).
             self._closing[intent.intent_id] = _Closing(intent.key, intent.quantity * intent.side.sign, set())
-        ids = self._orders.submit(intent)
+        try:
+            ids = self._orders.submit(intent)
+        except ValueError as exc:
+            # The order manager refused it structurally (e.g. disconnected, reduce-only that would not
+            # reduce): nothing was placed, so the approval becomes a denial the user sees and the journal keeps.
+            self._closing.pop(intent.intent_id, None)
+            self._day.orders_sent -= 1
+            self._day.denied += 1
+            refused = RiskDecision(intent.intent_id, False, "order_refused", str(exc), self.clock.monotonic_ns())
+            self._journal.record("risk_decision", decision=refused, intent=intent)
+            self._bus.publish(refused)
+            return refused, []
         tracked = self._closing.get(intent.intent_id)
         if tracked is not None:
             tracked.order_ids.update(ids)

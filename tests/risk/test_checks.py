@@ -477,3 +477,18 @@ async def test_check_when_working_close_and_entry_on_one_side_then_projection_co
         assert h.engine.check(intent(side=Side.SELL, quantity=500)).approved  # -1,000: at the limit
         over = h.engine.check(intent(side=Side.SELL, quantity=501))
         assert (over.approved, over.rule) == (False, RULE_MAX_POSITION_QTY)
+
+
+def test_submit_when_order_manager_refuses_then_decision_is_a_published_denial(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An approved intent the order manager cannot place comes back as a denial, never an exception."""
+
+    def refuse(_intent: OrderIntent) -> list[int]:
+        raise ValueError("the broker is disconnected; orders cannot be placed now")
+
+    monkeypatch.setattr(h.orders, "submit", refuse)
+    decision = h.engine.submit(intent("AAPL", Side.BUY, 10, "100.00"))
+    assert not decision.approved and decision.rule == "order_refused" and "disconnected" in decision.reason
+    assert [e for e in h.events if isinstance(e, RiskDecision)][-1] == decision
+    assert h.engine.orders_today == 0 and h.engine.denied_today == 1
