@@ -189,7 +189,8 @@ class Normalized(NamedTuple):
     rejects: int  # Reject bits
 
 
-_MEMO_MAX = 4096
+# Bounded so memory stays flat: prices near the current level are the ones that repeat.
+_MEMO_MAX = 512
 _PRICE_REJECTS = Reject.PRICE
 
 
