@@ -40,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the simulated IB Gateway on 127.0.0.1 (see `omega-tui sim-gateway --help`)",
         add_help=False,
     )
+    status = subs.add_parser("status", help="show the running engine's state (exit 0 ACTIVE+connected, 1 not, 4 none)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    halt = subs.add_parser("halt", help="halt the running engine now: latch HALTED, cancel every order")
+    halt.add_argument("--reason", default="", help="why (recorded with the halt)")
+    flatten = subs.add_parser("flatten", help="halt, cancel every order and close every position")
+    flatten.add_argument("--yes", action="store_true", help="confirm")
+    resume = subs.add_parser("resume", help="re-arm trading after a halt (refused while a limit is breached)")
+    resume.add_argument("--yes", action="store_true", help="confirm")
+    subs.add_parser("attach", help="open the workstation UI on an engine running elsewhere on this machine")
     return parser
 
 
@@ -91,6 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_engine(settings, headless=args.no_ui)
         except ConfigError as exc:
             return _config_error(exc)
+    from omega_tui import control
+
+    if args.command == "status":
+        return control.cmd_status(settings, args.json)
+    if args.command == "halt":
+        return control.cmd_halt(settings, args.reason)
+    if args.command == "flatten":
+        return control.cmd_flatten(settings, args.yes)
+    if args.command == "resume":
+        return control.cmd_resume(settings, args.yes)
+    if args.command == "attach":
+        from omega_tui.launcher import run_attached
+
+        return run_attached(settings)
     parser.error(f"unknown command {args.command!r}")
     return EXIT_USAGE
 

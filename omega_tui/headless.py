@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
 from omega_tui.config import Settings
 from omega_tui.core.runtime import Runtime
@@ -37,4 +38,7 @@ async def run_runtime(runtime: Runtime) -> int:
 
 def run_headless(settings: Settings) -> int:
     runtime = build_runtime(settings)
-    return asyncio.run(run_runtime(runtime))
+    code = asyncio.run(run_runtime(runtime))
+    for line in runtime.startup_errors:
+        print(f"omega-tui: startup failed: {line}", file=sys.stderr)
+    return code

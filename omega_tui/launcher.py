@@ -6,6 +6,7 @@ This lives outside `core/` because it may start the simulator, which core must n
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,4 +56,25 @@ def run_ui(settings: Settings) -> int:
     runtime = build_runtime(settings)
     app = OmegaApp(LocalEngine(runtime), settings)
     app.run()
+    for line in runtime.startup_errors:
+        print(f"omega-tui: startup failed: {line}", file=sys.stderr)
     return runtime.exit_code
+
+
+def run_attached(settings: Settings) -> int:
+    """The workstation over an engine running in another process on the same state directory."""
+    from omega_tui.attach import RemoteEngine
+    from omega_tui.core.control import engine_running
+    from omega_tui.logs import setup_logging
+    from omega_tui.ui.app import OmegaApp
+
+    if engine_running(settings.state.dir) is None:
+        print(f"omega-tui: no running engine found on {settings.state.dir}", file=sys.stderr)
+        return EXIT_NO_ENGINE
+    setup_logging(settings.state.dir, settings.logging.level, log_name="attach.log")
+    client = RemoteEngine(settings)
+    try:
+        OmegaApp(client, settings).run()
+    finally:
+        client.close()
+    return EXIT_OK

@@ -30,13 +30,13 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def log_path(state_dir: Path) -> Path:
-    return state_dir / "logs" / LOG_FILE
+def log_path(state_dir: Path, name: str = LOG_FILE) -> Path:
+    return state_dir / "logs" / name
 
 
-def setup_logging(state_dir: Path, level: str = "INFO", *, stderr_json: bool = False) -> Path:
+def setup_logging(state_dir: Path, level: str = "INFO", *, stderr_json: bool = False, log_name: str = LOG_FILE) -> Path:
     """Configure the root logger; returns the log file's path. Safe to call more than once."""
-    path = log_path(state_dir)
+    path = log_path(state_dir, log_name)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     root = logging.getLogger()
     for handler in list(root.handlers):

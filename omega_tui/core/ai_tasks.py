@@ -100,10 +100,16 @@ class AiTasks(Component):
         self.interval_s = interval_s
         self.sample_s = sample_ms / 1000.0
         self._tune = tune_fn
+        self._max_samples = max_samples
         self._mids: dict[str, deque[float]] = {k: deque(maxlen=max_samples) for k in self.instruments}
         self._seen: dict[str, int] = {}
         self.failures = 0
         self.published = 0
+
+    def set_instruments(self, instruments: Mapping[str, VerifiedInstrument]) -> None:
+        """The verified instruments (known only once the broker has verified them at startup)."""
+        self.instruments = dict(instruments)
+        self._mids = {k: self._mids.get(k, deque(maxlen=self._max_samples)) for k in self.instruments}
 
     def sample(self) -> None:
         """Take the current mid of every instrument that has a new usable quote (cheap; on the loop)."""

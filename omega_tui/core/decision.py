@@ -511,6 +511,12 @@ class DecisionEngine(Component):
 
     # ------------------------------------------------------------------ lifecycle
 
+    def set_instruments(self, instruments: Mapping[str, VerifiedInstrument]) -> None:
+        """The verified instruments, known only after startup verification; call before `start()`."""
+        self.instruments = dict(instruments)
+        if self.core is not None:  # built early from given models: rebuild it over the new instruments
+            self._build(list(self.core.models.values()))
+
     def _build(self, models: list[Model]) -> None:
         priors = self._priors if self._priors is not None else load_priors()
         self.core = DecisionCore(self.settings, self.instruments, models, priors, self._policy)

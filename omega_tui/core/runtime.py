@@ -12,11 +12,12 @@ import concurrent.futures
 import logging
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
 from omega_tui.config import Settings
+from omega_tui.core.broker.verify import StartupVerificationError
 from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import Clock, SystemClock
 from omega_tui.core.component import Component
@@ -29,6 +30,7 @@ from omega_tui.core.views import ComponentView, EventLine
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[Any], Awaitable[CommandResult]]
+EXIT_STARTUP = 3  # DESIGN §6: startup verification failed (contracts, permissions, connection)
 EVENT_LOG_LINES = 200
 
 
@@ -49,6 +51,10 @@ class Runtime:
         self._events: list[EventLine] = []
         self.exit_code = 0
         self.mode = "SIM" if settings.ib.mode == "sim" else "GATEWAY"
+        self.startup_errors: list[str] = []
+        self.engines: Any = None  # set by wiring.build_runtime: handles to every engine
+        self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self.lock = EngineLock(settings.state.dir)
         self.bus.subscribe(ComponentStatusChanged, self._on_component_status)
 
@@ -64,6 +70,23 @@ class Runtime:
     def on_command(self, command_type: type, handler: CommandHandler) -> None:
         """Route one command type to the component that owns it (risk: Halt/Flatten/Resume, …)."""
         self._handlers[command_type] = handler
+
+    def on_shutdown(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` on the loop when the engine stops, before any component stops (the shutdown policy)."""
+        self._shutdown_hooks.append(hook)
+
+    def spawn_background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a one-off coroutine on the core loop; its failure is logged and shown, never lost."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task %s failed", name, exc_info=t.exception())
+                self.log_event("error", "system", f"{name} failed: {t.exception()}")
+
+        task.add_done_callback(done)
 
     def component(self, name: str) -> Component | None:
         return next((c for c in self.components if c.name == name), None)
@@ -81,17 +104,32 @@ class Runtime:
         self.hot_state.start()
         control = ControlServer(ControlQueue(self.settings.state.dir), self.submit)
         started: list[Component] = []
+        control.start()  # before the engines, so a halt from another terminal works even during startup
         try:
-            for component in self.components:
-                await component.start()
-                started.append(component)
+            try:
+                for component in self.components:
+                    await component.start()
+                    started.append(component)
+            except StartupVerificationError as exc:
+                self.startup_errors = list(exc.lines)
+                self.exit_code = EXIT_STARTUP
+                for line in exc.lines:
+                    log.error("startup verification failed: %s", line)
+                    self.log_event("error", "system", f"startup failed: {line}")
+                return self.exit_code
             self.log_event("info", "system", "engine started")
-            control.start()
             self._started.set()
             await self._stop.wait()
+            for hook in self._shutdown_hooks:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("shutdown hook failed")
         finally:
             self._started.set()
             control.stop()
+            for task in list(self._background):
+                task.cancel()
             for component in reversed(started):
                 try:
                     await asyncio.wait_for(component.stop(), timeout=15)

@@ -251,13 +251,7 @@ class IbOrderAdapter:
         sink = self._sink
         if sink is None or order.whatIf:
             return None  # what-if answers are the verification's business, not orders
-        report = OpenOrderReport(
-            order=self.broker_order_of(order_id, contract, order),
-            status=str(state.status),
-            perm_id=_int(order.permId),
-            client_id=_int(order.clientId),
-            recv_ns=self.clock.monotonic_ns(),
-        )
+        report = self.open_order_report(order_id, contract, order, str(state.status))
         return lambda: sink.on_open_order(report)
 
     def broker_order_of(self, order_id: int, contract: Contract, order: Order) -> BrokerOrder:
@@ -292,13 +286,18 @@ class IbOrderAdapter:
         sink = self._sink
         if sink is None:
             return None
+        report = self.execution_report(contract, execution)
+        return lambda: sink.on_execution(report)
+
+    def execution_report(self, contract: Contract, execution: Any) -> ExecutionReport:
+        """An ib_async `Execution` (live or from `reqExecutions`) as an `ExecutionReport`."""
         con_id = _int(contract.conId)
         when = execution.time
         if isinstance(when, datetime):
             time_utc = when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
         else:
             time_utc = self.clock.now_utc()
-        report = ExecutionReport(
+        return ExecutionReport(
             exec_id=str(execution.execId),
             order_id=_int(execution.orderId),
             perm_id=_int(execution.permId),
@@ -314,7 +313,16 @@ class IbOrderAdapter:
             order_ref=str(execution.orderRef or ""),
             client_id=_int(execution.clientId),
         )
-        return lambda: sink.on_execution(report)
+
+    def open_order_report(self, order_id: int, contract: Contract, order: Order, status: str) -> OpenOrderReport:
+        """An ib_async order (live or from `reqAllOpenOrders`) as an `OpenOrderReport`."""
+        return OpenOrderReport(
+            order=self.broker_order_of(order_id, contract, order),
+            status=status,
+            perm_id=_int(order.permId),
+            client_id=_int(order.clientId),
+            recv_ns=self.clock.monotonic_ns(),
+        )
 
     def _on_commission(self, report: Any) -> Callable[[], None] | None:
         sink = self._sink

@@ -197,6 +197,13 @@ class BrokerSession(Component):
         self.account = ib_cfg.account or (accounts[0] if accounts else "")
         self._ib_down = False
 
+    def drop(self, reason: str) -> None:
+        """Disconnect now (the risk engine's "auto-disconnect on critical API errors"); reconnection follows
+        with backoff as after any drop, while trading stays halted until an operator resumes."""
+        log.error("disconnecting from the gateway: %s", reason)
+        if self.ib.client.isConnected():
+            self.ib.disconnect()
+
     async def _disconnect(self) -> None:
         if self.ib.client.isConnected() or self.ib.client.conn.isConnected():
             self.ib.disconnect()
