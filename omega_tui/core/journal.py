@@ -28,6 +28,8 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from omega_tui.core.clock import Clock
 
 SYNC_KINDS = frozenset({"halt", "resume", "trading_state", "shutdown"})
@@ -35,6 +37,7 @@ GROUP_SYNC_KINDS = frozenset({"submit", "fill", "cancel_all", "flatten"})
 
 
 def _default(value: object) -> object:
+    # orjson handles str/int/float/bool/None, dict, list, tuple, datetime, enums and dataclasses itself.
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date):
@@ -43,9 +46,12 @@ def _default(value: object) -> object:
         return value.value
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
     raise TypeError(f"cannot journal a {type(value).__name__}")
+
+
+_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 class Journal:
@@ -56,8 +62,8 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._clock = clock
         self._fsync = fsync
-        self._file: IO[str] | None = None
-        self._day = ""
+        self._file: IO[bytes] | None = None
+        self._day: date | None = None
         self.seq = 0
         self.group_syncs = 0
         self._group_period_s = group_sync_ms / 1000.0
@@ -66,8 +72,8 @@ class Journal:
         self._sync_lock = threading.Lock()  # fsync vs. close/rotate of the same descriptor
         self._syncer: threading.Thread | None = None
 
-    def _open_for(self, now: datetime) -> IO[str]:
-        day = now.strftime("%Y%m%d")
+    def _open_for(self, now: datetime) -> IO[bytes]:
+        day = now.date()
         if self._file is None or day != self._day:
             if self._file is not None:
                 with self._sync_lock:
@@ -76,7 +82,7 @@ class Journal:
                         os.fsync(self._file.fileno())
                     self._file.close()
             self._day = day
-            self._file = open(self.directory / f"journal-{day}.jsonl", "a", encoding="utf-8")
+            self._file = open(self.directory / f"journal-{day:%Y%m%d}.jsonl", "ab")
         return self._file
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
@@ -85,9 +91,9 @@ class Journal:
         self.seq += 1
         rec: dict[str, Any] = {"ts": now.isoformat(), "mono_ns": self._clock.monotonic_ns(), "kind": kind}
         rec.update(fields)
-        line = json.dumps(rec, default=_default, separators=(",", ":"))
+        line = orjson.dumps(rec, default=_default, option=_DUMPS_OPTIONS | orjson.OPT_APPEND_NEWLINE)
         f = self._open_for(now)
-        f.write(line + "\n")
+        f.write(line)
         f.flush()
         if self._fsync:
             if kind in SYNC_KINDS:
