@@ -293,8 +293,7 @@ class OmegaApp(App[int]):
                 return
             banner = banners.first()
             banner.poll(self.client, force)
-            main.set_class(banner.state == "HALTED", "-halted")
-            main.set_class(banner.state == "REDUCING", "-reducing")
+            self._sync_screen_state(main, banner.state)
             main.query_one(StatusBar).poll(self.client, styles, force)
             for pane in self.visible_panes():
                 pane.poll(self.client, styles, force)
@@ -307,8 +306,17 @@ class OmegaApp(App[int]):
             return
         banner = banners.first()
         banner.poll(self.client)
-        main.set_class(banner.state == "HALTED", "-halted")
-        main.set_class(banner.state == "REDUCING", "-reducing")
+        self._sync_screen_state(main, banner.state)
+
+    def _sync_screen_state(self, main: MainScreen, state: str) -> None:
+        """Give the whole screen the trading state's class, right after the banner has been drawn.
+
+        Restyling every widget of the screen takes much longer than a frame on a loaded machine, so the
+        banner (one widget) is painted first and the screen-wide look follows on the next refresh.
+        """
+        wanted = {"-halted": state == "HALTED", "-reducing": state == "REDUCING"}
+        if any(main.has_class(name) != on for name, on in wanted.items()):
+            self.call_after_refresh(main.update_classes, wanted)
 
     @on(TradingStateNoticed)
     def _trading_state_noticed(self) -> None:

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 
 from omega_tui.core.types import Quote, QuoteFlag
 from omega_tui.ui.format import DASH, Styles, compact_int, pct, price, sparkline
-from omega_tui.ui.panes.base import Column, Pane, Row, StableTable
+from omega_tui.ui.panes.base import Column, Pane, StableTable
 
 if TYPE_CHECKING:
     from omega_tui.ui.client import EngineClient
@@ -83,17 +83,23 @@ class QuotesPane(Pane):
 
     def update_view(self, client: EngineClient, styles: Styles, force: bool = False) -> None:
         quotes = client.quotes()
-        rows: list[Row] = []
-        for key in sorted(quotes):
+        keys = sorted(quotes)
+        for key in keys:
             quote = quotes[key]
             if self._last_seq.get(key) != quote.seq:
                 self._last_seq[key] = quote.seq
                 mid = quote.mid if quote.mid is not None else quote.last
                 if mid is not None:
                     self._mids.setdefault(key, deque(maxlen=SPARK_WIDTH)).append(mid)
-            rows.append((key, self._cells(quote, styles)))
-        self.table.sync(rows)
-        self.border_subtitle = f"{len(rows)} instruments"
+        table = self.table
+        if keys == table.row_order and not force:
+            # Every instrument ticks between two refreshes: build and compare only the rows on screen;
+            # off-screen rows catch up when scrolled into view (their cached cells differ then).
+            window = table.visible_range()
+            table.update_rows([(keys[i], self._cells(quotes[keys[i]], styles)) for i in window])
+        else:
+            table.sync([(key, self._cells(quotes[key], styles)) for key in keys])
+        self.border_subtitle = f"{len(keys)} instruments"
 
     def _cells(self, q: Quote, styles: Styles) -> list[Text | str]:
         reference = q.last if q.last is not None else q.mid
