@@ -1121,12 +1121,22 @@ class OrderManager(Component):
 
     # ------------------------------------------------------------------ recovery
 
-    async def recover(self) -> None:
-        """On start and after every reconnect: rebuild from today's journal (once), then reconcile with the
-        broker's open orders and the day's executions. Unknown broker orders are adopted."""
+    def replay_journal(self) -> None:
+        """Rebuild today's orders, fills and positions from the journal, once.
+
+        Call it before the broker connects: ib_async's startup sync already reports open orders and
+        executions, which must find the journal's orders (not adopt them as unknown ones that the replay
+        would then replace, losing their fills) and whose fills the journal already counted.
+        """
         if not self._journal_replayed:
             self._replay_journal()
             self._journal_replayed = True
+
+    async def recover(self) -> None:
+        """On start and after every reconnect: rebuild from today's journal (once, if `replay_journal` has
+        not), then reconcile with the broker's open orders and the day's executions. Unknown broker orders
+        are adopted."""
+        self.replay_journal()
         if self._snapshot is None:
             log.warning("order recovery: no broker snapshot source wired; journal state only")
         else:

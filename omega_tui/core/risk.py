@@ -340,6 +340,14 @@ class RiskEngine(Component):
         self._bus.subscribe(ApiErrorReceived, self.on_api_error)
         self._bus.subscribe(ConnectionChanged, self.on_connection)
         self._bus.subscribe(OrderStateChanged, self.on_order_state)
+        # The runtime starts this engine once the broker is connected, so that UP was published before the
+        # subscription above: take it from the hot state, or the first lost connection would not halt.
+        connection = self._hot.get("connection")
+        if isinstance(connection, Mapping) and connection.get("state") in (
+            ConnectionState.UP,
+            ConnectionState.DEGRADED,
+        ):
+            self._connection_seen_up = True
         self._persist_day()
         self.publish_view()
         self.spawn(self._run_ticker(), "ticker")

@@ -1,8 +1,9 @@
 """The one place where the engines are built and connected to each other (DESIGN §4, runtime row).
 
-Start order (stop is the reverse): broker session (connect, verify, subscribe) → binding of the verified
-instruments into every engine → order manager (recovery from the journal and the broker) → risk engine →
-decision engine → background AI tasks. The risk engine stops before the broker, so the broker's own
+Start order (stop is the reverse): the order manager's journal replay (before the broker connects, whose
+startup sync already reports orders and fills) → broker session (connect, verify, subscribe) → binding of the
+verified instruments into every engine → order manager (recovery: reconciliation with the broker) → risk
+engine → decision engine → background AI tasks. The risk engine stops before the broker, so the broker's own
 shutdown never reads as a lost connection; the shutdown policy runs before anything stops.
 """
 
@@ -109,6 +110,10 @@ def build_runtime(
     async def recover() -> None:
         await orders.recover()
 
+    async def replay_journal() -> None:
+        orders.replay_journal()
+
+    runtime.add(Hook(runtime, "journal", replay_journal))
     runtime.add(broker)
     runtime.add(Hook(runtime, "bind", bind_instruments))
     runtime.add(orders)

@@ -1,0 +1,87 @@
+"""An engine process to crash: `python -m tests.e2e.engine_process CONFIG STATE_DIR`.
+
+It runs the real wired runtime (as `omega-tui --no-ui` does) against the gateway named in CONFIG, places two
+bracket entries through the risk engine, prints one `placed {json}` line with every order id once the broker
+has acknowledged every leg, then `filled {json}` once the marketable entry has filled and its protective legs
+are live, and then waits to be killed. There is no control command that places an order, hence this script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from omega_tui.config import load_settings
+from omega_tui.core.types import IntentSource, OrderIntent, OrderState, PlaceOrder, Side
+from omega_tui.core.wiring import build_runtime
+
+WAIT_S = 30.0
+# Resting: 1.5 % under the 230.00 / 230.02 touch, inside the 2 % price collar.
+RESTING = ("rest", "226.60", "232.00", "225.00")
+# Marketable at the ask; the take-profit is what the test fills while this process is dead.
+MARKETABLE = ("take", "230.02", "231.00", "228.00")
+
+
+async def wait_for(predicate: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"engine_process: timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def main(config: str, state_dir: str) -> int:
+    settings = load_settings(config, state={"dir": state_dir})
+    runtime = build_runtime(settings, strategy=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    if not await asyncio.to_thread(runtime.wait_started, WAIT_S) or runtime.exit_code:
+        print("startup failed", runtime.startup_errors, file=sys.stderr, flush=True)
+        return 3
+    orders = runtime.engines.orders
+    await wait_for(lambda: runtime.hot_state.quote("AAPL") is not None, "a quote")
+    ids: dict[str, dict[str, int]] = {}
+    for intent_id, limit, take_profit, stop_loss in (RESTING, MARKETABLE):
+        intent = OrderIntent(
+            intent_id=intent_id,
+            key="AAPL",
+            side=Side.BUY,
+            quantity=100,
+            limit_price=Decimal(limit),
+            take_profit=Decimal(take_profit),
+            stop_loss=Decimal(stop_loss),
+            source=IntentSource.MANUAL,
+            created_ns=time.monotonic_ns(),
+        )
+        result = await runtime.handle(PlaceOrder(intent))
+        if not result.ok:
+            print("refused", result.message, file=sys.stderr, flush=True)
+            return 1
+
+        def acknowledged(i: str = intent_id) -> bool:
+            legs = orders.orders_for_intent(i)
+            return len(legs) == 3 and all(o.ib_status for o in legs)
+
+        await wait_for(acknowledged, f"{intent_id} acknowledged")
+        ids[intent_id] = {o.role: o.order_id for o in orders.orders_for_intent(intent_id)}
+    print("placed", json.dumps(ids), flush=True)
+
+    def entry_filled() -> bool:
+        legs = {o.role: o for o in orders.orders_for_intent("take")}
+        return legs["entry"].state is OrderState.FILLED and all(
+            legs[r].ib_status == "Submitted" for r in ("take_profit", "stop_loss")
+        )
+
+    await wait_for(entry_filled, "the marketable entry filled")
+    print("filled", json.dumps({"position": orders.position_qty("AAPL")}), flush=True)
+    await task  # until SIGKILL
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(Path(sys.argv[1]).as_posix(), sys.argv[2])))
