@@ -24,18 +24,20 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ("[ib]\nport = \"abc\"\n", "ib.port = 'abc': Input should be a valid integer"),
+        ('[ib]\nport = "abc"\n', "ib.port = 'abc': Input should be a valid integer"),
         ("[ib]\nprot = 5\n", "ib.prot = 5: unknown setting"),
         ("[risk]\nmax_daily_loss = -5\n", "risk.max_daily_loss = -5: Input should be greater than 0"),
-        ("[ib]\nmode = \"live\"\n", "ib.mode = 'live': Input should be 'sim' or 'gateway'"),
+        ('[ib]\nmode = "live"\n', "ib.mode = 'live': Input should be 'sim' or 'gateway'"),
         ("[riks]\nmax_daily_loss = 5\n", "riks: unknown setting"),
         ("[ui]\nrefresh_hz = 1000\n", "ui.refresh_hz = 1000: Input should be less than or equal to 60"),
-        ("[risk]\nday_reset_tz = \"Mars/Olympus\"\n", "unknown time zone 'Mars/Olympus'"),
-        ("[[instruments.watchlist]]\nsymbol = \"ES\"\nsec_type = \"FUT\"\n", "FUT ES needs an expiry"),
+        ('[risk]\nday_reset_tz = "Mars/Olympus"\n', "unknown time zone 'Mars/Olympus'"),
+        ('[[instruments.watchlist]]\nsymbol = "ES"\nsec_type = "FUT"\n', "FUT ES needs an expiry"),
         ("[ib\n", "not valid TOML"),
     ],
 )
-def test_load_settings_when_file_is_bad_then_names_file_field_and_rule(tmp_path: Path, toml: str, expected: str) -> None:
+def test_load_settings_when_file_is_bad_then_names_file_field_and_rule(
+    tmp_path: Path, toml: str, expected: str
+) -> None:
     path = write(tmp_path, toml)
     with pytest.raises(ConfigError) as err:
         load_settings(path)
@@ -48,7 +50,7 @@ def test_load_settings_when_explicit_file_is_missing_then_says_so(tmp_path: Path
 
 
 def test_load_settings_when_every_problem_is_reported_then_one_line_each(tmp_path: Path) -> None:
-    path = write(tmp_path, "[ib]\nport = \"x\"\nclient_id = -1\n[risk]\nmax_order_qty = 0\n")
+    path = write(tmp_path, '[ib]\nport = "x"\nclient_id = -1\n[risk]\nmax_order_qty = 0\n')
     with pytest.raises(ConfigError) as err:
         load_settings(path)
     assert len(err.value.lines) == 3
@@ -90,7 +92,7 @@ def test_cli_override_error_names_the_command_line(tmp_path: Path) -> None:
 def test_more_instruments_than_market_data_lines_is_a_config_error(tmp_path: Path) -> None:
     items = "".join(f'[[instruments.watchlist]]\nsymbol = "S{i}"\n' for i in range(3))
     path = write(tmp_path, f"[ib]\nmax_market_data_lines = 2\n{items}")
-    with pytest.raises(ConfigError, match="has 3 instruments but ib.max_market_data_lines is 2"):
+    with pytest.raises(ConfigError, match=r"has 3 instruments but ib\.max_market_data_lines is 2"):
         load_settings(path)
 
 
