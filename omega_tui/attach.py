@@ -22,10 +22,14 @@ from omega_tui.core.types import Command, CommandResult, Quote
 from omega_tui.ui.client import EngineDescription
 
 ACK_TIMEOUT_S = 10.0
+STOP_JOIN_S = 0.5  # the poller wakes every flush period; a read stuck on SQLite longer than this is abandoned
 
 
 class RemoteEngine:
     """An engine in another process, seen through its state directory."""
+
+    # Quitting an attached UI stops only this poller, never the engine; the app reads this to bound its wait.
+    stop_timeout_s = 1.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -53,7 +57,11 @@ class RemoteEngine:
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling (the engine keeps running); waits briefly so the app can exit at once."""
         self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=STOP_JOIN_S)
 
     @property
     def stopped(self) -> bool:

@@ -70,6 +70,14 @@ def _config_error(exc: ConfigError) -> int:
 
 
 def run_engine(settings: Settings, *, headless: bool) -> int:
+    # Refuse a second engine before starting a simulator or touching the terminal; the runtime's own lock
+    # (taken first thing in Runtime.run) still settles a race between two starts.
+    from omega_tui.core.control import already_running, engine_running
+
+    holder = engine_running(settings.state.dir)
+    if holder is not None:
+        print(f"omega-tui: {already_running(settings.state.dir, holder)}", file=sys.stderr)
+        return EXIT_USAGE
     setup_logging(settings.state.dir, settings.logging.level, stderr_json=headless)
     with gateway_for(settings) as effective:
         if headless:

@@ -317,6 +317,8 @@ class ShutdownSettings(_Section):
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level for the state directory's log file (and stderr in --no-ui)."""
+    status_every_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    """In --no-ui, log a one-line status summary (state, connection, positions, orders, P&L) this often; 0 = never."""
 
 
 class Settings(BaseSettings):

@@ -8,7 +8,9 @@ ACTIVE and connected), 1 refused or degraded/halted, 2 bad usage, 4 no running e
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from omega_tui.core.types import Command, Flatten, Halt, Resume
 EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_NO_ENGINE = 0, 1, 2, 4
 ACK_TIMEOUT_S = 5.0
 FLATTEN_TIMEOUT_S = 60.0
+TERMINAL_ORDER_STATES = ("FILLED", "CANCELLED", "REJECTED", "INACTIVE")
 
 
 def _no_engine(state_dir: Path) -> int:
@@ -48,7 +51,7 @@ def status_report(state_dir: Path) -> dict[str, Any]:
             "connection": conn,
             "positions": reader.get("positions") or {},
             "pnl": reader.get("pnl") or {},
-            "open_orders": [o for o in orders if o.get("state") not in ("FILLED", "CANCELLED", "REJECTED", "INACTIVE")],
+            "open_orders": [o for o in orders if o.get("state") not in TERMINAL_ORDER_STATES],
             "limits": risk.get("limits", []),
             "components": reader.get("components") or {},
             "last_flush_ns": flush[0] if flush else None,
@@ -58,24 +61,75 @@ def status_report(state_dir: Path) -> dict[str, Any]:
     return report
 
 
+def healthy(report: dict[str, Any]) -> bool:
+    """ACTIVE, connected, and no component failed or degraded: what `status` exits 0 for."""
+    components = report["components"].values()
+    return (
+        report["trading_state"] == "ACTIVE"
+        and report["connection"].get("state") == "UP"
+        and not any(c.get("state") in ("FAILED", "DEGRADED") for c in components)
+    )
+
+
 def cmd_status(settings: Settings, as_json: bool) -> int:
     state_dir = settings.state.dir
     report = status_report(state_dir)
-    if as_json:
-        print(json.dumps(report, indent=2, default=str))
-    else:
-        _print_status(report)
+    try:
+        if as_json:
+            print(json.dumps(report, indent=2, default=str))
+        else:
+            _print_status(report)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `omega-tui status | head`: the reader has what it wanted; point stdout at /dev/null so the
+        # interpreter's final flush does not fail too, and still return the status exit code.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if not report["running"]:
         if not as_json:
             _no_engine(state_dir)
         return EXIT_NO_ENGINE
-    healthy = report["trading_state"] == "ACTIVE" and report["connection"].get("state") == "UP"
-    return EXIT_OK if healthy else EXIT_NOT_OK
+    return EXIT_OK if healthy(report) else EXIT_NOT_OK
+
+
+def summary_line(get: Callable[[str], Any]) -> str:
+    """One line for logs: trading state, connection, positions, working orders, P&L, components not running.
+
+    `get(section)` returns a hot-state section (the engine's in-memory one, or a reader's).
+    """
+    risk = get("risk") or {}
+    conn = get("connection") or {}
+    orders = get("orders") or []
+    pnl = get("pnl") or {}
+    positions = get("positions") or {}
+    components = get("components") or {}
+    state = risk.get("trading_state", "UNKNOWN")
+    if state != "ACTIVE" and risk.get("reason"):
+        state = f"{state} ({risk['reason']})"
+    held = [f"{key} {pos.get('quantity', 0):+}" for key, pos in sorted(positions.items()) if pos.get("quantity")]
+    working = sum(1 for o in orders if o.get("state") not in TERMINAL_ORDER_STATES)
+    loss = next((lim for lim in risk.get("limits", []) if lim.get("name") == "daily_loss"), None)
+    unwell = [f"{name} {c.get('state')}" for name, c in sorted(components.items()) if c.get("state") != "RUNNING"]
+    parts = [
+        f"trading {state}",
+        f"connection {conn.get('state', '?')}",
+        f"positions {', '.join(held) if held else 'none'}",
+        f"orders {working} working",
+        f"P&L {pnl.get('total', '0')} (realized {pnl.get('realized', '0')})",
+    ]
+    if loss is not None:
+        parts.append(f"daily loss {loss['used']:.2f}/{loss['limit']:.2f}")
+    parts.append(f"components {'; '.join(unwell) if unwell else 'all running'}")
+    return " | ".join(parts)
 
 
 def _print_status(report: dict[str, Any]) -> None:
     engine = report["engine"]
-    print(f"engine      {'running, pid ' + str(engine['pid']) if engine else 'not running'}  ({report['state_dir']})")
+    if engine is None:
+        # What is left on disk is the last engine's view, not a live one: say so before showing it.
+        print(f"engine      not running ({report['state_dir']}); last known state follows")
+    else:
+        where = f"pid {engine['pid']} on {engine['host']}, {engine['mode']}"
+        print(f"engine      running, {where}  ({report['state_dir']})")
     reason = f" — {report['reason']} ({report['source']}, {report['since_utc']})" if report["reason"] else ""
     print(f"trading     {report['trading_state']}{reason}")
     conn = report["connection"]
@@ -115,7 +169,9 @@ def send_command(settings: Settings, command: Command, timeout_s: float = ACK_TI
             file=sys.stderr,
         )
         return EXIT_NOT_OK
-    print(f"{name}: {'done' if result.ok else 'refused'}: {result.message}")
+    # The engine's refusals start with "<command> refused: "; say it once.
+    message = result.message.removeprefix(f"{name} refused: ")
+    print(f"{name}: {'done' if result.ok else 'refused'}: {message}")
     return EXIT_OK if result.ok else EXIT_NOT_OK
 
 

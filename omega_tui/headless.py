@@ -1,7 +1,13 @@
 """`omega-tui --no-ui`: the same runtime as the workstation, under `asyncio.run`, for servers.
 
-SIGINT, SIGTERM and SIGHUP all ask the runtime to stop; the runtime's components then stop in reverse
-order (the shutdown policy for working orders is applied by the order manager and risk engine on stop).
+SIGINT, SIGTERM and SIGHUP all ask the runtime to stop. Stopping runs the `[shutdown] on_exit` policy first
+(cancel, flatten or leave working orders; bounded by `shutdown.confirm_timeout_s`; journaled as a
+`kind: "shutdown"` record whatever happened), then the components stop in reverse order. A second signal
+while stopping does not cut the policy short: it is bounded anyway, and only SIGKILL skips it.
+
+Logs go to `<state.dir>/logs/omega.log` and, as JSON lines, to stderr; every `logging.status_every_s` one
+INFO line summarises the engine (`status: trading ACTIVE | connection UP | …`). Exit codes (DESIGN §6): 0
+stopped cleanly, 2 another engine holds the state directory (or bad config), 3 startup verification failed.
 """
 
 from __future__ import annotations
@@ -12,33 +18,59 @@ import signal
 import sys
 
 from omega_tui.config import Settings
+from omega_tui.control import summary_line
+from omega_tui.core.control import EngineAlreadyRunning
 from omega_tui.core.runtime import Runtime
 from omega_tui.core.wiring import build_runtime
 
 log = logging.getLogger(__name__)
 
+EXIT_ALREADY_RUNNING = 2  # DESIGN §6 "bad usage": the state directory is taken; nothing was touched
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+async def log_status_every(runtime: Runtime, period_s: float) -> None:
+    """Log the one-line summary every `period_s` while the engine runs (reads the in-memory hot state)."""
+    while True:
+        await asyncio.sleep(period_s)
+        if runtime.running:
+            log.info("status: %s", summary_line(runtime.hot_state.get))
+
 
 async def run_runtime(runtime: Runtime) -> int:
-    """Run until a signal arrives; returns the runtime's exit code."""
+    """Run until a stop signal arrives; returns the runtime's exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
     def on_signal(signum: int) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("received %s while stopping; the shutdown policy is bounded and still running", name)
+            return
+        log.info("received %s, stopping (shutdown policy: %s)", name, runtime.settings.shutdown.on_exit)
         stop.set()
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
+    period = runtime.settings.logging.status_every_s
+    summary = asyncio.create_task(log_status_every(runtime, period), name="status-summary") if period > 0 else None
     try:
         return await runtime.run(stop)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if summary is not None:
+            summary.cancel()
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
 
 
 def run_headless(settings: Settings) -> int:
+    """Build the runtime and run it headless; returns the process exit code."""
     runtime = build_runtime(settings)
-    code = asyncio.run(run_runtime(runtime))
+    try:
+        code = asyncio.run(run_runtime(runtime))
+    except EngineAlreadyRunning as exc:
+        print(f"omega-tui: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
     for line in runtime.startup_errors:
         print(f"omega-tui: startup failed: {line}", file=sys.stderr)
     return code

@@ -70,11 +70,7 @@ class EngineLock:
         except BlockingIOError:
             holder = read_holder(self.path)
             f.close()
-            who = holder.describe() if holder else "another process"
-            raise EngineAlreadyRunning(
-                f"an engine is already running on {self.path.parent} ({who}); stop it first, or use "
-                f"`omega-tui attach` / `omega-tui status` to work with it"
-            ) from None
+            raise EngineAlreadyRunning(already_running(self.path.parent, holder)) from None
         self.took_over = read_holder(self.path)  # readable only if a previous holder died without cleanup
         info = EngineInfo(os.getpid(), socket.gethostname(), datetime.now(UTC).isoformat(timespec="seconds"), mode)
         f.seek(0)
@@ -93,6 +89,15 @@ class EngineLock:
         fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
         self._file.close()
         self._file = None
+
+
+def already_running(state_dir: Path, holder: EngineInfo | None) -> str:
+    """The refusal a second engine on `state_dir` prints, naming the running one."""
+    who = holder.describe() if holder else "another process"
+    return (
+        f"an engine is already running on {state_dir} ({who}); stop it first, or use "
+        f"`omega-tui attach` / `omega-tui status` to work with it"
+    )
 
 
 def read_holder(path: Path) -> EngineInfo | None:

@@ -116,7 +116,11 @@ class Runtime:
                 for line in exc.lines:
                     log.error("startup verification failed: %s", line)
                     self.log_event("error", "system", f"startup failed: {line}")
+                self._journal_unmanaged_exit("startup verification failed", list(exc.lines))
                 return self.exit_code
+            except BaseException as exc:
+                self._journal_unmanaged_exit(f"start failed: {type(exc).__name__}: {exc}", [])
+                raise
             self.log_event("info", "system", "engine started")
             self._started.set()
             await self._stop.wait()
@@ -140,6 +144,18 @@ class Runtime:
             self._loop = None
             self.lock.release()
         return self.exit_code
+
+    def _journal_unmanaged_exit(self, outcome: str, errors: list[str]) -> None:
+        """Journal an exit before the shutdown policy could run: nobody checked the broker's working orders."""
+        try:
+            self.journal.record(
+                "shutdown",
+                policy=self.settings.shutdown.on_exit,
+                outcome=f"{outcome}; the shutdown policy did not run and orders at the broker were not checked",
+                errors=errors,
+            )
+        except Exception:
+            log.exception("could not journal the failed start")
 
     def wait_started(self, timeout: float | None = None) -> bool:
         """Block (from another thread) until the engine is running or has given up starting."""

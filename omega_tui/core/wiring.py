@@ -178,11 +178,14 @@ async def apply_shutdown_policy(settings: Settings, runtime: Runtime, orders: Or
     timeout = settings.shutdown.confirm_timeout_s
     working = [o["order_id"] for o in orders.working_orders()]
     if not orders.broker.connected:
-        runtime.journal.record("shutdown", policy=policy, outcome="not connected", working_orders=working)
+        runtime.journal.record(
+            "shutdown", policy=policy, outcome="not connected", working_before=working, working_after=working
+        )
         if working:
             runtime.log_event("error", "system", f"exiting disconnected with {len(working)} orders possibly working")
         return
-    outcome = "left"
+    # "left" only when orders really were left working; with nothing working there was nothing to do.
+    outcome = "left" if working else "nothing working"
     try:
         if policy == "cancel" and working:
             ok = await asyncio.wait_for(orders.cancel_all("engine shutdown"), timeout)
@@ -192,6 +195,9 @@ async def apply_shutdown_policy(settings: Settings, runtime: Runtime, orders: Or
             outcome = "flattened" if result.ok else f"flatten incomplete: {result.message}"
     except TimeoutError:
         outcome = f"{policy} not confirmed within {timeout:g} s"
+    except Exception as exc:  # the journal must still say what was left working, so record and carry on
+        log.exception("shutdown policy %s failed", policy)
+        outcome = f"{policy} failed: {type(exc).__name__}: {exc}"
     remaining = [o["order_id"] for o in orders.working_orders()]
     runtime.journal.record("shutdown", policy=policy, outcome=outcome, working_before=working, working_after=remaining)
     level = "info" if not remaining or policy == "leave" else "error"
