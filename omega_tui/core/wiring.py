@@ -182,7 +182,10 @@ async def apply_shutdown_policy(settings: Settings, runtime: Runtime, orders: Or
             "shutdown", policy=policy, outcome="not connected", working_before=working, working_after=working
         )
         if working:
-            runtime.log_event("error", "system", f"exiting disconnected with {len(working)} orders possibly working")
+            # Headless operators read the log, not the event pane: say it in both.
+            text = f"exiting disconnected with {len(working)} orders possibly working: {working}"
+            runtime.log_event("error", "system", text)
+            log.error("shutdown policy %s not applied: %s", policy, text)
         return
     # "left" only when orders really were left working; with nothing working there was nothing to do.
     outcome = "left" if working else "nothing working"

@@ -1,13 +1,17 @@
-"""Exit codes of DESIGN §6 from real processes: 2 bad config, 3 startup verification failed, 4 no engine."""
+"""Exit codes of DESIGN §6: 2 bad config or state directory taken, 3 startup verification failed, 4 no engine."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
+from omega_tui.config import Settings
+from omega_tui.core.control import EngineLock
+from omega_tui.headless import run_headless
 from tests.headless.conftest import journal_records, omega
 
 
@@ -61,3 +65,19 @@ def test_control_command_without_a_running_engine_exits_4(tmp_path: Path, state:
         assert json.loads(done.stdout)["running"] is False
     else:
         assert f"no running engine found on {state}" in done.stderr
+
+
+def test_engine_that_loses_the_race_for_the_lock_exits_2_naming_the_holder(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The CLI refuses a second engine before starting it; this is the runtime's own check behind that, for
+    # two engines started at the same moment. It fails before any connection or state is touched.
+    holder = EngineLock(state)
+    holder.acquire("SIM")
+    try:
+        code = run_headless(Settings(state={"dir": str(state)}, ib={"mode": "gateway", "port": 1}))
+    finally:
+        holder.release()
+    assert code == 2
+    assert f"already running on {state} (pid {os.getpid()} on " in capsys.readouterr().err
+    assert journal_records(state, "shutdown") == []

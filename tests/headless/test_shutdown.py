@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.headless.conftest import (
     Engine,
+    Proc,
     eventually,
     journal_records,
     position_qty,
@@ -100,3 +102,28 @@ def test_leave_policy_leaves_orders_working_and_the_journal_says_which(tmp_path:
         assert sorted(record["working_before"]) == before == sorted(record["working_after"])
     finally:
         engine.kill()
+
+
+def test_stop_after_the_gateway_died_journals_the_orders_it_could_not_manage(tmp_path: Path) -> None:
+    gateway = Proc(
+        [sys.executable, "-m", "omega_tui", "sim-gateway", "--host", "127.0.0.1", "--port", "0"],
+        tmp_path,
+        tmp_path / "gateway.stderr",
+    )
+    engine: Engine | None = None
+    try:
+        port = int(gateway.next_line(20).rsplit(":", 1)[1])
+        engine = engine_with_orders(tmp_path, port, "cancel", "rest AAPL")
+        before = sorted(o["order_id"] for o in working_orders(engine.report()))
+        gateway.kill()
+        eventually(lambda: engine.report()["connection"].get("state") != "UP", 10, "connection lost")
+        assert engine.stop(signal.SIGTERM) == 0, engine.tail()
+        record = last_shutdown(engine.state_dir)
+        assert record["policy"] == "cancel" and record["outcome"] == "not connected"
+        assert sorted(record["working_after"]) == before
+        logged = "\n".join(engine.stderr_lines())
+        assert f"shutdown policy cancel not applied: exiting disconnected with {len(before)} orders" in logged
+    finally:
+        if engine is not None:
+            engine.kill()
+        gateway.kill()
