@@ -50,6 +50,7 @@ class Sink:
 def wired(fake_clock: FakeClock) -> tuple[IB, IbOrderAdapter, Sink]:
     ib = IB()
     ib.client.decoder.serverVersion = 178
+    ib.client.clientId = 17  # as after connectAsync(clientId=17): the messages below carry clientId 17
     adapter = IbOrderAdapter(ib, fake_clock)
     sink = Sink()
     adapter.set_order_events(sink)
@@ -77,6 +78,13 @@ def test_status_of_an_order_unknown_to_ib_async_is_still_delivered(wired: tuple[
         recv_ns=report.recv_ns,  # type: ignore[attr-defined]
         why_held="",
     )
+
+
+def test_status_of_another_api_clients_order_is_not_delivered(wired: tuple[IB, IbOrderAdapter, Sink]) -> None:
+    """Order ids are per client: client 5's order 41 is not ours, even if we also have an order 41."""
+    ib, _, sink = wired
+    feed(ib, 3, 41, "Submitted", "30", "70", "190.05", 9001, 0, "190.05", 5, "", "0")
+    assert sink.events == []
 
 
 def test_status_before_any_fill_has_no_average_price(wired: tuple[IB, IbOrderAdapter, Sink]) -> None:

@@ -216,6 +216,12 @@ class IbOrderAdapter:
             log.exception("could not translate broker message %r", args)
             return None
 
+    def _mine(self, client_id: Any) -> bool:
+        """Whether an order message belongs to this connection. Order ids are per client, so another API
+        client's order 7 is not ours; only the master client 0 sees (and may manage) everyone's orders."""
+        mine = _int(self.ib.client.clientId)
+        return mine == 0 or _int(client_id) == mine
+
     def _on_order_status(
         self,
         order_id: int,
@@ -231,7 +237,7 @@ class IbOrderAdapter:
         mkt_cap_price: float = 0.0,
     ) -> Callable[[], None] | None:
         sink = self._sink
-        if sink is None:
+        if sink is None or not self._mine(client_id):
             return None
         report = OrderStatusReport(
             order_id=_int(order_id),
@@ -249,8 +255,8 @@ class IbOrderAdapter:
 
     def _on_open_order(self, order_id: int, contract: Contract, order: Order, state: Any) -> Callable[[], None] | None:
         sink = self._sink
-        if sink is None or order.whatIf:
-            return None  # what-if answers are the verification's business, not orders
+        if sink is None or order.whatIf or not self._mine(order.clientId):
+            return None  # what-if answers are the verification's business; other clients' orders are theirs
         report = self.open_order_report(order_id, contract, order, str(state.status))
         return lambda: sink.on_open_order(report)
 
@@ -284,7 +290,7 @@ class IbOrderAdapter:
 
     def _on_exec_details(self, req_id: int, contract: Contract, execution: Any) -> Callable[[], None] | None:
         sink = self._sink
-        if sink is None:
+        if sink is None or not self._mine(execution.clientId):
             return None
         report = self.execution_report(contract, execution)
         return lambda: sink.on_execution(report)

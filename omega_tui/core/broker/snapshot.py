@@ -50,18 +50,35 @@ class BrokerSnapshot:
         self._session = session
 
     async def open_orders(self) -> list[OpenOrderReport]:
+        """This client's working orders. Other API clients' orders on the account are reported, not adopted:
+        their statuses go to their own connection and only they can cancel them one by one, so managing
+        them here would leave orders we can neither follow nor cancel (IB error 10147)."""
         ib, adapter = self._session.ib, self._session.orders
         trades = await ib.reqAllOpenOrdersAsync()
+        mine = ib.client.clientId
+        ours = [t for t in trades if not t.order.whatIf and t.order.clientId == mine]
+        others = [t for t in trades if not t.order.whatIf and t.order.clientId != mine]
+        if others:
+            ids = ", ".join(f"{t.order.clientId}/{t.order.orderId}" for t in others[:10])
+            log.warning(
+                "%d working orders on the account belong to other API clients (client/order: %s); Omega does not "
+                "manage them, but reqGlobalCancel (halt, flatten) still cancels them",
+                len(others),
+                ids,
+            )
         return [
-            adapter.open_order_report(t.order.orderId, t.contract, t.order, str(t.orderStatus.status))
-            for t in trades
-            if not t.order.whatIf
+            adapter.open_order_report(t.order.orderId, t.contract, t.order, str(t.orderStatus.status)) for t in ours
         ]
 
     async def executions(self) -> list[ExecutionReport]:
         ib, adapter = self._session.ib, self._session.orders
         fills = await ib.reqExecutionsAsync()
-        return [adapter.execution_report(f.contract, f.execution) for f in fills]
+        mine = ib.client.clientId
+        return [
+            adapter.execution_report(f.contract, f.execution)
+            for f in fills
+            if mine == 0 or f.execution.clientId == mine
+        ]
 
 
 class BrokerFigures:
