@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     resume = subs.add_parser("resume", help="re-arm trading after a halt (refused while a limit is breached)")
     resume.add_argument("--yes", action="store_true", help="confirm")
     subs.add_parser("attach", help="open the workstation UI on an engine running elsewhere on this machine")
+    validate = subs.add_parser(
+        "validate",
+        help="run a paper-trading day (simulated gateway, accelerated; or a paper account) and report checklist §8 "
+        "(exit 0 all passed, 1 a check failed, 3 startup failed)",
+    )
+    validate.add_argument("--minutes", type=float, default=390.0, help="session minutes to run (default 390)")
+    validate.add_argument("--out", metavar="DIR", help="report directory (default ./validation-<date>)")
+    validate.add_argument(
+        "--speed", type=float, default=100.0, help="sim mode: market minutes per wall minute (default 100)"
+    )
     return parser
 
 
@@ -118,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return control.cmd_flatten(settings, args.yes)
     if args.command == "resume":
         return control.cmd_resume(settings, args.yes)
+    if args.command == "validate":
+        from omega_tui.validate.cli import cmd_validate
+
+        return cmd_validate(settings, args.minutes, args.out, args.speed)
     if args.command == "attach":
         from omega_tui.launcher import run_attached
 
