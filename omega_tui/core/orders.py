@@ -760,10 +760,14 @@ class OrderManager(Component):
         working = [o for o in self._orders.values() if o.state.is_working]
         self.journal.record("cancel_all", reason=reason, working=[o.order_id for o in working])
         self._drop_queued(None, f"cancel all: {reason}")
+        # The one message that stops everything goes first; the bookkeeping of each order follows (a kill
+        # switch must not wait for 100 state transitions). A broker that answers synchronously may already
+        # have ended some orders, so only those still working move to PENDING_CANCEL.
+        self.broker.global_cancel()
         for o in working:
             o.cancel_requested = True
-            self._transition(o, PENDING_CANCEL, o.ib_status, "global cancel")
-        self.broker.global_cancel()
+            if o.state.is_working:
+                self._transition(o, PENDING_CANCEL, o.ib_status, "global cancel")
         timeout = self.execution.cancel_all_timeout_s
         if await self._wait_terminal(working, timeout):
             return True
