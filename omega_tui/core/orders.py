@@ -300,6 +300,34 @@ class _Latency:
 # ------------------------------------------------------------------------------------ the manager
 
 
+class _OrderBook(dict[int, ManagedOrder]):
+    """Every known order by id, plus an index of the working ones.
+
+    The risk engine asks for open-order counts and working exposure on every pre-trade check, so those
+    must not scan the whole day's orders; any insertion indexes the order, and `OrderManager._apply`
+    moves it out of the index when it reaches a terminal state.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.working: dict[int, ManagedOrder] = {}
+
+    def __setitem__(self, order_id: int, order: ManagedOrder) -> None:
+        super().__setitem__(order_id, order)
+        if order.state.is_working:
+            self.working[order_id] = order
+        else:
+            self.working.pop(order_id, None)
+
+    def state_changed(self, order: ManagedOrder) -> None:
+        if order.order_id not in self:
+            return
+        if order.state.is_working:
+            self.working[order.order_id] = order
+        else:
+            self.working.pop(order.order_id, None)
+
+
 class OrderManager(Component):
     """Owns every order Omega knows, its state machine, the submission queue, positions and P&L."""
 
@@ -322,7 +350,7 @@ class OrderManager(Component):
         self.journal = journal
         self.broker = broker
         self.instruments: dict[str, VerifiedInstrument] = {}
-        self._orders: dict[int, ManagedOrder] = {}
+        self._orders = _OrderBook()
         self._exec_to_order: dict[str, int] = {}
         self._pending_commissions: dict[str, CommissionReport] = {}
         self._commissioned: set[str] = set()
@@ -406,8 +434,8 @@ class OrderManager(Component):
         """Signed remaining quantity that would open or increase exposure: working entries and slices,
         including slices still queued; protective children are excluded (they only reduce)."""
         total = 0
-        for o in self._orders.values():
-            if o.key == key and o.state.is_working and o.opens_exposure:
+        for o in self._orders.working.values():
+            if o.key == key and o.opens_exposure:
                 total += o.order.action.sign * o.remaining
         for group in self._queue:
             if group.legs and group.legs[0].fields["key"] == key:
@@ -416,14 +444,14 @@ class OrderManager(Component):
 
     def open_order_count(self) -> int:
         """Working orders at the broker, bracket children included (queued, unplaced groups are not)."""
-        return sum(1 for o in self._orders.values() if o.state.is_working)
+        return len(self._orders.working)
 
     def queued_count(self) -> int:
         """Orders waiting in the submission queue (throttled groups and later slices)."""
         return sum(len(g.legs) for g in self._queue)
 
     def working_orders(self) -> list[OrderView]:
-        return [self._view(o) for o in self._orders.values() if o.state.is_working]
+        return [self._view(o) for o in self._orders.working.values()]
 
     def positions(self) -> Mapping[str, Position]:
         return MappingProxyType(self._positions)
@@ -978,6 +1006,7 @@ class OrderManager(Component):
         old = o.state
         now = self.clock.monotonic_ns()
         o.state = target
+        self._orders.state_changed(o)
         if ib_status:
             o.ib_status = ib_status
         o.transitions.append((target, o.ib_status, now, self.clock.now_utc()))
