@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -353,6 +353,9 @@ class OrderManager(Component):
         self._orders = _OrderBook()
         self._exec_to_order: dict[str, int] = {}
         self._pending_commissions: dict[str, CommissionReport] = {}
+        self._opened_share: dict[str, Decimal] = {}  # exec_id → share of the fill that opened (until its commission)
+        self._protect_seq = itertools.count(1)
+        self._protect_waiting: dict[str, str] = {}  # key → reason: protection waiting for a quote to be priced
         self._commissioned: set[str] = set()
         self._orphan_status: dict[int, list[OrderStatusReport]] = {}
         self._positions: dict[str, Position] = {}
@@ -786,6 +789,7 @@ class OrderManager(Component):
         are terminal. Queued, unplaced groups are dropped first.
         """
         working = [o for o in self._orders.values() if o.state.is_working]
+        self._protect_waiting.clear()
         self.journal.record("cancel_all", reason=reason, working=[o.order_id for o in working])
         self._drop_queued(None, f"cancel all: {reason}")
         # The one message that stops everything goes first; the bookkeeping of each order follows (a kill
@@ -828,6 +832,225 @@ class OrderManager(Component):
             except TimeoutError:
                 return not any(o.state.is_working for o in orders)
         return True
+
+    # ------------------------------------------------------------------ protection of open positions
+
+    def protect_positions(self, reason: str) -> list[int]:
+        """Give every open position without working protection an OCA stop-loss + take-profit; returns the ids
+        placed now (a pair the rate does not allow yet is queued and placed by the queue).
+
+        Called by the risk engine after a resume (the halt cancelled every bracket child) and by the runtime
+        after recovery when not HALTED; never call it while HALTED (no new orders then). For each nonzero
+        position, the quantity not covered by working protective orders (bracket children whose parent has
+        filled, or earlier protection) gets a pair: STP and LMT on the exit side, `oca_type=1`, no parent,
+        TP transmit=False then SL transmit=True so neither is live alone, `orderRef "protect-<key>-<n>:<role>"`.
+        Prices come from the position's average cost, `signals.stop_loss_ticks` / `take_profit_ticks` away on
+        the instrument's tick grid; a stop that would already be through the touch (it would trigger at once)
+        is put `stop_loss_ticks` beyond the touch instead, and a take-profit that would be marketable
+        `take_profit_ticks` beyond the other side of the touch. A position with no quote yet is protected when
+        its first quote arrives (an event-log warning says so). Protection is kept within the position by
+        `_fit_protection` after every fill.
+        """
+        placed: list[int] = []
+        for key, pos in list(self._positions.items()):
+            if pos.quantity == 0:
+                continue
+            placed += self._protect(key, reason)
+        return placed
+
+    def unprotected_positions(self) -> list[str]:
+        """Keys of nonzero positions with quantity not covered by working protective orders."""
+        return [k for k, p in self._positions.items() if p.quantity and self._cover(k)[0] < abs(p.quantity)]
+
+    def _protect(self, key: str, reason: str) -> list[int]:
+        self._protect_waiting.pop(key, None)
+        pos = self._positions.get(key)
+        inst = self.instruments.get(key)
+        if pos is None or pos.quantity == 0:
+            return []
+        if inst is None or not inst.tradable:
+            self._warn(f"position {key} {pos.quantity} cannot be protected: not a verified, tradable instrument")
+            return []
+        if not self.broker.connected:
+            self._warn(f"position {key} {pos.quantity} is not protected: the broker is not connected")
+            return []
+        self._fit_protection(key)
+        covered, _groups = self._cover(key)
+        missing = abs(pos.quantity) - covered
+        if missing <= 0:
+            return []
+        prices = self._protect_prices(pos, inst)
+        if prices is None:
+            self._protect_waiting[key] = reason
+            self._warn(f"position {key} {pos.quantity} is unprotected: no quote to price its stop; waiting for one")
+            return []
+        stop, take_profit = prices
+        iid = f"protect-{key}-{next(self._protect_seq)}"
+        exit_side = Side.SELL if pos.quantity > 0 else Side.BUY
+        child: dict[str, Any] = {
+            "key": key,
+            "con_id": inst.con_id,
+            "action": exit_side,
+            "quantity": missing,
+            "tif": self.execution.tif,
+            "oca_group": f"{iid}:oca",
+            "oca_type": 1,
+        }
+        legs = [
+            _Leg(
+                "take_profit",
+                {
+                    **child,
+                    "order_type": OrderType.LMT,
+                    "limit_price": take_profit,
+                    "order_ref": f"{iid}:take_profit",
+                    "transmit": False,
+                },
+            ),
+            _Leg(
+                "stop_loss",
+                {
+                    **child,
+                    "order_type": OrderType.STP,
+                    "limit_price": None,
+                    "aux_price": stop,
+                    "order_ref": f"{iid}:stop_loss",
+                    "transmit": True,
+                },
+            ),
+        ]
+        group = _Group(self.clock.monotonic_ns(), next(self._seq), iid, legs)
+        group.intent_record = {
+            "intent_id": iid,
+            "key": key,
+            "kind": "protect",
+            "side": exit_side.value,
+            "quantity": missing,
+            "position": pos.quantity,
+            "avg_cost": str(pos.avg_cost),
+            "stop_loss": str(stop),
+            "take_profit": str(take_profit),
+            "reason": reason,
+        }
+        heapq.heappush(self._queue, group)
+        placed = self._pump()
+        if group.intent_record is not None and not any(g is group for g, _ in placed):
+            self.journal.record("intent", intent=group.intent_record)
+            group.intent_record = None
+        self._wake_queue()
+        log.info("protecting %s %s: stop %s, take-profit %s (%s)", key, pos.quantity, stop, take_profit, reason)
+        return [oid for g, ids in placed if g is group for oid in ids]
+
+    def _protect_prices(self, pos: Position, inst: VerifiedInstrument) -> tuple[Decimal, Decimal] | None:
+        """(stop, take-profit) on the tick grid, the stop never through the touch; None without a quote."""
+        quote = self.hot_state.quote(pos.key)
+        if quote is None:
+            return None
+        bid = quote.bid if quote.bid is not None else quote.last
+        ask = quote.ask if quote.ask is not None else quote.last
+        if bid is None or ask is None:
+            return None
+        tick = inst.min_tick if inst.min_tick > 0 else Decimal("0.01")
+        sl = tick * self.settings.signals.stop_loss_ticks
+        tp = tick * self.settings.signals.take_profit_ticks
+        avg = pos.avg_cost
+        if pos.quantity > 0:
+            # A sell stop triggers when the bid reaches it: it must stay strictly below the bid.
+            stop = _grid(avg - sl, tick, ROUND_FLOOR)
+            if stop >= bid:
+                stop = _grid(bid, tick, ROUND_FLOOR) - sl
+            take = _grid(avg + tp, tick, ROUND_CEILING)
+            if take <= bid:
+                take = _grid(ask, tick, ROUND_CEILING) + tp
+            if stop <= 0:
+                return None
+            return stop, take
+        # A buy stop triggers when the ask reaches it: it must stay strictly above the ask.
+        stop = _grid(avg + sl, tick, ROUND_CEILING)
+        if stop <= ask:
+            stop = _grid(ask, tick, ROUND_CEILING) + sl
+        take = _grid(avg - tp, tick, ROUND_FLOOR)
+        if take >= ask:
+            take = _grid(bid, tick, ROUND_FLOOR) - tp
+        return stop, max(take, tick)
+
+    def _cover(self, key: str) -> tuple[int, list[tuple[list[ManagedOrder], int, Side]]]:
+        """(quantity covered on the position's exit side, [(resizable legs, cover, exit side)] per live group).
+
+        Protective orders are grouped by OCA group. A group whose bracket parent is still working is held by
+        the broker until the parent fills, so it neither covers nor can over-cover yet. In a group where a leg
+        has filled, OCA type 1 makes the broker cancel the others: only the filled leg's remainder covers.
+        """
+        by_group: dict[str, list[ManagedOrder]] = {}
+        for o in self._orders.values():
+            if o.key == key and o.role in PROTECTIVE_ROLES:
+                by_group.setdefault(o.order.oca_group or f"parent:{o.order.parent_id}:{o.order_id}", []).append(o)
+        pos = self.position_qty(key)
+        covered = 0
+        groups: list[tuple[list[ManagedOrder], int, Side]] = []
+        for legs in by_group.values():
+            live = [o for o in legs if o.state.is_working and not o.cancel_requested]
+            if not live:
+                continue
+            parent_id = live[0].order.parent_id
+            parent = self._orders.get(parent_id) if parent_id else None
+            if parent is not None and parent.state.is_working:
+                continue
+            if any(o.filled for o in legs):
+                live = [o for o in live if o.filled]
+                cover = sum(o.remaining for o in live)
+            else:
+                cover = max(o.remaining for o in live)
+            if not live:
+                continue
+            side = live[0].order.action
+            groups.append((live, cover, side))
+            if pos and side.sign == -(1 if pos > 0 else -1):
+                covered += cover
+        return covered, groups
+
+    def _fit_protection(self, key: str) -> None:
+        """Keep protective orders within the position: shrink or cancel what exceeds it, cancel what is on the
+        wrong side. A stop or take-profit bigger than the position (after a flatten, a manual reduce, or the
+        other leg's fill of another group) would open a position in the other direction that risk cannot see.
+        """
+        pos = self.position_qty(key)
+        _covered, groups = self._cover(key)
+        if not groups:
+            return
+        exit_sign = -1 if pos > 0 else 1
+        excess = -abs(pos)
+        keep: list[tuple[list[ManagedOrder], int]] = []
+        for legs, cover, side in groups:
+            if pos == 0 or side.sign != exit_sign:
+                self._cancel_protection(legs, f"position {key} is {pos}")
+            else:
+                keep.append((legs, cover))
+                excess += cover
+        # Newest protection shrinks first (highest order ids), so the oldest, original brackets stay intact.
+        for legs, cover in sorted(keep, key=lambda g: -max(o.order_id for o in g[0])):
+            if excess <= 0:
+                break
+            new_cover = max(cover - excess, 0)
+            excess -= cover - new_cover
+            if new_cover == 0:
+                self._cancel_protection(legs, f"position {key} is {pos}")
+                continue
+            for o in legs:
+                self.journal.record(
+                    "protection_resize", order_id=o.order_id, key=key, position=pos, cover=cover, new_cover=new_cover
+                )
+                self.modify(o.order_id, quantity=o.filled + new_cover)
+
+    def _cancel_protection(self, legs: list[ManagedOrder], why: str) -> None:
+        for o in legs:
+            self.cancel(o.order_id, reason=f"protection exceeds the position: {why}")
+
+    def _warn(self, text: str) -> None:
+        log.warning("%s", text)
+        self.journal.record("warning", source="orders", text=text)
+        if self._event_log is not None:
+            self._event_log("warn", "order", text)
 
     # ------------------------------------------------------------------ broker callbacks (OrderEvents)
 
@@ -888,6 +1111,9 @@ class OrderManager(Component):
             else:
                 self._anomaly(o, f"filled {o.fill_qty} of an order for {o.order.quantity}")
         pos = self._position(o.key or report.key)
+        opened = pos.opening_qty(report.side, report.quantity)
+        if opened:
+            self._opened_share[report.exec_id] = Decimal(opened) / report.quantity
         pos.apply_fill(report.side, report.quantity, report.price)
         if not o.first_fill_ns:
             o.first_fill_ns = report.recv_ns
@@ -901,6 +1127,7 @@ class OrderManager(Component):
         o.view = None
         if not self._replaying:
             self.bus.publish(FillReceived(report))
+            self._fit_protection(pos.key)
         self._request_publish()
 
     def on_commission(self, report: CommissionReport) -> None:
@@ -922,7 +1149,7 @@ class OrderManager(Component):
             fill = o.fills.get(report.exec_id)
             if fill is not None:
                 self._lat_commission.add(report.recv_ns - fill.recv_ns)
-        pos.add_commission(report.commission)
+        pos.add_commission(report.commission, self._opened_share.pop(report.exec_id, ZERO))
 
     def on_broker_error(self, error: BrokerError) -> None:
         code = error.code
@@ -1094,10 +1321,16 @@ class OrderManager(Component):
     # ------------------------------------------------------------------ broker P&L reconciliation
 
     def on_broker_pnl(self, daily: Decimal | None, unrealized: Decimal | None, realized: Decimal | None) -> None:
-        """The account's P&L from the broker (`reqPnL`); flags and journals a difference over one cent."""
+        """The account's P&L from the broker (`reqPnL`); flags and journals a difference over one cent.
+
+        Ours is marked at the broker's own mark of each position (its last portfolio row) where known, so two
+        marks a tick apart are not read as a disagreement.
+        """
         self._broker_daily, self._broker_unrealized, self._broker_realized = daily, unrealized, realized
-        realized_ours, unrealized_ours, commissions = self.day_pnl()
-        ours = realized_ours + unrealized_ours - commissions
+        ours = ZERO
+        for key, pos in self._positions.items():
+            mark = pos.broker_mark if pos.broker_mark is not None else self.mark(key)
+            ours += pos.net(mark)
         agrees = not differs(ours, daily)
         if agrees != self._pnl_agrees:
             self.journal.record("pnl_reconcile", agrees=agrees, ours=ours, broker_daily=daily)
@@ -1113,8 +1346,16 @@ class OrderManager(Component):
         avg_cost: Decimal | None,
         unrealized: Decimal | None,
         realized: Decimal | None,
+        market_price: Decimal | None = None,
     ) -> None:
-        """One position from the broker's portfolio (per unit `avg_cost`); flags a difference over one cent.
+        """One position from the broker's portfolio; flags and journals a disagreement.
+
+        `avg_cost` is per unit (the broker's averageCost divided by the multiplier) and, as IB's, includes the
+        open quantity's commissions; `market_price` is the broker's mark of the row. The comparison is made in
+        IB's terms (see `core/positions.py`): the quantity exactly; the average cost, unrealised P&L **at the
+        broker's mark** (ours when the broker sends none) and realised P&L each within one cent (the average
+        cost as the open quantity's total cost, since IB sends a rounded float). Comparing at two different marks
+        would flag every position whose quotes differ by a tick.
 
         A position the broker holds that Omega has never traded (carried from an earlier day or placed
         elsewhere) is adopted at the broker's average cost, once recovery has run.
@@ -1130,12 +1371,25 @@ class OrderManager(Component):
         ):
             pos.quantity = qty
             pos.cost_basis = avg_cost * abs(qty)
+            pos.open_commissions = ZERO  # already inside the broker's average cost
             self.journal.record("position_adopted", key=key, quantity=qty, avg_cost=avg_cost)
         pos.broker_quantity, pos.broker_avg_cost = qty, avg_cost
         pos.broker_unrealized, pos.broker_realized = unrealized, realized
-        agrees = qty == pos.quantity
-        if agrees and unrealized is not None and realized is not None:
-            agrees = not differs(pos.net(self.mark(key)), unrealized + realized)
+        if market_price is not None and market_price > 0:
+            pos.broker_mark = market_price
+        mark = market_price if market_price is not None and market_price > 0 else self.mark(key)
+        problems: list[str] = []
+        if qty != pos.quantity:
+            problems.append(f"quantity ours {pos.quantity}, broker {qty}")
+        else:
+            size = abs(qty) * pos.multiplier
+            if qty and avg_cost is not None and differs(pos.ib_avg_cost * size, avg_cost * size):
+                problems.append(f"average cost ours {pos.ib_avg_cost:.6f}, broker {avg_cost}")
+            if unrealized is not None and mark is not None and differs(pos.ib_unrealized(mark), unrealized):
+                problems.append(f"unrealised at {mark} ours {pos.ib_unrealized(mark):.2f}, broker {unrealized}")
+            if realized is not None and differs(pos.ib_realized, realized):
+                problems.append(f"realised ours {pos.ib_realized:.2f}, broker {realized}")
+        agrees = not problems
         if agrees != pos.agrees:
             self.journal.record(
                 "position_reconcile",
@@ -1143,12 +1397,17 @@ class OrderManager(Component):
                 agrees=agrees,
                 quantity=pos.quantity,
                 broker_quantity=qty,
-                net=pos.net(self.mark(key)),
+                avg_cost=pos.ib_avg_cost,
+                broker_avg_cost=avg_cost,
+                mark=mark,
+                unrealized=pos.ib_unrealized(mark),
+                realized=pos.ib_realized,
                 broker_unrealized=unrealized,
                 broker_realized=realized,
+                problems=problems,
             )
             if not agrees:
-                log.warning("position %s disagrees with the broker (ours %s, broker %s)", key, pos.quantity, qty)
+                log.warning("position %s disagrees with the broker: %s", key, "; ".join(problems))
         pos.agrees = agrees
         self._request_publish()
 
@@ -1328,6 +1587,8 @@ class OrderManager(Component):
     # ------------------------------------------------------------------ hot state
 
     def _on_quote(self, event: QuoteUpdated) -> None:
+        if self._protect_waiting and event.quote.key in self._protect_waiting:
+            self._protect(event.quote.key, self._protect_waiting[event.quote.key])
         pos = self._positions.get(event.quote.key)
         if pos is not None and pos.quantity != 0:
             self._request_publish(throttled=True)
@@ -1436,6 +1697,10 @@ class OrderManager(Component):
 
 
 # ------------------------------------------------------------------------------------ journal decoding
+
+
+def _grid(price: Decimal, tick: Decimal, rounding: str) -> Decimal:
+    return (price / tick).to_integral_value(rounding) * tick
 
 
 def _str(value: Decimal | None) -> str | None:

@@ -33,11 +33,14 @@ class Position:
     realized: Decimal = ZERO
     commissions: Decimal = ZERO
     fills: int = 0
+    open_commissions: Decimal = ZERO  # IB folds these into avgCost (see the module docstring)
+    closed_commissions: Decimal = ZERO  # IB charges these against realised P&L (today)
     # The broker's own figures (portfolio / reqPnLSingle), for reconciliation; None until it reports.
     broker_quantity: int | None = None
     broker_avg_cost: Decimal | None = None
     broker_unrealized: Decimal | None = None
     broker_realized: Decimal | None = None
+    broker_mark: Decimal | None = None  # the broker's marketPrice of its last portfolio row
     agrees: bool = True
 
     @property
@@ -54,6 +57,32 @@ class Position:
         value = mark * abs(self.quantity)
         pnl = value - self.cost_basis if self.quantity > 0 else self.cost_basis - value
         return pnl * self.multiplier
+
+    @property
+    def ib_avg_cost(self) -> Decimal:
+        """IB's per-unit average cost: `avg_cost` with the open quantity's commissions folded in."""
+        if self.quantity == 0:
+            return ZERO
+        sign = 1 if self.quantity > 0 else -1
+        return self.avg_cost + sign * self.open_commissions / (abs(self.quantity) * self.multiplier)
+
+    def ib_unrealized(self, mark: Decimal | None) -> Decimal:
+        """IB's unrealised P&L at `mark` (the open quantity's commissions are inside its cost)."""
+        if self.quantity == 0 or mark is None:
+            return ZERO
+        return self.unrealized(mark) - self.open_commissions
+
+    @property
+    def ib_realized(self) -> Decimal:
+        """IB's realised P&L today: closing commissions and the closed share of opening ones deducted."""
+        return self.realized - self.closed_commissions
+
+    def opening_qty(self, side: Side, quantity: int) -> int:
+        """How much of a fill of `quantity` on `side` would open (or add to) the position, before booking it."""
+        signed = side.sign * quantity
+        if self.quantity == 0 or (self.quantity > 0) == (signed > 0):
+            return quantity
+        return max(quantity - abs(self.quantity), 0)
 
     def net(self, mark: Decimal | None) -> Decimal:
         """Realised + unrealised - commissions."""
@@ -73,6 +102,9 @@ class Position:
         closed = min(held, quantity)
         # A full close releases the whole basis exactly; a partial one releases its share.
         released = self.cost_basis if closed == held else self.cost_basis * closed / held
+        fees = self.open_commissions if closed == held else self.open_commissions * closed / held
+        self.open_commissions -= fees
+        self.closed_commissions += fees
         proceeds = price * closed
         pnl = (proceeds - released) if self.quantity > 0 else (released - proceeds)
         pnl *= self.multiplier
@@ -86,13 +118,18 @@ class Position:
             self.cost_basis = ZERO
         return pnl
 
-    def add_commission(self, amount: Decimal) -> None:
+    def add_commission(self, amount: Decimal, opened_share: Decimal = ZERO) -> None:
+        """Book a fill's commission; `opened_share` is the fraction of that fill that opened the position."""
         self.commissions += amount
+        folded = amount * opened_share if self.quantity != 0 else ZERO
+        self.open_commissions += folded
+        self.closed_commissions += amount - folded
 
     def reset_day(self) -> None:
         """Start a new trading day: realised P&L and commissions go to zero, the open position stays."""
         self.realized = ZERO
         self.commissions = ZERO
+        self.closed_commissions = ZERO
         self.fills = 0
 
 

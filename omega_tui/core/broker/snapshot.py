@@ -30,7 +30,11 @@ class FiguresSink(Protocol):
         avg_cost: Decimal,
         unrealized: Decimal | None,
         realized: Decimal | None,
-    ) -> None: ...
+        market_price: Decimal | None = None,
+    ) -> None:
+        """`avg_cost` per unit (IB's averageCost / multiplier, commissions folded in as IB does);
+        `market_price` is the row's marketPrice, the mark the broker's unrealised P&L is computed at."""
+        ...
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -130,5 +134,10 @@ class BrokerFigures:
         multiplier = Decimal(str(item.contract.multiplier or 1)) if item.contract.multiplier else Decimal(1)
         avg = _dec(item.averageCost) or Decimal(0)
         self._sink.on_broker_position(
-            key, int(item.position), avg / multiplier, _dec(item.unrealizedPNL), _dec(item.realizedPNL)
+            key,
+            int(item.position),
+            avg / multiplier,
+            _dec(item.unrealizedPNL),
+            _dec(item.realizedPNL),
+            _dec(item.marketPrice),
         )
