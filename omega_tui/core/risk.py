@@ -15,6 +15,12 @@ quotes of instruments with a position (max daily loss → HALTED, then flatten i
 beyond its limit after a fill → REDUCING; a critical IB error code → HALTED and the broker's disconnect; a
 lost connection → HALTED. Trading stays halted after reconnection until an operator resumes.
 
+Positions are protected again after a resume: the halt cancels every bracket stop and take-profit, so a
+successful `resume` (ACTIVE or REDUCING) calls the order manager's `protect_positions`, which gives every
+open position without working protection an OCA stop-loss + take-profit pair. While HALTED nothing is placed,
+so open positions have no stop: after the halt's cancel-all (and after recovery into a persisted halt, see
+`core/wiring.py`) the event log warns "N positions unprotected while HALTED" (`warn_unprotected`).
+
 The order manager is reached through `ExposureView`, so tests use a fake. Exposure is projected
 conservatively: position + working orders in this order's direction + this order. Working entries come
 from the order manager (`working_entry_qty`, one signed net figure, protective children excluded); working
@@ -139,6 +145,10 @@ class ExposureView(Protocol):
     def cancel(self, order_id: int) -> bool: ...
 
     async def cancel_all(self, reason: str) -> bool: ...
+
+    def protect_positions(self, reason: str) -> list[int]: ...
+
+    def unprotected_positions(self) -> list[str]: ...
 
     def position_qty(self, key: str) -> int: ...
 
@@ -795,6 +805,8 @@ class RiskEngine(Component):
             self._closing.clear()
             self._closing_by_order.clear()
         self._journal.record("risk_cancel_all", reason=reason, ok=ok)
+        if not self._flattening:
+            self.warn_unprotected()
         if not ok:
             self._alert("cancel-all after the halt is not confirmed: some orders may still be working")
         self._view_dirty = True
@@ -832,9 +844,36 @@ class RiskEngine(Component):
         self._loss_breached = False
         if beyond:
             self._set_state(TradingState.REDUCING, source, f"{reason}; beyond the position limit: {', '.join(beyond)}")
-            return self._result(True, f"resumed in REDUCING: beyond the position limit: {', '.join(beyond)}")
+            protected = self._protect(f"resume by {source}")
+            return self._result(True, f"resumed in REDUCING: beyond the position limit: {', '.join(beyond)}{protected}")
         self._set_state(TradingState.ACTIVE, source, reason)
-        return self._result(True, "trading resumed: ACTIVE")
+        return self._result(True, f"trading resumed: ACTIVE{self._protect(f'resume by {source}')}")
+
+    def _protect(self, reason: str) -> str:
+        """After a resume: the halt cancelled every stop and take-profit, so re-protect open positions."""
+        try:
+            ids = self._orders.protect_positions(reason)
+        except Exception:
+            log.exception("protecting open positions after the resume failed")
+            self._alert("open positions could not be re-protected after the resume: place stops by hand")
+            return "; positions NOT re-protected (see the event log)"
+        if not ids:
+            return ""
+        self._journal.record("protect_positions", reason=reason, order_ids=ids)
+        self._event("info", f"{len(ids) // 2} open positions re-protected with a stop-loss and take-profit")
+        return f"; {len(ids) // 2} positions re-protected"
+
+    def warn_unprotected(self) -> None:
+        """While HALTED no protective order is placed: tell the operator which positions have no stop."""
+        if self._state is not TradingState.HALTED:
+            return
+        keys = self._orders.unprotected_positions()
+        if keys:
+            self._event(
+                "warn",
+                f"{len(keys)} positions unprotected while HALTED ({', '.join(sorted(keys))}): "
+                "no stop-loss until resumed or flattened",
+            )
 
     async def flatten(self, source: str, reason: str) -> CommandResult:
         """Halt, cancel every order, then close every position with marketable limits until flat.

@@ -34,6 +34,7 @@ from omega_tui.core.types import (
     Halt,
     PlaceOrder,
     Resume,
+    TradingState,
 )
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,27 @@ def build_runtime(
 
     async def recover() -> None:
         await orders.recover()
+        after_recovery("startup")
+
+    def after_recovery(when: str) -> None:
+        # A position recovered without working stops (a restart, orders lost while away) is protected unless
+        # HALTED, when nothing new may be placed: then the operator is told which positions have no stop.
+        if risk.trading_state is TradingState.HALTED:
+            risk.warn_unprotected()
+            return
+        try:
+            ids = orders.protect_positions(f"recovery ({when})")
+        except Exception:
+            log.exception("protecting positions after recovery failed")
+            runtime.log_event("error", "order", "open positions could not be protected after recovery")
+            return
+        if ids:
+            runtime.journal.record("protect_positions", reason=f"recovery ({when})", order_ids=ids)
+            runtime.log_event("info", "order", f"{len(ids) // 2} recovered positions protected with stops")
+
+    async def recover_after_reconnect() -> None:
+        await orders.recover()
+        after_recovery("reconnect")
 
     async def replay_journal() -> None:
         orders.replay_journal()
@@ -132,7 +154,7 @@ def build_runtime(
             was_down = True
         elif event.state is ConnectionState.UP and was_down and orders.state.value == "RUNNING":
             was_down = False
-            runtime.spawn_background(orders.recover(), "recover-after-reconnect")
+            runtime.spawn_background(recover_after_reconnect(), "recover-after-reconnect")
 
     bus.subscribe(ConnectionChanged, on_connection)
 

@@ -66,6 +66,7 @@ class FakeOrders:
         self.submitted: list[tuple[OrderIntent, TradingState | None]] = []
         self.cancelled: list[int] = []
         self.cancel_all_calls: list[str] = []
+        self.protect_calls: list[tuple[str, TradingState | None]] = []
         self.cancel_all_result = True
         self.cancel_all_cancels = True  # cancel_all really cancels every working order
         self.state_probe: Callable[[], TradingState] | None = None
@@ -118,6 +119,15 @@ class FakeOrders:
                 if not order.done:
                     self._finish(order, OrderState.CANCELLED)
         return self.cancel_all_result
+
+    def protect_positions(self, reason: str) -> list[int]:
+        """Records the call; two fake ids per open position (a stop-loss and a take-profit)."""
+        self.protect_calls.append((reason, self.state_probe() if self.state_probe else None))
+        keys = [k for k, p in self.pos.items() if p.quantity]
+        return [next(self._ids) for _ in keys for _leg in range(2)]
+
+    def unprotected_positions(self) -> list[str]:
+        return [k for k, p in self.pos.items() if p.quantity]
 
     def position_qty(self, key: str) -> int:
         position = self.pos.get(key)

@@ -407,3 +407,42 @@ async def test_view_when_quotes_stream_then_published_coalesced_not_per_tick(h: 
         assert h.hot.version("risk") == before + 1
     finally:
         await h.engine.stop()
+
+
+# ----------------------------------------------------------------------------------------- re-protection
+
+
+def test_resume_when_positions_open_then_order_manager_protects_them_after_the_state_change(h: Harness) -> None:
+    h.orders.set_position("AAPL", 100, Decimal("100"))
+    h.orders.state_probe = lambda: h.engine.trading_state
+    h.engine.halt("operator:key", "x")
+    assert h.orders.protect_calls == []  # nothing is placed while HALTED
+    result = h.engine.resume("operator:key")
+    assert result.ok and "1 positions re-protected" in result.message
+    assert h.orders.protect_calls == [("resume by operator:key", TradingState.ACTIVE)]
+    assert "protect_positions" in h.journal_kinds()
+
+
+def test_resume_into_reducing_then_positions_are_protected_too(h: Harness) -> None:
+    h.orders.set_position("AAPL", 1500, Decimal("100"))
+    h.engine.halt("operator:key", "x")
+    assert h.engine.resume("operator:key").ok
+    assert h.engine.trading_state is TradingState.REDUCING
+    assert len(h.orders.protect_calls) == 1
+
+
+def test_resume_refused_then_nothing_is_protected(h: Harness) -> None:
+    h.orders.set_position("AAPL", 100, Decimal("100"))
+    h.engine.halt("operator:key", "x")
+    assert not h.engine.resume("strategy").ok
+    assert h.orders.protect_calls == []
+
+
+async def test_halt_with_open_positions_then_event_log_warns_they_are_unprotected(h: Harness) -> None:
+    lines: list[tuple[str, str, str]] = []
+    h.engine.set_event_log(lambda level, kind, text: lines.append((level, kind, text)))
+    h.orders.set_position("AAPL", 100, Decimal("100"))
+    h.engine.halt("operator:key", "x")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert any(level == "warn" and "1 positions unprotected while HALTED" in text for level, _k, text in lines)
