@@ -164,6 +164,7 @@ WARNING_CODES = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})
 PACING_CODES = frozenset({100})
 ENTRY_ROLES = frozenset({"entry", "slice"})
 PROTECTIVE_ROLES = frozenset({"take_profit", "stop_loss"})
+PROTECT_PREFIX = "protect-"  # intent ids of protection pairs (`protect_positions`)
 TERMINAL_KEPT = 200  # terminal orders kept in the `orders` section for display
 LATENCY_WINDOW = 2048
 
@@ -658,6 +659,8 @@ class OrderManager(Component):
             if not self._bucket.try_take(min(len(group.legs), self._bucket.capacity)):
                 break
             heapq.heappop(self._queue)
+            if group.intent_id.startswith(PROTECT_PREFIX) and not self._still_needed(group):
+                continue
             placed.append((group, self._place_group(group)))
         if placed and self._last_pacing_ns and now - self._last_pacing_ns > self.execution.pacing_backoff_max_s * 1e9:
             self._backoff.reset()
@@ -885,7 +888,7 @@ class OrderManager(Component):
             self._warn(f"position {key} {pos.quantity} is unprotected: no quote to price its stop; waiting for one")
             return []
         stop, take_profit = prices
-        iid = f"protect-{key}-{next(self._protect_seq)}"
+        iid = f"{PROTECT_PREFIX}{key}-{next(self._protect_seq)}"
         exit_side = Side.SELL if pos.quantity > 0 else Side.BUY
         child: dict[str, Any] = {
             "key": key,
@@ -1041,6 +1044,20 @@ class OrderManager(Component):
                     "protection_resize", order_id=o.order_id, key=key, position=pos, cover=cover, new_cover=new_cover
                 )
                 self.modify(o.order_id, quantity=o.filled + new_cover)
+
+    def _still_needed(self, group: _Group) -> bool:
+        """A protection pair that waited in the queue is placed only for what is still uncovered (the position
+        may have shrunk, closed or flipped meanwhile); resized to that, or dropped."""
+        key = group.legs[0].fields["key"]
+        pos = self.position_qty(key)
+        side: Side = group.legs[0].fields["action"]
+        missing = abs(pos) - self._cover(key)[0]
+        if pos == 0 or side.sign == (1 if pos > 0 else -1) or missing <= 0:
+            self.journal.record("queue_dropped", intent_ids=[group.intent_id], orders=len(group.legs), reason="covered")
+            return False
+        for leg in group.legs:
+            leg.fields["quantity"] = min(int(leg.fields["quantity"]), missing)
+        return True
 
     def _cancel_protection(self, legs: list[ManagedOrder], why: str) -> None:
         for o in legs:

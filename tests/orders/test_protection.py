@@ -3,9 +3,10 @@ children and protection pairs) kept within the position as it changes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
-from omega_tui.core.types import OrderType, Side
+from omega_tui.core.types import ExecutionReport, OrderType, Side
 from tests.orders.conftest import Rig, RigFactory, intent, quote
 
 
@@ -191,3 +192,34 @@ def test_children_of_a_working_parent_are_not_touched(make_rig: RigFactory) -> N
         rig.broker.ack(oid)
     rig.broker.fill(parent, 40, D("100.00"))  # partial: the children are held by the broker
     assert rig.broker.order(tp).quantity == 100 and rig.broker.cancels == []
+
+
+def test_queued_protection_when_position_closed_meanwhile_then_dropped(make_rig: RigFactory) -> None:
+    rig = make_rig(orders_per_second=3)
+    rig.hot.put_quote(quote("AAPL", "100.00", "100.02", rig.clock))
+    _p, tp, sl = _bracket_filled(rig)
+    _cancel_all_children(rig, tp, sl)
+    assert rig.manager.protect_positions("resume") == []  # the bracket used the tokens: queued
+    assert rig.manager.queued_count() == 2
+    # The position is closed elsewhere (an order placed at the desk, seen through its execution) meanwhile.
+    rig.manager.on_execution(
+        ExecutionReport(
+            exec_id="desk.1",
+            order_id=9999,
+            perm_id=1,
+            key="AAPL",
+            con_id=1004,
+            side=Side.SELL,
+            quantity=100,
+            price=D("100.00"),
+            cum_qty=100,
+            avg_price=D("100.00"),
+            time_utc=datetime(2026, 11, 26, 15, tzinfo=UTC),
+            recv_ns=0,
+        )
+    )
+    assert rig.manager.position_qty("AAPL") == 0
+    rig.clock.advance(5.0)
+    rig.manager.pump()
+    assert rig.manager.queued_count() == 0
+    assert not [o for o in rig.broker.placed if o.order_ref.startswith("protect-")]
