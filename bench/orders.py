@@ -7,7 +7,8 @@ the submission queue and the journal's "submit" record (flushed, fsynced in the 
 ib_async's encoding or the kernel's socket write.
 
 "Fill → P&L" is `on_execution` (dedupe, journal "fill" record, position and average cost, state machine,
-FillReceived on the bus) plus `day_pnl()` over every position, i.e. what the risk engine reads next.
+FillReceived on the bus, protection fitted to the new position) plus `day_pnl()` over every position, i.e.
+what the risk engine reads next; measured with 48 working orders in the book (the risk limit is 50).
 
 Both are measured twice: with the journal fsyncing as in production (`intent_to_wire_p99_us`, …) and without
 fsync (`…_nofsync`), which isolates the order manager's own cost from the disk's.
@@ -123,7 +124,23 @@ def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float]
                 to_first_leg.append((broker.place_ns[n0] - t0) / 1000)
                 to_wire.append((broker.place_ns[-1] - t0) / 1000)
 
-        # ---- fill → position and P&L
+        # ---- fill → position and P&L, in a realistic book: a fresh manager holding as many working orders as
+        # the risk engine allows (16 brackets = 48 orders, max_open_orders is 50), not the 3,000 brackets the
+        # first phase left working, which no engine would ever carry.
+        journal.close()
+        hot.close()
+        hot = HotState(state / "fills")
+        journal = Journal(state / "fills", clock, fsync=fsync)
+        manager = OrderManager(settings, clock, EventBus(), hot, journal, broker)
+        manager.set_instruments({"AAPL": inst})
+        for i in range(16):
+            clock.advance(1.0)
+            manager.submit(
+                OrderIntent(
+                    f"w{i}", "AAPL", Side.BUY, 100, Decimal("180.00"), Decimal("180.30"), Decimal("179.80"),
+                    IntentSource.STRATEGY, 0,
+                )
+            )  # fmt: skip
         buy = manager.submit(
             OrderIntent("fb", "AAPL", Side.BUY, 10**7, Decimal("190.00"), None, None, IntentSource.STRATEGY, 0)
         )[0]

@@ -312,6 +312,9 @@ class _OrderBook(dict[int, ManagedOrder]):
     def __init__(self) -> None:
         super().__init__()
         self.working: dict[int, ManagedOrder] = {}
+        # Protective orders (stop-loss, take-profit) by instrument, kept while any leg of their OCA group is
+        # working: fitting protection to the position after each fill looks only at these.
+        self.protective: dict[str, dict[int, ManagedOrder]] = {}
 
     def __setitem__(self, order_id: int, order: ManagedOrder) -> None:
         super().__setitem__(order_id, order)
@@ -319,14 +322,23 @@ class _OrderBook(dict[int, ManagedOrder]):
             self.working[order_id] = order
         else:
             self.working.pop(order_id, None)
+        if order.role in PROTECTIVE_ROLES:
+            self.protective.setdefault(order.key, {})[order_id] = order
 
     def state_changed(self, order: ManagedOrder) -> None:
         if order.order_id not in self:
             return
         if order.state.is_working:
             self.working[order.order_id] = order
-        else:
-            self.working.pop(order.order_id, None)
+            return
+        self.working.pop(order.order_id, None)
+        if order.role in PROTECTIVE_ROLES:
+            group = order.order.oca_group
+            legs = self.protective.get(order.key, {})
+            siblings = [o for o in legs.values() if group and o.order.oca_group == group] or [order]
+            if not any(o.state.is_working for o in siblings):
+                for o in siblings:
+                    legs.pop(o.order_id, None)
 
 
 class OrderManager(Component):
@@ -985,8 +997,8 @@ class OrderManager(Component):
         has filled, OCA type 1 makes the broker cancel the others: only the filled leg's remainder covers.
         """
         by_group: dict[str, list[ManagedOrder]] = {}
-        for o in self._orders.values():
-            if o.key == key and o.role in PROTECTIVE_ROLES:
+        for o in self._orders.protective.get(key, {}).values():
+            if o.role in PROTECTIVE_ROLES:
                 by_group.setdefault(o.order.oca_group or f"parent:{o.order.parent_id}:{o.order_id}", []).append(o)
         pos = self.position_qty(key)
         covered = 0
@@ -1131,7 +1143,12 @@ class OrderManager(Component):
         opened = pos.opening_qty(report.side, report.quantity)
         if opened:
             self._opened_share[report.exec_id] = Decimal(opened) / report.quantity
+        before = pos.quantity
         pos.apply_fill(report.side, report.quantity, report.price)
+        after = pos.quantity
+        # Protection can only come to exceed the position when a fill shrinks it or flips its side (from flat
+        # there is nothing to exceed: protection was fitted away when the position closed).
+        refit = before != 0 and (abs(after) < abs(before) or (before > 0) != (after > 0))
         if not o.first_fill_ns:
             o.first_fill_ns = report.recv_ns
             if o.submit_ns and not self._replaying:
@@ -1144,7 +1161,8 @@ class OrderManager(Component):
         o.view = None
         if not self._replaying:
             self.bus.publish(FillReceived(report))
-            self._fit_protection(pos.key)
+            if refit:
+                self._fit_protection(pos.key)
         self._request_publish()
 
     def on_commission(self, report: CommissionReport) -> None:
