@@ -10,13 +10,19 @@ What is simulated (the real engine pipeline is wired by the integrator, so it is
 - On `Halt` the engine flips the `risk` section to HALTED (what the risk engine publishes) and answers the
   command's future, exactly through the `EngineClient` protocol the app uses.
 - The app is the real `OmegaApp`, headless (`run_test`, 160×48 dashboard), refreshing at `ui.refresh_hz`.
-  "Drawn" is the first compositor update that carries the HALTED screen after the key event, rendered to a
-  null terminal (so producing the terminal bytes is included, writing them to a tty is not).
+  Each halt is a Pilot `press("ctrl+k")` (driver → priority binding → submit → engine → CommandAnswered).
+  "Drawn" means the terminal bytes of a frame, rendered as a real driver would (to a null file, so writing
+  to a tty is not included), carry it: the banner's "■ HALTED" for key → HALTED, and the quotes pane's
+  "Quotes ■ HALTED" title (all panes are dressed in the same frame) for key → whole screen HALTED.
+- The process uses the GIL switch interval `omega-tui` sets (`UI_SWITCH_INTERVAL_S`); `--switch-interval
+  0.005` measures Python's default instead.
 
 Figures: `key_to_halted_p50_ms` / `p99_ms` over `--halts` presses; `ui_vs_headless_latency_ratio`, the core
-loop's tick-processing p99 with the UI running over the same measurement without the UI (p50 ratio is given
-too); `ui_cpu_share`, the UI (main) thread's CPU time over the whole process's during the streaming window,
-and `ui_cpu_core_fraction`, the UI thread's CPU seconds per wall second, both read from /proc per thread.
+loop's tick-processing p99 with the UI running over the same loop without the app (measured half before and
+half after the UI window, so a drift in machine load is not credited to either; p50 ratio given too);
+`ui_cpu_share`, the UI (main) thread's CPU seconds over the whole process's during the streaming window, and
+`ui_cpu_core_fraction`, the UI thread's CPU seconds per wall second (fraction of one core), both from /proc.
+The engine is simulated (not `build_runtime` + SimGateway), so the ratio is for this stand-in core loop.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import io
 import os
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -41,7 +48,7 @@ from omega_tui.config import Settings
 from omega_tui.core.hot_state import HotState
 from omega_tui.core.types import Command, CommandResult, Halt, Quote
 from omega_tui.core.views import RiskView
-from omega_tui.ui.client import EngineDescription
+from omega_tui.ui.client import UI_SWITCH_INTERVAL_S, EngineDescription
 
 
 def _risk(state: str) -> RiskView:
@@ -205,60 +212,67 @@ async def _measure(engine: StreamingEngine, seconds: float) -> list[float]:
     return list(engine.latencies_s)
 
 
+async def _headless_window(engine: StreamingEngine, seconds: float, label: str) -> tuple[list[float], float]:
+    """One window of the engine loop with no app: its batch latencies and tick rate."""
+    ticks0, wall0 = engine.ticks, time.perf_counter()
+    latencies = await _measure(engine, seconds)
+    rate = (engine.ticks - ticks0) / (time.perf_counter() - wall0)
+    print(
+        f"headless ({label}): {len(latencies)} batches, p50 {_percentile(latencies, 50) * 1e3:.3f} ms "
+        f"p99 {_percentile(latencies, 99) * 1e3:.3f} ms, {rate:,.0f} ticks/s"
+    )
+    return latencies, rate
+
+
 async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
     from rich.console import Console
-    from textual import events
 
     from omega_tui.ui.app import OmegaApp
-    from omega_tui.ui.panes.banner import TradingBanner
+    from omega_tui.ui.panes.base import Pane
 
+    sys.setswitchinterval(args.switch_interval)
     with tempfile.TemporaryDirectory(prefix="omega-bench-ui-") as tmp:
         engine = StreamingEngine(Path(tmp), args.instruments, args.rate)
         engine.start_engine()
         await asyncio.sleep(0.5)  # warm up
 
-        ticks0, wall0 = engine.ticks, time.perf_counter()
-        headless = await _measure(engine, args.seconds)
-        headless_rate = (engine.ticks - ticks0) / (time.perf_counter() - wall0)
-        print(
-            f"headless: {len(headless)} batches, p50 {_percentile(headless, 50) * 1e3:.3f} ms "
-            f"p99 {_percentile(headless, 99) * 1e3:.3f} ms, {headless_rate:,.0f} ticks/s"
-        )
+        # The headless baseline is the same engine loop in the same process with no app; it is measured
+        # before and after the UI window so a change in machine load is not credited to either side.
+        headless, headless_rate = await _headless_window(engine, args.seconds / 2, "before")
 
         settings = Settings(state={"dir": tmp}, ui={"refresh_hz": args.refresh_hz})
-        app = OmegaApp(engine, settings)
-        null_console_file = io.StringIO()
-        drawn: dict[str, asyncio.Event] = {"HALTED": asyncio.Event(), "ACTIVE": asyncio.Event()}
-        drawn_at: dict[str, float] = {}
+        app = OmegaApp(engine, settings, freeze_gc=True)  # as `omega-tui` runs it (launcher.run_ui)
+        sink = io.StringIO()
+        # "Drawn" = the terminal bytes of a frame carry it: the banner's "■ HALTED" (key → banner), and the
+        # quotes pane's HALTED title once every pane is dressed (key → whole screen).
+        seen: dict[str, float] = {}
+        wanted: dict[str, asyncio.Event] = {"banner": asyncio.Event(), "screen": asyncio.Event()}
+        active_drawn = asyncio.Event()
         original_display = app._display
-        console = Console(
-            file=null_console_file, width=160, force_terminal=True, color_system="truecolor", legacy_windows=False
-        )
+        console = Console(file=sink, width=160, force_terminal=True, color_system="truecolor", legacy_windows=False)
 
         def display(screen: Any, renderable: Any) -> None:
             original_display(screen, renderable)
-            if renderable is None or app._batch_count:
+            if renderable is None:
                 return
-            # Produce the terminal bytes as a real driver would (written to nowhere).
-            console.print(renderable, end="")
-            null_console_file.seek(0)
-            null_console_file.truncate()
-            main = app._main
-            if main is None or not main.query(TradingBanner):
-                return
-            state = main.query_one(TradingBanner).state
-            if state == "HALTED" and "banner" not in drawn_at:
-                drawn_at["banner"] = time.perf_counter()
-            if state == "HALTED" and main.has_class("-halted") and not drawn["HALTED"].is_set():
-                drawn_at["HALTED"] = time.perf_counter()
-                drawn["HALTED"].set()
-            elif state == "ACTIVE" and not main.has_class("-halted") and not drawn["ACTIVE"].is_set():
-                drawn["ACTIVE"].set()
+            console.print(renderable, end="")  # produce the terminal bytes as a real driver would
+            frame = sink.getvalue()
+            sink.seek(0)
+            sink.truncate()
+            now = time.perf_counter()
+            if "■ HALTED" in frame and "banner" not in seen:
+                seen["banner"] = now
+                wanted["banner"].set()
+            if "Quotes ■ HALTED" in frame and "screen" not in seen:
+                seen["screen"] = now
+                wanted["screen"].set()
+            if "● ACTIVE" in frame:
+                active_drawn.set()
 
         app._display = display  # type: ignore[method-assign]
         ui_thread = threading.main_thread().native_id
-        key_to_halted: list[float] = []  # the banner shows HALTED (drawn)
-        key_to_screen: list[float] = []  # the whole screen has its HALTED look (drawn)
+        key_to_banner: list[float] = []
+        key_to_screen: list[float] = []
         async with app.run_test(size=(160, 48)) as pilot:
             await pilot.pause()
             await asyncio.sleep(0.5)
@@ -277,30 +291,37 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
             rng = random.Random(11)
             for _ in range(args.halts):
-                drawn["HALTED"].clear()
-                drawn_at.clear()
+                seen.clear()
+                for event in wanted.values():
+                    event.clear()
                 t0 = time.perf_counter()
-                app.post_message(events.Key("ctrl+k", None))
-                await asyncio.wait_for(drawn["HALTED"].wait(), 5)
-                key_to_halted.append(drawn_at["banner"] - t0)
-                key_to_screen.append(drawn_at["HALTED"] - t0)
-                drawn["ACTIVE"].clear()
+                press = asyncio.create_task(pilot.press("ctrl+k"))  # the real key path: driver → bindings
+                await asyncio.wait_for(wanted["banner"].wait(), 10)
+                await asyncio.wait_for(wanted["screen"].wait(), 10)
+                await press
+                key_to_banner.append(seen["banner"] - t0)
+                key_to_screen.append(seen["screen"] - t0)
+                active_drawn.clear()
                 engine.set_state("ACTIVE")
-                await asyncio.wait_for(drawn["ACTIVE"].wait(), 5)
+                await asyncio.wait_for(active_drawn.wait(), 10)
+                await eventually_true(lambda: not any("HALTED" in str(p.border_title) for p in app.main.query(Pane)))
                 # A random phase against the refresh timer, so the figure is not one lucky alignment.
                 await asyncio.sleep(rng.uniform(0.05, 0.15))
             app.exit()
+        after, after_rate = await _headless_window(engine, args.seconds / 2, "after")
+        headless += after
+        headless_rate = (headless_rate + after_rate) / 2
         engine.stop_engine()
 
     p99_ratio = _percentile(with_ui, 99) / _percentile(headless, 99)
     p50_ratio = _percentile(with_ui, 50) / _percentile(headless, 50)
     figures = {
-        "key_to_halted_p50_ms": round(statistics.median(key_to_halted) * 1e3, 2),
-        "key_to_halted_p99_ms": round(_percentile(key_to_halted, 99) * 1e3, 2),
-        "key_to_halted_max_ms": round(max(key_to_halted) * 1e3, 2),
+        "key_to_halted_p50_ms": round(statistics.median(key_to_banner) * 1e3, 2),
+        "key_to_halted_p99_ms": round(_percentile(key_to_banner, 99) * 1e3, 2),
+        "key_to_halted_max_ms": round(max(key_to_banner) * 1e3, 2),
         "key_to_screen_halted_p50_ms": round(statistics.median(key_to_screen) * 1e3, 2),
         "key_to_screen_halted_p99_ms": round(_percentile(key_to_screen, 99) * 1e3, 2),
-        "halts": len(key_to_halted),
+        "halts": len(key_to_banner),
         "ui_vs_headless_latency_ratio": round(p99_ratio, 2),
         "ui_vs_headless_latency_ratio_p50": round(p50_ratio, 2),
         "core_tick_latency_headless_p50_ms": round(_percentile(headless, 50) * 1e3, 3),
@@ -310,7 +331,9 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "ticks_per_s_headless": round(headless_rate),
         "ticks_per_s_with_ui": round(ui_rate),
         "ui_cpu_share": round(cpu_ui / cpu_all, 3) if cpu_all else None,
+        "ui_cpu_share_means": "UI (main) thread CPU seconds / whole process CPU seconds, streaming window",
         "ui_cpu_core_fraction": round(cpu_ui / wall, 3),
+        "switch_interval_s": args.switch_interval,
         "instruments": args.instruments,
         "target_ticks_per_s": args.rate,
         "refresh_hz": args.refresh_hz,
@@ -322,6 +345,15 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+async def eventually_true(predicate: Any, seconds: float = 10.0) -> None:
+    """Wait (polling every 10 ms) until `predicate()` holds; raise TimeoutError after `seconds`."""
+    deadline = time.perf_counter() + seconds
+    while not predicate():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.01)
+
+
 def main(argv: list[str]) -> dict[str, Any]:
     """Run the UI benchmark; returns the figures (the runner prints them as the last JSON line)."""
     parser = argparse.ArgumentParser(prog="python -m bench ui")
@@ -330,5 +362,11 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each latency window")
     parser.add_argument("--halts", type=int, default=40, help="keypress → HALTED samples")
     parser.add_argument("--refresh-hz", type=float, default=Settings().ui.refresh_hz)
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=UI_SWITCH_INTERVAL_S,
+        help="sys.setswitchinterval for the run (default: what `omega-tui` sets; Python's own is 0.005)",
+    )
     args = parser.parse_args(argv)
     return asyncio.run(_run_bench(args))

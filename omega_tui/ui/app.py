@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -64,6 +66,9 @@ from omega_tui.ui.themes import (
 DASHBOARD_MIN = (160, 48)
 """Width and height from which every pane is shown at once; below it, quotes plus one selected pane."""
 
+BANNER_FIRST_S = 0.3
+"""How long at most the pane refresh waits for a kill-switch answer to be drawn first (see refresh_panes)."""
+
 COMMAND_TIMEOUT_S = 10.0
 """How long the UI waits for the engine's answer to a command before saying it got none."""
 
@@ -82,7 +87,14 @@ OPERATOR = "operator:ui"
 
 
 class MainScreen(Screen[None]):
-    """The dashboard. Classes: -dashboard / -compact (layout by size), -halted (the whole screen shouts)."""
+    """The dashboard. Classes: -dashboard / -compact (layout by size).
+
+    `trading_look` is the trading state the panes are dressed for (HALTED: every pane's border shouts). It is
+    not a class on the screen: a screen class re-evaluates the CSS of every widget, which took 150-500 ms on
+    a loaded machine and sat in front of the next frame; inline styles on the six panes cost one repaint each.
+    """
+
+    trading_look = "ACTIVE"
 
     def compose(self) -> ComposeResult:
         yield TradingBanner(id="banner")
@@ -143,6 +155,7 @@ class OmegaApp(App[int]):
         *,
         now: Callable[[], datetime] | None = None,
         watch_hangup: bool = True,
+        freeze_gc: bool = False,
     ) -> None:
         driver_class = None
         if sys.platform != "win32":
@@ -154,11 +167,19 @@ class OmegaApp(App[int]):
         self.settings = settings
         self._now = now or (lambda: datetime.now(UTC))
         self._watch_hangup = watch_hangup
+        self._freeze_gc = freeze_gc
         self._startup_notes: list[tuple[str, str]] = []  # (severity, message) shown once mounted
         self._selected_pane = "orders"
         self._hidden: set[str] = set()
         self._quitting = False
         self._styles: Styles | None = None
+        # Widgets the refresh timer touches on every tick, looked up once (query() walks the whole DOM).
+        self._banner: TradingBanner | None = None
+        self._status: StatusBar | None = None
+        self._pane_map: dict[str, Pane] = {}
+        # While a kill-switch command is in flight, the timer skips the panes so the frame that carries the
+        # engine's answer (the banner) is not also rendering a screenful of quote rows; bounded in time.
+        self._banner_first_until = 0.0
         self.last_result: CommandResult | None = None
         self._load_themes()
         self._apply_keymap()
@@ -202,6 +223,8 @@ class OmegaApp(App[int]):
         main = self._main
         if main is not None and main.is_mounted:
             self.refresh_panes(force=True)
+            if self._banner is not None:
+                self._dress_panes(main, self._banner.state, force=True)  # inline colours come from the theme
 
     @property
     def styles_for_cells(self) -> Styles:
@@ -227,10 +250,14 @@ class OmegaApp(App[int]):
         return screen
 
     def _panes(self) -> dict[str, Pane]:
-        return {pane.id or "": pane for pane in self.main.query(Pane)}
+        return self._pane_map
 
     def main_mounted(self) -> None:
         """Called by MainScreen once its panes exist: first draw, the refresh timer, then the engine."""
+        main = self.main
+        self._banner = main.query_one(TradingBanner)
+        self._status = main.query_one(StatusBar)
+        self._pane_map = {pane.id or "": pane for pane in main.query(Pane)}
         for severity, message in self._startup_notes:
             self.notify(message, severity=severity, timeout=10)  # type: ignore[arg-type]
         self.relayout()
@@ -242,6 +269,12 @@ class OmegaApp(App[int]):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
             except (NotImplementedError, RuntimeError):
                 pass
+        if self._freeze_gc:
+            # Everything built so far (widgets, stylesheet, modules) lives as long as the app. Frozen, a full
+            # collection no longer walks it: unfrozen, those collections held the GIL for 50-190 ms and
+            # stalled the engine thread (the core's p99 tick latency with the UI running).
+            gc.collect()
+            gc.freeze()
         self.client.start(self)
 
     def relayout(self) -> None:
@@ -270,7 +303,7 @@ class OmegaApp(App[int]):
         """Panes currently on screen (hidden ones are refreshed when shown)."""
         dashboard = self.main.has_class("-dashboard")
         out = []
-        for name, pane in self._panes().items():
+        for name, pane in self._pane_map.items():
             if name == "quotes":
                 out.append(pane)
             elif dashboard and name not in self._hidden:
@@ -284,39 +317,62 @@ class OmegaApp(App[int]):
     def refresh_panes(self, force: bool = False) -> None:
         """One timer tick: poll the banner, status bar and visible panes; all changes land in one batch."""
         main = self._main
-        if main is None or not main.is_mounted:
-            return
+        banner, status = self._banner, self._status
+        if main is None or not main.is_mounted or banner is None or status is None or not banner.is_attached:
+            return  # not composed yet, or the screen is being torn down on exit
         styles = self.styles_for_cells
         with self.batch_update():
-            banners = main.query(TradingBanner)
-            if not banners:  # the screen is being torn down on exit
-                return
-            banner = banners.first()
             banner.poll(self.client, force)
             self._sync_screen_state(main, banner.state)
-            main.query_one(StatusBar).poll(self.client, styles, force)
+            if not force and time.monotonic() < self._banner_first_until:
+                return
+            status.poll(self.client, styles, force)
             for pane in self.visible_panes():
                 pane.poll(self.client, styles, force)
 
     def refresh_banner(self) -> None:
         """Redraw only the trading state (the kill-switch path does not wait for the next timer tick)."""
-        main = self._main
-        banners = main.query(TradingBanner) if main is not None else None
-        if main is None or not banners:
+        main, banner = self._main, self._banner
+        if main is None or banner is None or not banner.is_attached:
             return
-        banner = banners.first()
         banner.poll(self.client)
         self._sync_screen_state(main, banner.state)
 
     def _sync_screen_state(self, main: MainScreen, state: str) -> None:
-        """Give the whole screen the trading state's class, right after the banner has been drawn.
+        """Dress the panes for the trading state, right after the banner has been drawn.
 
-        Restyling every widget of the screen takes much longer than a frame on a loaded machine, so the
-        banner (one widget) is painted first and the screen-wide look follows on the next refresh.
+        The banner (one widget) is painted first; the panes' borders follow after that frame.
         """
-        wanted = {"-halted": state == "HALTED", "-reducing": state == "REDUCING"}
-        if any(main.has_class(name) != on for name, on in wanted.items()):
-            self.call_after_refresh(main.update_classes, wanted)
+        look = state if state in ("HALTED", "REDUCING") else "ACTIVE"
+        if main.trading_look != look:
+            main.trading_look = look
+            self.call_after_refresh(self._dress_panes, main, look)
+
+    def _dress_panes(self, main: MainScreen, look: str, force: bool = False) -> None:
+        """Inline border styles on the panes for HALTED (heavy, $halted) or REDUCING (round, $warning).
+
+        Inline styles change only the six pane widgets (a repaint each; the tables inside keep their
+        rendered lines); the stylesheet's own pane borders come back when the inline rules are cleared.
+        """
+        if main.trading_look != look and not force:
+            return  # the state moved on before this ran
+        look = main.trading_look
+        variables = self.theme_variables
+        for pane in self._pane_map.values():
+            if look == "HALTED":
+                colour = variables.get("halted", "red")
+                pane.styles.border = ("heavy", colour)
+                pane.styles.border_title_color = colour
+                pane.set_trading_mark("■ HALTED")
+            elif look == "REDUCING":
+                pane.styles.border = ("round", variables.get("warning", "yellow"))
+                pane.styles.clear_rule("border_title_color")
+                pane.set_trading_mark("◐ REDUCING")
+            else:
+                pane.styles.clear_rule("border")
+                pane.styles.clear_rule("border_title_color")
+                pane.set_trading_mark("")
+                pane.refresh()  # clearing an inline rule does not repaint by itself
 
     @on(TradingStateNoticed)
     def _trading_state_noticed(self) -> None:
@@ -326,8 +382,9 @@ class OmegaApp(App[int]):
 
     def submit_nowait(self, command: Command, pending: str = "") -> concurrent.futures.Future[CommandResult]:
         """Send a command now; its answer arrives later as CommandAnswered (shown and logged)."""
-        if pending:
-            self.main.query_one(TradingBanner).set_pending(pending)
+        if pending and self._banner is not None:
+            self._banner_first_until = time.monotonic() + BANNER_FIRST_S
+            self._banner.set_pending(pending)
             self.refresh_banner()
         future = self.client.submit(command)
 
@@ -355,15 +412,24 @@ class OmegaApp(App[int]):
 
     @on(CommandAnswered)
     def _command_answered(self, message: CommandAnswered) -> None:
-        self._record(message.command, message.result)
+        if not message.result.ok and self._banner is not None:
+            self._banner.set_pending("")
         self.refresh_banner()
-        name = type(message.command).__name__.upper()
-        if message.result.ok:
-            self.notify(f"{name}: {message.result.message or 'done'}", title="Engine", timeout=4)
+        self.call_after_refresh(self._panes_may_refresh)
+        # The log line and the toast come after the frame that carries the banner: a toast mounts a widget
+        # (a layout and a full repaint) and would otherwise hold the HALTED banner back by tens of ms.
+        self.call_after_refresh(self._announce_answer, message.command, message.result)
+
+    def _panes_may_refresh(self) -> None:
+        self._banner_first_until = 0.0
+
+    def _announce_answer(self, command: Command, result: CommandResult) -> None:
+        self._record(command, result)
+        name = type(command).__name__.upper()
+        if result.ok:
+            self.notify(f"{name}: {result.message or 'done'}", title="Engine", timeout=4)
         else:
-            self.main.query_one(TradingBanner).set_pending("")
-            self.refresh_banner()
-            self.notify(f"{name} refused: {message.result.message}", title="Engine", severity="error", timeout=10)
+            self.notify(f"{name} refused: {result.message}", title="Engine", severity="error", timeout=10)
 
     def _record(self, command: Command, result: CommandResult) -> None:
         self.last_result = result

@@ -135,6 +135,7 @@ class Styles:
         self.primary = colour("primary", "#4c9aff")
         self.reverse = Style(reverse=True)
         self.bold = Style(bold=True)
+        self.plain = Style.null()
 
     def signed(self, text: str, value: Decimal | float | int | None) -> Text:
         """Text coloured up/down by sign, with ▲/▼ so the sign never depends on colour alone."""

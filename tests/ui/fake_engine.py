@@ -501,3 +501,13 @@ async def eventually(predicate: Callable[[], object], seconds: float = 10.0) -> 
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"condition not met within {seconds:g} s")
+
+
+def panes_dressed_halted(app: Any) -> bool:
+    """Whether every pane of the main screen wears the HALTED look: a heavy border and the state in its title."""
+    from omega_tui.ui.panes.base import Pane
+
+    panes = list(app.main.query(Pane))
+    return bool(panes) and all(
+        pane.styles.border_top[0] == "heavy" and str(pane.border_title).endswith("■ HALTED") for pane in panes
+    )

@@ -13,11 +13,12 @@ from textual.widgets import Input, Static
 from omega_tui.core.types import Flatten, Halt, Resume
 from omega_tui.ui.app import OmegaApp
 from omega_tui.ui.panes.banner import TradingBanner
+from omega_tui.ui.panes.base import Pane
 from omega_tui.ui.screens.confirm import ConfirmScreen
 from omega_tui.ui.screens.help import HelpScreen
 from omega_tui.ui.screens.resume import ResumeScreen
 from omega_tui.ui.screens.ticket import OrderTicket
-from tests.ui.fake_engine import FakeEngine
+from tests.ui.fake_engine import FakeEngine, eventually, panes_dressed_halted
 
 FocusSetup = Callable[[Pilot[int]], Awaitable[None]]
 
@@ -95,7 +96,7 @@ async def test_kill_switch_from_any_focus_state_halts_at_once_and_flattens_after
         await pilot.pause()
         assert engine.submitted == [Halt(source="operator:key", reason="operator halt from the UI")]
         assert app.main.query_one(TradingBanner).state == "HALTED"
-        assert app.main.has_class("-halted")
+        await eventually(lambda: panes_dressed_halted(app), 5)
         assert app.screen is screen_before, "halting must not disturb what the operator was doing"
 
         await pilot.press("ctrl+f")
@@ -195,7 +196,7 @@ async def test_resume_accepted_closes_the_dialog_and_the_banner_follows_the_engi
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        assert app.main.has_class("-halted")
+        await eventually(lambda: panes_dressed_halted(app), 5)
         await pilot.press("ctrl+r")
         await pilot.pause()
         await pilot.press(*"RESUME", "enter")
@@ -203,4 +204,4 @@ async def test_resume_accepted_closes_the_dialog_and_the_banner_follows_the_engi
         assert not isinstance(app.screen, ResumeScreen)
         app.refresh_panes()
         assert app.main.query_one(TradingBanner).state == "ACTIVE"
-        assert not app.main.has_class("-halted")
+        await eventually(lambda: not any("HALTED" in str(p.border_title) for p in app.main.query(Pane)), 5)

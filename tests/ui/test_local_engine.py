@@ -16,7 +16,7 @@ from omega_tui.ui.app import OmegaApp
 from omega_tui.ui.client import EngineClient, LocalEngine
 from omega_tui.ui.panes.banner import TradingBanner
 from omega_tui.ui.panes.status import StatusBar
-from tests.ui.fake_engine import demo_risk, eventually, frozen_now
+from tests.ui.fake_engine import demo_risk, eventually, frozen_now, panes_dressed_halted
 
 
 class RiskStandIn(Component):
@@ -78,7 +78,7 @@ async def test_engine_runs_in_its_own_thread_and_halt_reaches_it_and_the_banner(
         await eventually(lambda: app.main.query_one(TradingBanner).state == "ACTIVE")
         await pilot.press("ctrl+k")
         await eventually(lambda: app.main.query_one(TradingBanner).state == "HALTED")
-        assert app.main.has_class("-halted")
+        await eventually(lambda: panes_dressed_halted(app), 5)
         await pilot.press("ctrl+q")
         await eventually(lambda: client.stopped)
     assert not runtime.running

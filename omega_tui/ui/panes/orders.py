@@ -109,7 +109,7 @@ class OrdersPane(Pane):
             if order["state"] not in ("FILLED", "CANCELLED", "REJECTED", "INACTIVE"):
                 working += 1
         self.table.sync(rows)
-        self.border_subtitle = f"{working} working / {len(rows)}"
+        self.set_subtitle(f"{working} working / {len(rows)}")
         self._show_detail()
 
     def _cells(self, o: OrderView, depth: int, styles: Styles) -> list[Text | str]:

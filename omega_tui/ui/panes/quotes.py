@@ -6,12 +6,13 @@ from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 
 from omega_tui.core.types import Quote, QuoteFlag
 from omega_tui.ui.format import DASH, Styles, compact_int, pct, price, sparkline
-from omega_tui.ui.panes.base import Column, Pane, StableTable
+from omega_tui.ui.panes.base import Cell, Column, Pane, StableTable
 
 if TYPE_CHECKING:
     from omega_tui.ui.client import EngineClient
@@ -99,30 +100,32 @@ class QuotesPane(Pane):
             table.update_rows([(keys[i], self._cells(quotes[keys[i]], styles)) for i in window])
         else:
             table.sync([(key, self._cells(quotes[key], styles)) for key in keys])
-        self.border_subtitle = f"{len(keys)} instruments"
+        self.set_subtitle(f"{len(keys)} instruments")
 
-    def _cells(self, q: Quote, styles: Styles) -> list[Text | str]:
+    def _cells(self, q: Quote, styles: Styles) -> list[Cell]:
+        # (text, style) pairs, not Text: every on-screen row is rebuilt on every refresh while quotes stream.
         reference = q.last if q.last is not None else q.mid
         change = None if reference is None or q.close is None else reference - q.close
         change_pct = None if change is None or not q.close else float(change / q.close)
         stale = q.stale
         sizes = f"{compact_int(q.bid_size)}×{compact_int(q.ask_size)}" if q.bid_size or q.ask_size else DASH
-        cells: list[Text | str] = [
-            Text(q.key, style=styles.muted if stale else ""),
-            flag_text(q, styles),
-            Text(price(q.bid), style=styles.muted if stale else styles.bid, justify="right"),
-            Text(price(q.ask), style=styles.muted if stale else styles.ask, justify="right"),
-            Text(price(q.last), justify="right"),
-            _right(styles.signed(price(abs(change)) if change is not None else DASH, change)),
-            _right(styles.signed(pct(abs(change_pct), 2) if change_pct is not None else DASH, change_pct)),
-            Text(sparkline(self._mids.get(q.key, ()), SPARK_WIDTH), style=styles.accent),
-            Text(price(q.spread) if q.spread is not None else DASH, justify="right"),
-            Text(sizes, justify="right"),
-            Text(compact_int(q.volume), justify="right"),
+        flags = flag_text(q, styles)
+        return [
+            (q.key, styles.muted if stale else styles.plain),
+            (flags.plain, flags.style if isinstance(flags.style, Style) else styles.plain),
+            (price(q.bid), styles.muted if stale else styles.bid),
+            (price(q.ask), styles.muted if stale else styles.ask),
+            (price(q.last), styles.plain),
+            _signed(styles, price(abs(change)) if change is not None else DASH, change),
+            _signed(styles, pct(abs(change_pct), 2) if change_pct is not None else DASH, change_pct),
+            (sparkline(self._mids.get(q.key, ()), SPARK_WIDTH), styles.accent),
+            (price(q.spread) if q.spread is not None else DASH, styles.plain),
+            (sizes, styles.plain),
+            (compact_int(q.volume), styles.plain),
         ]
-        return cells
 
 
-def _right(text: Text) -> Text:
-    text.justify = "right"
-    return text
+def _signed(styles: Styles, text: str, value: Decimal | float | None) -> tuple[str, Style]:
+    """`Styles.signed` as a (text, style) cell."""
+    signed = styles.signed(text, value)
+    return signed.plain, signed.style if isinstance(signed.style, Style) else styles.plain
