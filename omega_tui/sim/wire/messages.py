@@ -105,6 +105,24 @@ PEG_BENCH = If(
         F("referenceExchangeId"),
     ),
 )
+# The delta-neutral order block, identical in placeOrder (client → server) and openOrder (server → client).
+DELTA_NEUTRAL = (
+    F("deltaNeutralOrderType"),
+    F("deltaNeutralAuxPrice", D),
+    If(
+        _truthy("deltaNeutralOrderType"),
+        (
+            F("deltaNeutralConId", I),
+            F("deltaNeutralSettlingFirm"),
+            F("deltaNeutralClearingAccount"),
+            F("deltaNeutralClearingIntent"),
+            F("deltaNeutralOpenClose"),
+            F("deltaNeutralShortSale", B),
+            F("deltaNeutralShortSaleSlot", I),
+            F("deltaNeutralDesignatedLocation"),
+        ),
+    ),
+)
 DNC = If(_truthy("dncPresent"), (F("dncConId", I), F("dncDelta", D), F("dncPrice", D)))
 PEG5 = (
     F("minTradeQty", I, since=170),
@@ -178,21 +196,7 @@ PLACE_ORDER: tuple[Node, ...] = (
     F("overridePercentageConstraints", B),
     F("volatility", D),
     F("volatilityType", I),
-    F("deltaNeutralOrderType"),
-    F("deltaNeutralAuxPrice", D),
-    If(
-        _truthy("deltaNeutralOrderType"),
-        (
-            F("deltaNeutralConId", I),
-            F("deltaNeutralSettlingFirm"),
-            F("deltaNeutralClearingAccount"),
-            F("deltaNeutralClearingIntent"),
-            F("deltaNeutralOpenClose"),
-            F("deltaNeutralShortSale", B),
-            F("deltaNeutralShortSaleSlot", I),
-            F("deltaNeutralDesignatedLocation"),
-        ),
-    ),
+    *DELTA_NEUTRAL,
     F("continuousUpdate", B),
     F("referencePriceType", I),
     F("trailStopPrice", D),
@@ -425,21 +429,7 @@ OPEN_ORDER: tuple[Node, ...] = (
     F("triggerMethod", I, default=0),
     F("volatility", D),
     F("volatilityType", I, default=0),
-    F("deltaNeutralOrderType"),
-    F("deltaNeutralAuxPrice", D),
-    If(
-        _truthy("deltaNeutralOrderType"),
-        (
-            F("deltaNeutralConId", I),
-            F("deltaNeutralSettlingFirm"),
-            F("deltaNeutralClearingAccount"),
-            F("deltaNeutralClearingIntent"),
-            F("deltaNeutralOpenClose"),
-            F("deltaNeutralShortSale", B),
-            F("deltaNeutralShortSaleSlot", I),
-            F("deltaNeutralDesignatedLocation"),
-        ),
-    ),
+    *DELTA_NEUTRAL,
     F("continuousUpdate", B),
     F("referencePriceType", I, default=0),
     F("trailStopPrice", D),
