@@ -1194,7 +1194,15 @@ class OrderManager(Component):
         if o is None:
             return
         detail = f"{code} {error.message}".strip()
-        if code == 201:
+        acknowledged = bool(o.perm_id) or o.state not in (NEW, PENDING_SUBMIT)
+        if code == 103 and acknowledged:
+            # "Duplicate order id" for an id the broker already holds refuses a request on that order (a
+            # modification, e.g. resizing protection the broker has just filled), not the order: it stands as
+            # it was, and its true state comes from the broker, never from a guess here. (A 201 on a working
+            # order can be a real exchange rejection, so 201 keeps the declared transitions.)
+            self._note(o, f"request refused: {detail}")
+            self._schedule_reconcile(f"order {o.order_id}: {detail}")
+        elif code == 201:
             self._transition(o, REJECTED, "Rejected", "error 201", detail)
         elif code == 202:
             self._transition(o, CANCELLED, "Cancelled", "error 202", detail)

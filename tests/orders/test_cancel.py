@@ -108,3 +108,24 @@ async def test_cancel_all_without_alert_sink_then_alert_lands_in_hot_state_event
     assert not await rig.manager.cancel_all("test")
     (line,) = rig.hot.get("events")
     assert line["level"] == "error" and line["kind"] == "order"
+
+
+def test_modify_refused_by_the_broker_then_order_stands_and_is_reconciled(make_rig: RigFactory) -> None:
+    """A 103 for an id the broker already holds refuses a request on the order, not the order: e.g. resizing
+    protection the broker has just filled. The order keeps its state; the broker says the truth."""
+    rig = make_rig()
+    rig.manager.submit(intent(10, tp=None, sl=None))
+    rig.broker.ack(1)
+    assert rig.manager.modify(1, limit_price=Decimal("100.01"))
+    rig.broker.error(1, 103, "Duplicate order id")
+    order = rig.manager.order(1)
+    assert order is not None and order.state is OrderState.SUBMITTED
+    notes = [r["text"] for r in rig.records("order_note") if r["order_id"] == 1]
+    assert any(text.startswith("request refused: 103") for text in notes), notes
+
+
+def test_duplicate_id_for_a_new_order_then_rejected(make_rig: RigFactory) -> None:
+    rig = make_rig()
+    rig.manager.submit(intent(10, tp=None, sl=None))
+    rig.broker.error(1, 103, "Duplicate order id")
+    assert rig.manager.order(1).state is OrderState.REJECTED  # type: ignore[union-attr]
