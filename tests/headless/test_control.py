@@ -192,7 +192,10 @@ def test_headless_logs_json_lines_on_stderr_with_a_periodic_status_summary(engin
         lines = engine.stderr_lines()[:-1]  # the last line may still be being written
         return [r for r in map(json.loads, lines) if r["msg"].startswith("status: ")]
 
-    found = eventually(summaries, 5, "a status summary line")
+    # The engine is shared by the module: lines written before this test may describe an earlier test's halt,
+    # so wait for a summary written during this one (the engine is ACTIVE again by then).
+    before = len(summaries())
+    found = eventually(lambda: summaries()[before:], 10, "a status summary line written during this test")
     assert set(found[-1]) >= {"ts", "level", "logger", "msg"}
     assert found[-1]["msg"].startswith("status: trading ACTIVE | connection UP | positions ")
     log_file = engine.state_dir / "logs" / "omega.log"
