@@ -17,12 +17,12 @@ from typing import Any
 from omega_tui.config import Settings
 from omega_tui.core.control import ControlQueue, engine_running
 from omega_tui.core.hot_state import HotStateReader
-from omega_tui.core.types import Command, Flatten, Halt, Resume
+from omega_tui.core.types import Command, Flatten, Halt, OrderState, Resume
 
 EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_NO_ENGINE = 0, 1, 2, 4
 ACK_TIMEOUT_S = 5.0
 FLATTEN_TIMEOUT_S = 60.0
-TERMINAL_ORDER_STATES = ("FILLED", "CANCELLED", "REJECTED", "INACTIVE")
+TERMINAL_ORDER_STATES = frozenset(state.value for state in OrderState if state.is_terminal)
 
 
 def _no_engine(state_dir: Path) -> int:

@@ -53,8 +53,7 @@ def test_workstation_in_tmux_streams_quotes_and_ctrl_k_halts(tmp_path: Path) -> 
         screen = wait_for(session, lambda s: "ACTIVE" in s and "AAPL" in s and any(c.isdigit() for c in s), 60)
         assert "SIM" in screen
         tmux("send-keys", "-t", session, "C-k")
-        screen = wait_for(session, lambda s: "HALTED" in s, 15)
-        assert "operator" in screen.lower() or "HALTED" in screen
+        wait_for(session, lambda s: "HALTED" in s, 15)
         # The halt was latched by the engine, not only drawn: the control command sees it.
         status = subprocess.run(
             [sys.executable, "-m", "omega_tui", "--state-dir", str(state), "status", "--json"],

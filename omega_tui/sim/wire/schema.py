@@ -43,6 +43,11 @@ Values = Mapping[str, Any]
 Pred = Callable[[Values], bool]
 
 
+def _in_range(version: int, since: int, until: int | None) -> bool:
+    """Whether a node exists at `version`: from `since` on, and before `until` when given."""
+    return version >= since and (until is None or version < until)
+
+
 @dataclass(frozen=True, slots=True)
 class F:
     """One field. `const` fixes the value (version fields); `since`/`until` bound the server version."""
@@ -55,7 +60,7 @@ class F:
     default: Any = None
 
     def active(self, version: int) -> bool:
-        return version >= self.since and (self.until is None or version < self.until)
+        return _in_range(version, self.since, self.until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +73,7 @@ class If:
     until: int | None = None
 
     def active(self, version: int) -> bool:
-        return version >= self.since and (self.until is None or version < self.until)
+        return _in_range(version, self.since, self.until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +86,7 @@ class Rep:
     until: int | None = None
 
     def active(self, version: int) -> bool:
-        return version >= self.since and (self.until is None or version < self.until)
+        return _in_range(version, self.since, self.until)
 
 
 @dataclass(frozen=True, slots=True)
