@@ -436,7 +436,7 @@ _KIND_VALUES = {
     "int": st.one_of(st.none(), st.integers(-(2**40), 2**40), st.booleans()),
     "float": st.one_of(st.none(), st.floats(allow_nan=False), st.just(UNSET_DOUBLE), st.integers(-5, 5)),
     "qty": st.one_of(st.none(), st.integers(0, 10**9), st.floats(0, 1e9), st.decimals(0, 10**6, places=3)),
-    "str": st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_characters="\0"), max_size=8)),
+    "str": st.one_of(st.none(), st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0"), max_size=8)),
     "bool": st.booleans(),
 }
 
