@@ -1,17 +1,32 @@
-"""Order manager latency: intent → placeOrder "written", and fill event → position and P&L updated.
+"""Order manager latency: intent → placeOrder written to the socket, and fill event → position and P&L updated.
 
-"Wire" here is the moment the order manager hands the bracket's transmitting leg (the stop-loss, which makes
-IB release the chain) to `OrderPort.place_order` of an in-process FakeBroker, i.e. the point where the real
-ib_async adapter would encode and write it to the socket. It includes validation, bracket construction,
-the submission queue and the journal's "submit" record (flushed, fsynced in the first run), but not
-ib_async's encoding or the kernel's socket write.
+`intent_to_wire_*` (the issue's figure) is measured end to end against the simulated gateway: the real order
+manager, journal (fsync on, as in production), `IbOrderAdapter` and an `ib_async.IB` connected over loopback
+TCP to `omega_tui.sim` (a virtual-clock gateway on the same loop, stopped at the end). The clock starts when
+`OrderManager.submit(intent)` is called and stops when the bytes of the bracket's transmitting leg (the
+stop-loss, whose transmit=True makes IB release the chain) have been handed to the socket: the benchmark wraps
+the connection's `transport.write` and takes the time after it returns. Every bracket is checked to have sent
+exactly three placeOrder messages, the last one the stop-loss. Each bracket rests below the market and is
+cancelled after its acknowledgements arrived (outside the timed window), so the book stays small.
 
-"Fill → P&L" is `on_execution` (dedupe, journal "fill" record, position and average cost, state machine,
-FillReceived on the bus, protection fitted to the new position) plus `day_pnl()` over every position, i.e.
-what the risk engine reads next; measured with 48 working orders in the book (the risk limit is 50).
+Two breakdowns of the same run:
+- `ib_async_leg_*`: one leg's `ib_async` `Client.placeOrder` (its field-by-field encoder and the socket
+  write), which Omega cannot change; `ib_async_bracket_p50_us` is the three legs of one bracket;
+- `omega_share_*`: per bracket, `intent_to_wire` minus those three `Client.placeOrder` calls, i.e.
+  validation, bracket construction, the submission queue, the journal and the adapter's own translation.
 
-Both are measured twice: with the journal fsyncing as in production (`intent_to_wire_p99_us`, …) and without
-fsync (`…_nofsync`), which isolates the order manager's own cost from the disk's.
+`inprocess_*` repeats the earlier measurement: the transmitting leg handed to an in-process fake
+`OrderPort.place_order` (no ib_async, no socket), with and without journal fsync.
+
+"Fill → P&L" (`fill_to_pnl_*`) is `on_execution` (dedupe, journal "fill" record, position and average cost,
+state machine, FillReceived on the bus, protection fitted to the new position) plus `day_pnl()` over every
+position, i.e. what the risk engine reads next; measured with 48 working orders in the book (the risk limit is
+50), journal fsync on (`_nofsync`: off).
+
+As the headless engine and the UI do once started, the garbage collector's long-lived objects are frozen
+(`gc.freeze()`) after setup. ib_async's own request throttle (45 messages/s) and the simulated gateway's
+rate limit are lifted: pacing is the order manager's submission queue's job (tested in tests/orders), and a
+throttled message would measure the queue's wait, not the path.
 
 Usage: python -m bench orders [--n N]
 """
@@ -19,6 +34,8 @@ Usage: python -m bench orders [--n N]
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import statistics
 import tempfile
 import time
@@ -26,7 +43,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from ib_async import IB, Stock
+
 from omega_tui.config import ExecutionSettings, Settings, StateSettings
+from omega_tui.core.broker.orders_adapter import IbOrderAdapter
 from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import FakeClock
 from omega_tui.core.hot_state import HotState
@@ -41,6 +61,7 @@ from omega_tui.core.types import (
     Side,
     VerifiedInstrument,
 )
+from omega_tui.sim import SimGateway
 
 
 class _TimedBroker:
@@ -73,8 +94,11 @@ def _pct(samples: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float]]:
-    """(intent → first leg, intent → transmitting leg, fill → P&L) samples in microseconds."""
+async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float]]:
+    """(intent → first leg, intent → transmitting leg, fill → P&L) samples in microseconds.
+
+    On a running loop, as in the engine: the journal's group commit and the hot-state publication are
+    posted to the loop and run between events (each iteration yields once), not inside the timed window."""
     with tempfile.TemporaryDirectory(prefix="omega-bench-orders-") as tmp:
         state = Path(tmp)
         clock = FakeClock()  # business time; moved 1 s per intent so the 45/s throttle never queues
@@ -100,6 +124,8 @@ def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float]
             True,
         )
         manager.set_instruments({"AAPL": inst})
+        gc.collect()
+        gc.freeze()
 
         # ---- intent → placeOrder (transmitting leg)
         to_wire: list[float] = []
@@ -123,6 +149,7 @@ def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float]
             if i >= 200:  # warm-up excluded
                 to_first_leg.append((broker.place_ns[n0] - t0) / 1000)
                 to_wire.append((broker.place_ns[-1] - t0) / 1000)
+            await asyncio.sleep(0)
 
         # ---- fill → position and P&L, in a realistic book: a fresh manager holding as many working orders as
         # the risk engine allows (16 brackets = 48 orders, max_open_orders is 50), not the 3,000 brackets the
@@ -149,6 +176,8 @@ def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float]
             OrderIntent("fs", "AAPL", Side.SELL, 10**7, Decimal("190.10"), None, None, IntentSource.STRATEGY, 0)
         )[0]
         when = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+        gc.collect()
+        gc.freeze()
         fill_us: list[float] = []
         cum = {buy: 0, sell: 0}
         for i in range(n + 200):
@@ -164,32 +193,138 @@ def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float]
             t1 = time.perf_counter_ns()
             if i >= 200:
                 fill_us.append((t1 - t0) / 1000)
+            await asyncio.sleep(0)
+        gc.unfreeze()
         journal.close()
         hot.close()
     return to_first_leg, to_wire, fill_us
+
+
+async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float]]:
+    """(intent → transmitting leg's bytes written, ib_async Client.placeOrder per leg, Omega's share) in us."""
+    gw = SimGateway(seed=7, clock="virtual", rate_limit=10**9)
+    port = await gw.start_async()
+    ib = IB()
+    try:
+        await ib.connectAsync("127.0.0.1", port, clientId=11, timeout=10)
+        ib.client.MaxRequests = 0  # see the module docstring: pacing is the submission queue's job
+        (contract,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+        with tempfile.TemporaryDirectory(prefix="omega-bench-wire-") as tmp:
+            state = Path(tmp)
+            clock = FakeClock()  # business time for the manager's throttle: 1 s per intent, nothing queues
+            settings = Settings(
+                execution=ExecutionSettings(orders_per_second=45, max_child_qty=10**9), state=StateSettings(dir=state)
+            )
+            hot = HotState(state)
+            journal = Journal(state, clock)  # fsync on, as in production
+            adapter = IbOrderAdapter(ib, clock)
+            adapter.register_contract(contract.conId, "AAPL", contract)
+            manager = OrderManager(settings, clock, EventBus(), hot, journal, adapter)
+            adapter.set_order_events(manager)
+            inst = VerifiedInstrument(
+                InstrumentSpec("AAPL", "AAPL"), contract.conId, Decimal("0.01"), 1, "SMART", "NASDAQ", "USD",
+                "Apple", "", "", (), True,
+            )  # fmt: skip
+            manager.set_instruments({"AAPL": inst})
+            [ticker] = await ib.reqTickersAsync(contract)
+            bid = Decimal(str(ticker.bid if ticker.bid == ticker.bid and ticker.bid > 0 else 200.0))
+            limit = (bid - Decimal("1.00")).quantize(Decimal("0.01"))  # rests: never fills
+
+            writes: list[tuple[int, bytes]] = []
+            transport = ib.client.conn.transport
+            assert transport is not None
+            raw_write = transport.write
+
+            def timed_write(data: bytes) -> None:
+                raw_write(data)
+                writes.append((time.perf_counter_ns(), bytes(data)))
+
+            transport.write = timed_write
+            legs_ns: list[int] = []
+            client_place = ib.client.placeOrder
+
+            def timed_place(*args: object) -> None:
+                t = time.perf_counter_ns()
+                client_place(*args)
+                legs_ns.append(time.perf_counter_ns() - t)
+
+            ib.client.placeOrder = timed_place
+            gc.collect()
+            gc.freeze()
+            to_wire: list[float] = []
+            leg_us: list[float] = []
+            omega_us: list[float] = []
+            for i in range(n + 200):
+                intent = OrderIntent(
+                    intent_id=f"w{i}", key="AAPL", side=Side.BUY, quantity=100, limit_price=limit,
+                    take_profit=limit + Decimal("0.30"), stop_loss=limit - Decimal("0.20"),
+                    source=IntentSource.STRATEGY, created_ns=0,
+                )  # fmt: skip
+                clock.advance(1.0)
+                writes.clear()
+                legs_ns.clear()
+                t0 = time.perf_counter_ns()
+                ids = manager.submit(intent)
+                if len(writes) != 3 or len(legs_ns) != 3 or b":stop_loss" not in writes[-1][1]:
+                    raise RuntimeError(f"bracket {i}: expected 3 placeOrder writes ending with the stop-loss")
+                if i >= 200:  # warm-up excluded
+                    wire_ns = writes[-1][0] - t0
+                    to_wire.append(wire_ns / 1000)
+                    leg_us += [x / 1000 for x in legs_ns]
+                    omega_us.append((wire_ns - sum(legs_ns)) / 1000)
+                for _ in range(200):  # let the acknowledgements arrive (bounded), then clear the book
+                    await asyncio.sleep(0.0005)
+                    if all(o is not None and o.ack_ns for o in map(manager.order, ids)):
+                        break
+                manager.cancel(ids[0], "bench")
+                await asyncio.sleep(0.001)
+            gc.unfreeze()
+            journal.close()
+            hot.close()
+    finally:
+        ib.disconnect()
+        await gw.stop_async()
+    return to_wire, leg_us, omega_us
 
 
 def main(argv: list[str]) -> dict[str, object]:
     parser = argparse.ArgumentParser(prog="python -m bench orders")
     parser.add_argument("--n", type=int, default=3000, help="intents and fills to time (default 3000)")
     args = parser.parse_args(argv)
-    wire = "FakeBroker.place_order of the bracket's transmitting leg (in-process; no ib_async encode, no socket)"
+    wire = "bytes of the bracket's transmitting leg written to the socket (ib_async over TCP to the simulated gateway)"
     print(f"intent -> wire, where wire = {wire}; n={args.n}")
     figures: dict[str, object] = {"wire": wire, "n": args.n}
-    # Production journals fsync every "submit" and "fill" record (durable kinds) before acting; the disk's
-    # fsync time then dominates. The run without fsync shows the order manager's own cost.
+    to_wire, leg_us, omega_us = asyncio.run(_measure_wire(args.n))
+    bracket_ib = [sum(leg_us[k : k + 3]) for k in range(0, len(leg_us), 3)]
+    print(
+        f"intent -> transmitting leg on the socket: p50 {_pct(to_wire, 0.5)} us p99 {_pct(to_wire, 0.99)} us "
+        f"(target p99 < 200 us); of which ib_async Client.placeOrder per leg p50 {_pct(leg_us, 0.5)} us "
+        f"p99 {_pct(leg_us, 0.99)} us, three legs p50 {_pct(bracket_ib, 0.5)} us; "
+        f"Omega's share p50 {_pct(omega_us, 0.5)} us p99 {_pct(omega_us, 0.99)} us"
+    )
+    figures |= {
+        "intent_to_wire_p50_us": _pct(to_wire, 0.5),
+        "intent_to_wire_p99_us": _pct(to_wire, 0.99),
+        "ib_async_leg_p50_us": _pct(leg_us, 0.5),
+        "ib_async_leg_p99_us": _pct(leg_us, 0.99),
+        "ib_async_bracket_p50_us": _pct(bracket_ib, 0.5),
+        "omega_share_p50_us": _pct(omega_us, 0.5),
+        "omega_share_p99_us": _pct(omega_us, 0.99),
+    }
+    # Production journals fsync "submit" and "fill" records (group commit, see core/journal.py); the run
+    # without fsync shows the order manager's own cost.
     for fsync, suffix in ((True, ""), (False, "_nofsync")):
-        first, to_wire, fill_us = _measure(args.n, fsync)
+        first, to_place, fill_us = asyncio.run(_measure(args.n, fsync))
         print(
-            f"journal fsync {'on ' if fsync else 'off'}: intent -> first leg p50 {_pct(first, 0.5)} us; "
-            f"-> transmitting leg p50 {_pct(to_wire, 0.5)} us p99 {_pct(to_wire, 0.99)} us (target p99 < 200 us); "
+            f"in-process, journal fsync {'on ' if fsync else 'off'}: intent -> first leg p50 {_pct(first, 0.5)} us; "
+            f"-> transmitting leg handed to the OrderPort p50 {_pct(to_place, 0.5)} us p99 {_pct(to_place, 0.99)} us; "
             f"fill -> position + day P&L p50 {_pct(fill_us, 0.5)} us p99 {_pct(fill_us, 0.99)} us "
             f"mean {statistics.fmean(fill_us):.1f} us (target p99 < 100 us)"
         )
         figures |= {
-            f"intent_to_first_leg_p50_us{suffix}": _pct(first, 0.5),
-            f"intent_to_wire_p50_us{suffix}": _pct(to_wire, 0.5),
-            f"intent_to_wire_p99_us{suffix}": _pct(to_wire, 0.99),
+            f"inprocess_intent_to_first_leg_p50_us{suffix}": _pct(first, 0.5),
+            f"inprocess_intent_to_place_p50_us{suffix}": _pct(to_place, 0.5),
+            f"inprocess_intent_to_place_p99_us{suffix}": _pct(to_place, 0.99),
             f"fill_to_pnl_p50_us{suffix}": _pct(fill_us, 0.5),
             f"fill_to_pnl_p99_us{suffix}": _pct(fill_us, 0.99),
         }

@@ -210,6 +210,7 @@ class ManagedOrder:
     transitions: list[tuple[OrderState, str, int, datetime]] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
     submit_ns: int = 0
+    journal_seq: int = 0  # the journal record that submitted it (durable before its first ack is processed)
     ack_ns: int = 0
     first_fill_ns: int = 0
     last_ns: int = 0
@@ -706,9 +707,10 @@ class OrderManager(Component):
                 {"role": leg.role, "order": order_json(order)} for leg, order in zip(group.legs, orders, strict=True)
             ],
         )
+        seq = self.journal.seq
         managed = []
         for leg, order in zip(group.legs, orders, strict=True):
-            mo = ManagedOrder(order=order, role=leg.role, intent_id=group.intent_id)
+            mo = ManagedOrder(order=order, role=leg.role, intent_id=group.intent_id, journal_seq=seq)
             self._orders[order.order_id] = mo
             managed.append(mo)
         for mo in managed:
@@ -1123,6 +1125,8 @@ class OrderManager(Component):
                 order_ref=report.order_ref,
             )
             o = self._adopt(placeholder, "Submitted", report.perm_id, "execDetails")
+        elif not o.ack_ns and o.journal_seq > self.journal.durable_seq:
+            self.journal.wait_durable(o.journal_seq)  # a fill before any ack is an acknowledgement too
         if not self._replaying:
             self.journal.record("fill", fill=execution_json(report))
         self._exec_to_order[report.exec_id] = o.order_id
@@ -1329,6 +1333,9 @@ class OrderManager(Component):
 
     def _note_ack(self, o: ManagedOrder, recv_ns: int) -> None:
         if not o.ack_ns:
+            # The broker's first word on an order: its "submit" record must be durable before we act on it
+            # (see core/journal.py; normally the group commit has long finished and this returns at once).
+            self.journal.wait_durable(o.journal_seq)
             o.ack_ns = recv_ns
             if o.submit_ns and not self._replaying:
                 self._lat_ack.add(recv_ns - o.submit_ns)

@@ -6,6 +6,7 @@ the translation against what ib_async really parses.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -191,3 +192,57 @@ def test_placing_an_order_while_disconnected_raises(wired: tuple[IB, IbOrderAdap
     order = BrokerOrder(order_id=1, key="AAPL", con_id=265598, action=Side.BUY, quantity=1, order_type=OrderType.LMT)
     with pytest.raises(ConnectionError):
         adapter.place_order(order)
+
+
+async def test_place_writes_the_bytes_first_and_keeps_ib_asyncs_books_before_the_next_read(
+    fake_clock: FakeClock,
+) -> None:
+    """The order is on the socket when place_order returns; ib_async's Trade exists before any reply is
+    decoded (one Trade per order, updated by the gateway's openOrder/orderStatus, never a second one)."""
+    import asyncio
+
+    from omega_tui.sim import SimGateway
+
+    gw = SimGateway(seed=7, clock="virtual")
+    port = await gw.start_async()
+    ib = IB()
+    try:
+        await ib.connectAsync("127.0.0.1", port, clientId=21, timeout=10)
+        adapter = IbOrderAdapter(ib, fake_clock)
+        sink = Sink()
+        adapter.set_order_events(sink)
+        transport = ib.client.conn.transport
+        assert transport is not None
+        written: list[bytes] = []
+        raw = transport.write
+
+        def spy(data: bytes) -> None:
+            written.append(bytes(data))
+            raw(data)
+
+        transport.write = spy
+        oid = adapter.next_order_id()
+        order = BrokerOrder(
+            order_id=oid, key="AAPL", con_id=265598, action=Side.BUY, quantity=5, order_type=OrderType.LMT,
+            limit_price=Decimal("100.00"), order_ref="t1:entry",
+        )  # fmt: skip
+        adapter.place_order(order)
+        assert written and b"t1:entry" in written[-1]  # on the wire already
+        assert (ib.wrapper.clientId, oid) not in ib.wrapper.trades  # books kept on the next loop turn
+        adapter.place_order(replace(order, quantity=7))  # a modification in the same step
+        assert (ib.wrapper.clientId, oid) in ib.wrapper.trades  # settled first, so it is seen as a modification
+        trade = ib.wrapper.trades[(ib.wrapper.clientId, oid)]
+        assert len(written) == 2 and b"t1:entry" in written[-1]
+        await asyncio.sleep(0)
+        assert [e.message for e in trade.log] == ["", "Modify"]
+        for _ in range(400):
+            if any(isinstance(e, OrderStatusReport) for e in sink.events):
+                break
+            await asyncio.sleep(0.005)
+        assert ib.wrapper.trades[(ib.wrapper.clientId, oid)] is trade
+        assert trade.orderStatus.status in ("Submitted", "PreSubmitted")
+        assert len([t for t in ib.wrapper.trades.values() if t.order.orderId == oid]) == 1
+        adapter.cancel_order(oid)
+    finally:
+        ib.disconnect()
+        await gw.stop_async()

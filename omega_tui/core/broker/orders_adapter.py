@@ -16,17 +16,29 @@ wrapper callbacks ib_async's decoder invokes (`orderStatus`, `openOrder`, `execD
 
 Everything is called on the core loop; the sink is called synchronously and must not block. A sink that
 raises is logged and never breaks ib_async's own processing.
+
+Placing an order writes its bytes first and keeps ib_async's books after. `IB.placeOrder` encodes and writes
+the message, then builds a `Trade` (a dozen eventkit events), emits `newOrderEvent` and logs the trade with an
+eagerly formatted f-string (the `repr` of a 150-field Order and its Contract, whether INFO is enabled or
+not): in ib_async 2.1.0 that bookkeeping costs about as much as the encoding itself, three times per bracket,
+and it sat between the first leg's write and the transmitting leg's. So `place_order` calls
+`ib.client.placeOrder` (ib_async's own encoder and socket write) and leaves the same bookkeeping
+(`_book_placed`, which mirrors `IB.placeOrder` after its send) to a `call_soon` callback. That callback runs
+before the loop reads the socket again, so ib_async has its `Trade` before any openOrder, orderStatus or
+execDetails about the order is decoded; anything that needs the books sooner (a cancel or modification in
+the same step) settles them first. Without a running loop (unit tests) the books are kept immediately.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ib_async import IB, Contract, Order, TagValue
+from ib_async import IB, Contract, Order, OrderStatus, TagValue, Trade, TradeLogEntry
 
 from omega_tui.core.clock import Clock
 from omega_tui.core.ports import OrderEvents
@@ -93,6 +105,7 @@ class IbOrderAdapter:
         self._contracts: dict[int, Contract] = {}
         self._keys: dict[int, str] = {}
         self.sink_errors = 0
+        self._unbooked: list[tuple[Contract, Order]] = []  # sent, ib_async's Trade not made yet
         self._install_taps()
 
     # ------------------------------------------------------------------ wiring
@@ -123,14 +136,57 @@ class IbOrderAdapter:
         return int(self.ib.client.getReqId())
 
     def place_order(self, order: BrokerOrder) -> None:
-        """Send (or modify, for a known id) an order. Raises ConnectionError when not connected."""
+        """Send (or modify, for a known id) an order. Raises ConnectionError when not connected.
+
+        The message is encoded and written by ib_async's client before anything else; ib_async's `Trade`
+        bookkeeping follows on the next loop turn (see the module docstring)."""
         contract = self._contracts.get(order.con_id) or Contract(conId=order.con_id, exchange="SMART")
         ib_order = self.build_order(order)
+        if self._unbooked and any(o.orderId == order.order_id for _, o in self._unbooked):
+            self._book_unbooked()  # a modification of an order sent in this same step
         trade = self.ib.wrapper.trades.get((self.ib.wrapper.clientId, order.order_id))
         if trade is not None and trade.isDone():
             # ib_async asserts on modifying a finished order; IB would refuse it anyway (error 10148/104).
             raise ValueError(f"order {order.order_id} is already {trade.orderStatus.status}; it cannot be modified")
-        self.ib.placeOrder(contract, ib_order)
+        self.ib.client.placeOrder(order.order_id, contract, ib_order)  # raises ConnectionError if not connected
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._book_placed(contract, ib_order)
+            return
+        if not self._unbooked:
+            loop.call_soon(self._book_unbooked)
+        self._unbooked.append((contract, ib_order))
+
+    def _book_unbooked(self) -> None:
+        pending, self._unbooked = self._unbooked, []
+        for contract, ib_order in pending:
+            try:
+                self._book_placed(contract, ib_order)
+            except Exception:
+                log.exception("could not record order %s in ib_async's trades", ib_order.orderId)
+
+    def _book_placed(self, contract: Contract, order: Order) -> None:
+        """What `IB.placeOrder` (ib_async 2.1) does after sending, with a lazily formatted log line."""
+        ib = self.ib
+        wrapper = ib.wrapper
+        now = datetime.now(wrapper.defaultTimezone)
+        key = wrapper.orderKey(wrapper.clientId, order.orderId, order.permId)
+        trade = wrapper.trades.get(key)
+        if trade is not None:
+            if trade.orderStatus.status in OrderStatus.DoneStates:
+                return  # finished meanwhile; IB answers the modification with an error
+            trade.log.append(TradeLogEntry(now, trade.orderStatus.status, "Modify"))
+            log.debug("placeOrder: modify order %s", order.orderId)
+            trade.modifyEvent.emit(trade)
+            ib.orderModifyEvent.emit(trade)
+            return
+        order.clientId = wrapper.clientId
+        status = OrderStatus(orderId=order.orderId, status=OrderStatus.PendingSubmit)
+        trade = Trade(contract, order, status, [], [TradeLogEntry(now, status.status)])
+        wrapper.trades[key] = trade
+        log.debug("placeOrder: new order %s %s", order.orderId, order.orderRef)
+        ib.newOrderEvent.emit(trade)
 
     @staticmethod
     def build_order(order: BrokerOrder) -> Order:
@@ -160,6 +216,8 @@ class IbOrderAdapter:
 
     def cancel_order(self, order_id: int) -> None:
         """Ask IB to cancel; the answer comes back as a status report (or error 10147 if IB does not know it)."""
+        if self._unbooked:
+            self._book_unbooked()
         trade = self.ib.wrapper.trades.get((self.ib.wrapper.clientId, order_id))
         if trade is not None:
             self.ib.cancelOrder(trade.order)
@@ -167,6 +225,8 @@ class IbOrderAdapter:
             self.ib.client.cancelOrder(order_id, "")
 
     def global_cancel(self) -> None:
+        if self._unbooked:
+            self._book_unbooked()
         self.ib.reqGlobalCancel()
 
     # ------------------------------------------------------------------ taps on ib_async's wrapper
