@@ -28,7 +28,7 @@ combined as ints, and prices are converted through a small per-instrument memo k
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -179,8 +179,10 @@ class InstrumentRules:
         self.max_jump = self.max_jump_pct / 100.0
 
 
-_NAN = float("nan")
-_NO_RAW = RawQuote._make([_NAN] * 11 + [0, _NAN, _NAN, _NAN])
+# The raw values of "no usable previous update": no raw value equals it, and it is not NaN-like (`p != p` is
+# False), so every field takes the slow path.
+_NEVER = object()
+_NO_RAW = RawQuote._make([_NEVER] * 15)
 _NO_QUOTE = Quote("", 0, 0, datetime(1970, 1, 1, tzinfo=UTC))
 
 
@@ -289,67 +291,88 @@ def normalize(
     made from, only lets session statistics and sizes that did not change skip re-validation.
     """
     rejects = 0
-    # Fast path: a field whose raw value equals the one `prev` was made from maps to `prev`'s value, unless
-    # `prev` carried a refused price (then everything is re-validated). Equal raw values give equal results;
-    # NaN never compares equal, so a missing value just takes the slow path.
+    # Fast path: a field whose raw value is the same as the one `prev` was made from maps to `prev`'s value,
+    # unless `prev` carried a refused price (then everything is re-validated). Equal raw values give equal
+    # results, and so do two NaNs (both "missing"): `v == p or (v != v and p != p)` is that test. ib_async
+    # leaves every field it has no tick for at NaN, so without the NaN case a missing field (no trades on a
+    # currency, no session statistics yet) would be re-validated on every tick.
     fast = prev is not None and last_raw is not None and not _int_and(prev.flags, _REJECTED)
-    lr = last_raw if fast and last_raw is not None else _NO_RAW  # _NO_RAW's NaNs never compare equal
+    lr = last_raw if fast and last_raw is not None else _NO_RAW  # _NO_RAW's fields equal nothing, not even NaN
     pq = prev if prev is not None else _NO_QUOTE
-    if raw.bid == lr.bid:
+    v, p = raw.bid, lr.bid
+    if v == p or (v != v and p != p):
         bid = pq.bid
     else:
-        bid, r = _price(raw.bid, pq.bid, raw.prev_bid, rules, False)
+        bid, r = _price(v, pq.bid, raw.prev_bid, rules, False)
         rejects |= r
-    if raw.ask == lr.ask:
+    v, p = raw.ask, lr.ask
+    if v == p or (v != v and p != p):
         ask = pq.ask
     else:
-        ask, r = _price(raw.ask, pq.ask, raw.prev_ask, rules, False)
+        ask, r = _price(v, pq.ask, raw.prev_ask, rules, False)
         rejects |= r
-    if raw.last == lr.last:
+    v, p = raw.last, lr.last
+    if v == p or (v != v and p != p):
         last = pq.last
     else:
-        last, r = _price(raw.last, pq.last, raw.prev_last, rules, True)
+        last, r = _price(v, pq.last, raw.prev_last, rules, True)
         rejects |= r
 
-    if (
-        raw.open == lr.open
-        and raw.high == lr.high
-        and raw.low == lr.low
-        and raw.close == lr.close
-        and raw.volume == lr.volume
-    ):
-        opn, high, low, close, volume = pq.open, pq.high, pq.low, pq.close, pq.volume
+    # Session statistics legitimately move far from their previous value (a new session): no jump test.
+    v, p = raw.open, lr.open
+    if v == p or (v != v and p != p):
+        opn = pq.open
     else:
-        # Session statistics legitimately move far from their previous value (a new session): no jump test.
-        opn, r = _price(raw.open, pq.open, None, rules, True, False)
+        opn, r = _price(v, pq.open, None, rules, True, False)
         rejects |= r
-        high, r = _price(raw.high, pq.high, None, rules, True, False)
+    v, p = raw.high, lr.high
+    if v == p or (v != v and p != p):
+        high = pq.high
+    else:
+        high, r = _price(v, pq.high, None, rules, True, False)
         rejects |= r
-        low, r = _price(raw.low, pq.low, None, rules, True, False)
+    v, p = raw.low, lr.low
+    if v == p or (v != v and p != p):
+        low = pq.low
+    else:
+        low, r = _price(v, pq.low, None, rules, True, False)
         rejects |= r
-        close, r = _price(raw.close, pq.close, None, rules, True, False)
+    v, p = raw.close, lr.close
+    if v == p or (v != v and p != p):
+        close = pq.close
+    else:
+        close, r = _price(v, pq.close, None, rules, True, False)
         rejects |= r
-        volume, r = _size(raw.volume)
+    v, p = raw.volume, lr.volume
+    if v == p or (v != v and p != p):
+        volume = pq.volume
+    else:
+        volume, r = _size(v)
         rejects |= r
 
     if bid is None:
         bid_size = None
-    elif raw.bid_size == lr.bid_size and pq.bid_size is not None:
-        bid_size = pq.bid_size
     else:
-        bid_size, r = _size(raw.bid_size)
-        rejects |= r
+        v, p = raw.bid_size, lr.bid_size
+        if (v == p or (v != v and p != p)) and pq.bid_size is not None:
+            bid_size = pq.bid_size
+        else:
+            bid_size, r = _size(v)
+            rejects |= r
     if ask is None:
         ask_size = None
-    elif raw.ask_size == lr.ask_size and pq.ask_size is not None:
-        ask_size = pq.ask_size
     else:
-        ask_size, r = _size(raw.ask_size)
-        rejects |= r
-    if raw.last_size == lr.last_size:
+        v, p = raw.ask_size, lr.ask_size
+        if (v == p or (v != v and p != p)) and pq.ask_size is not None:
+            ask_size = pq.ask_size
+        else:
+            ask_size, r = _size(v)
+            rejects |= r
+    v, p = raw.last_size, lr.last_size
+    if v == p or (v != v and p != p):
         last_size = pq.last_size
     else:
-        last_size, r = _size(raw.last_size)
+        last_size, r = _size(v)
         rejects |= r
 
     flags = 0
@@ -472,6 +495,17 @@ class Normalizer:
 
     def on_raw(self, key: str, raw: RawQuote, recv_ns: int, recv_utc: datetime) -> Quote | None:
         """Normalize and publish one update; returns the published quote, or None if nothing changed."""
+        quote = self.update(key, raw, recv_ns, recv_utc)
+        if quote is not None and self._publish is not None:
+            self._publish(QuoteUpdated(quote))
+        return quote
+
+    def update(self, key: str, raw: RawQuote, recv_ns: int, recv_utc: datetime) -> Quote | None:
+        """`on_raw` without the bus event: the new quote is in the hot state; pass it to `publish` next.
+
+        The feed normalizes a whole batch this way first, so every quote of a socket read is readable in the
+        hot state before any bus subscriber (models, risk, UI bridge) runs for the first of them.
+        """
         stats = self.stats
         stats.updates += 1
         book = self._books.get(key)
@@ -502,9 +536,14 @@ class Normalizer:
         stats.published += 1
         if self._put is not None:
             self._put(quote)
-        if self._publish is not None:
-            self._publish(QuoteUpdated(quote))
         return quote
+
+    def publish(self, quotes: Iterable[Quote]) -> None:
+        """Publish `QuoteUpdated` for quotes made by `update`, in order."""
+        publish = self._publish
+        if publish is not None:
+            for quote in quotes:
+                publish(QuoteUpdated(quote))
 
     def _mark_stale(self, book: _Book) -> None:
         prev = book.quote

@@ -249,3 +249,40 @@ def test_fast_quote_constructor_builds_exactly_a_quote() -> None:
     assert type(built) is Quote and built == Quote(*args)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         built.bid = None  # type: ignore[misc]  # still frozen
+
+
+def test_skipping_unchanged_fields_gives_the_same_quotes_as_revalidating_everything() -> None:
+    # A seeded walk over every field with NaN (fresh objects, so equality is by value), sentinels, zero,
+    # off-grid and outlier values mixed in: the fast path (a field equal to the previous raw value, NaN
+    # included, keeps the previous result) must give exactly what validating every field from scratch gives.
+    import random
+
+    rng = random.Random(3)
+    odd = [-1.0, 0.0, UNSET_DOUBLE, UNSET_INT, None, 100.005, 180.0, -5.0]
+    level = dict(RAW_OK, open=99.5, high=101.0, low=99.0, close=99.8)  # where each field's good values walk
+    r = rules()
+    fast_prev: Quote | None = None
+    slow_prev: Quote | None = None
+    last_raw: RawQuote | None = None
+    for seq in range(1, 4000):
+        update: dict[str, float | None] = {}
+        for name, good in level.items():
+            roll = rng.random()
+            if roll < 0.35 and last_raw is not None:
+                before = getattr(last_raw, name)
+                update[name] = float("nan") if before is not None and before != before else before
+            elif roll < 0.45:
+                update[name] = float("nan")
+            elif roll < 0.55:
+                update[name] = rng.choice(odd)
+            else:
+                step = 100.0 if "size" in name or name == "volume" else 0.01
+                level[name] = round(max(step, good + rng.choice((-1, 1)) * step), 2)
+                update[name] = level[name]
+        current = RawQuote(**update, market_data_type=rng.choice((1, 1, 3)))  # type: ignore[arg-type]
+        fast, fast_bits = normalize(fast_prev, current, r, seq, seq, T0, False, last_raw)
+        slow, slow_bits = normalize(slow_prev, current, r, seq, seq, T0, False, None)
+        # Refused prices are reported on every update that carries them (the quote is flagged); a bad size that
+        # repeats the previous raw value is counted once, when it arrives.
+        assert fast == slow and fast_bits & Reject.PRICE == slow_bits & Reject.PRICE, (seq, current)
+        fast_prev, slow_prev, last_raw = fast, slow, current

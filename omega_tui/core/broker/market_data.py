@@ -2,8 +2,12 @@
 
 ib_async batches ticker updates per TCP read and emits the set in `pendingTickersEvent`; `TickerFeed` reads
 each ticker's fields into a `RawQuote` and hands it to the `Normalizer`. Every ticker of one batch gets the
-same receive time: they arrived in the same read. Bindings (ticker → Omega key) must be rebuilt after every
-(re)subscription, because ib_async's old `Ticker` objects are dead after a reconnect.
+same receive time: they arrived in the same read. The whole batch is normalized into the hot state first and
+only then published on the bus, so a quote late in a batch is not held back by the subscribers (models, risk,
+UI bridge) of the quotes before it; subscribers still see every quote in the batch's order.
+
+Bindings (ticker → Omega key) must be rebuilt after every (re)subscription, because ib_async's old `Ticker`
+objects are dead after a reconnect.
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ class TickerFeed:
         recv_ns = self.clock.monotonic_ns()
         recv_utc = self.clock.now_utc()
         keys = self._keys
-        on_raw = self.normalizer.on_raw
+        normalizer = self.normalizer
+        update = normalizer.update
+        fresh = []
         for t in tickers:
             key = keys.get(t)
             if key is None:
                 continue
-            on_raw(
+            quote = update(
                 key,
                 RawQuote(
                     t.bid,
@@ -66,3 +72,7 @@ class TickerFeed:
                 recv_ns,
                 recv_utc,
             )
+            if quote is not None:
+                fresh.append(quote)
+        if fresh:
+            normalizer.publish(fresh)
