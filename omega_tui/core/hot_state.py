@@ -169,18 +169,34 @@ class HotState:
 
 
 class HotStateReader:
-    """Read-only access to a running engine's hot state from another process."""
+    """Read-only access to a running engine's hot state from another process.
+
+    Quotes are read again only when the engine has flushed since the last read (`meta:flush` is written in
+    the same transaction as `quotes`, so an unchanged stamp means unchanged quotes): a reader polling every
+    millisecond then costs one small row per poll, not an unpickling of every quote, and leaves the CPU to
+    the engine on the same machine.
+    """
 
     def __init__(self, directory: Path) -> None:
         self._cache = diskcache.Cache(str(Path(directory) / "hot"), timeout=5)
+        self._quotes: dict[str, Quote] = {}
+        self._quotes_stamp: Any = None  # the `meta:flush` value `_quotes` was read under
+
+    def _fresh_quotes(self) -> dict[str, Quote]:
+        # The stamp is read before the quotes: a flush in between only makes the next call read them again.
+        stamp = self._cache.get("meta:flush")
+        if stamp is None or stamp != self._quotes_stamp:
+            value = self._cache.get("quotes")
+            self._quotes = dict(value) if isinstance(value, dict) else {}
+            self._quotes_stamp = stamp
+        return self._quotes
 
     def quote(self, key: str) -> Quote | None:
-        value = self.quotes().get(key)
+        value = self._fresh_quotes().get(key)
         return value if isinstance(value, Quote) else None
 
     def quotes(self) -> dict[str, Quote]:
-        value = self._cache.get("quotes")
-        return dict(value) if isinstance(value, dict) else {}
+        return dict(self._fresh_quotes())
 
     def get(self, section: str, default: Any = None) -> Any:
         return self._cache.get("section:" + section, default)
