@@ -114,6 +114,8 @@ class HistoricalRequest:
 
 T = TypeVar("T")
 
+SENT_LOG_MAX = 1_000  # more than the 60 sends IB allows in 10 minutes, times a reconnect storm or two
+
 
 class HistoricalPacer:
     """A queue for historical-data requests that never breaks IB's pacing rules.
@@ -155,7 +157,9 @@ class HistoricalPacer:
         self._per_contract: dict[tuple[int, str, str], deque[int]] = {}
         self._window: deque[int] = deque()
         self.open = 0
-        self.sent_log: list[tuple[int, HistoricalRequest]] = []  # (sent ns, request): for audits and tests
+        self.sent = 0  # requests sent since start, retries included
+        # The most recent sends (sent ns, request), for audits and tests; bounded so a long run stays flat.
+        self.sent_log: deque[tuple[int, HistoricalRequest]] = deque(maxlen=SENT_LOG_MAX)
         self.violations = 0
         self.retries = 0
         self._turn = asyncio.Lock()
@@ -193,6 +197,7 @@ class HistoricalPacer:
         self._last_identical[req] = now
         self._per_contract.setdefault(req.contract_key, deque()).append(now)
         self._window.append(now)
+        self.sent += 1
         self.sent_log.append((now, req))
 
     async def _acquire(self, req: HistoricalRequest) -> None:

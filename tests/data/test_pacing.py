@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterable
 
 import pytest
 
 from omega_tui.core.clock import FakeClock
-from omega_tui.core.throttle import Backoff, HistoricalPacer, HistoricalRequest, PacingViolation
+from omega_tui.core.throttle import SENT_LOG_MAX, Backoff, HistoricalPacer, HistoricalRequest, PacingViolation
 
 NS = 1_000_000_000
 
@@ -31,8 +32,9 @@ def req(con_id: int, n: int = 0, what: str = "TRADES") -> HistoricalRequest:
     return HistoricalRequest(con_id, "SMART", what, f"{1800 + n} S", "1 min")
 
 
-def assert_rules_hold(log: list[tuple[int, HistoricalRequest]]) -> None:
+def assert_rules_hold(sent: Iterable[tuple[int, HistoricalRequest]]) -> None:
     """Check IB's rules on what was actually sent."""
+    log = list(sent)
     for i, (t, r) in enumerate(log):
         earlier = log[:i]
         same = [u for u, s in earlier if s == r]
@@ -139,3 +141,12 @@ def test_backoff_grows_to_its_cap_with_jitter() -> None:
     delays = [backoff.next_delay() for _ in range(6)]
     assert all(0.5 <= d <= 1.0 for d in delays[:1])
     assert all(4.0 <= d <= 8.0 for d in delays[3:])
+
+
+async def test_the_sent_log_keeps_only_the_most_recent_sends_and_the_count_keeps_going(fake_clock: FakeClock) -> None:
+    pacer = HistoricalPacer(fake_clock, FakeTime(fake_clock).sleep)
+    requests = [req(con_id, n) for n in range(3) for con_id in range(SENT_LOG_MAX // 3 + 10)]
+    await run_all(pacer, requests)
+    assert pacer.sent == len(requests) > SENT_LOG_MAX
+    assert len(pacer.sent_log) == SENT_LOG_MAX
+    assert [r for _, r in pacer.sent_log] == requests[-SENT_LOG_MAX:]

@@ -13,7 +13,10 @@ Lifecycle (a `Component`):
   DEGRADED and quotes STALE until 2104/2106 or fresh ticks.
 - After a reconnect it re-verifies, resubscribes and rebuilds the ticker bindings (ib_async's old `Ticker`
   objects die with the connection), and reuses the same clientId only once the old socket has closed, so
-  IB does not answer 326 (clientId in use). A 326 during a connect attempt ends that attempt at once
+  IB does not answer 326 (clientId in use). After a reconnect and after a 1101 it re-warms the bars: each
+  instrument's bars from its newest stored bar to the server's current time, through the same pacer, so the
+  history has no hole where the connection was down (an outage longer than the warm-up window replaces the
+  history with a fresh window instead). A 326 during a connect attempt ends that attempt at once
   instead of waiting out the timeout, and the next attempt backs off.
 
 Only ib_async's `*Async` requests and its non-blocking calls are used, on the loop that runs `start()`.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -32,7 +36,7 @@ from typing import Any
 from ib_async import IB, Contract
 
 from omega_tui.config import Settings
-from omega_tui.core.bars import BarStore
+from omega_tui.core.bars import BarStore, bar_seconds, duration_seconds
 from omega_tui.core.broker.market_data import TickerFeed
 from omega_tui.core.broker.orders_adapter import IbOrderAdapter
 from omega_tui.core.broker.verify import StartupVerificationError, contract_for, verify_instruments
@@ -60,6 +64,7 @@ FARM_DOWN_CODES = frozenset({2103, 2105, 2110})
 FARM_OK_CODES = frozenset({2104, 2106})
 CLIENT_ID_IN_USE = 326
 SOCKET_CLOSE_WAIT_S = 3.0
+MAX_SECONDS_DURATION = 86_400  # IB's longest duration in seconds ("86400 S"); longer spans use the warm-up window
 
 
 class BrokerSession(Component):
@@ -113,6 +118,8 @@ class BrokerSession(Component):
         self._stopping = False
         self._connecting = False
         self._reconnect_task: asyncio.Task[None] | None = None
+        self._rewarm_task: asyncio.Task[None] | None = None
+        self.rewarms = 0  # bar re-warms completed after reconnects
         self._clash: asyncio.Event | None = None
         self._ib_down = False  # inside a 1100 … 1101/1102 gap
         self._farm_down = False
@@ -266,6 +273,7 @@ class BrokerSession(Component):
             self.reconnects += 1
             self._subscribe()
             self._set_connection(ConnectionState.UP, f"reconnected after {attempt} attempt(s)")
+            self._start_rewarm()
             return
 
     # ------------------------------------------------------------------ verification and subscriptions
@@ -328,6 +336,7 @@ class BrokerSession(Component):
             self._farm_down = False
             self.resubscribe()
             self._set_connection(ConnectionState.UP, "1101: connectivity restored, data lost: resubscribed")
+            self._start_rewarm()
         elif code == 1102:
             self._ib_down = False
             self._farm_down = False
@@ -384,7 +393,7 @@ class BrokerSession(Component):
         metrics = dict(self.hot_state.get("metrics", {}) or {})
         metrics["normalizer"] = self.normalizer.stats.as_dict()
         metrics["historical"] = {
-            "sent": len(self.pacer.sent_log),
+            "sent": self.pacer.sent,
             "violations": self.pacer.violations,
             "retries": self.pacer.retries,
         }
@@ -404,14 +413,17 @@ class BrokerSession(Component):
 
     # ------------------------------------------------------------------ historical warm-up
 
-    def _historical_request(self, v: VerifiedInstrument) -> HistoricalRequest:
+    def _historical_request(self, v: VerifiedInstrument, duration: str | None = None) -> HistoricalRequest:
         md = self.settings.market_data
         what = "MIDPOINT" if v.spec.sec_type == "CASH" else "TRADES"
-        return HistoricalRequest(v.con_id, v.exchange, what, md.warmup_duration, md.warmup_bar_size)
+        return HistoricalRequest(v.con_id, v.exchange, what, duration or md.warmup_duration, md.warmup_bar_size)
 
-    async def fetch_bars(self, v: VerifiedInstrument) -> list[Bar]:
-        """Recent bars of one instrument through the pacer (retried after a 162 pacing refusal)."""
-        req = self._historical_request(v)
+    async def fetch_bars(self, v: VerifiedInstrument, duration: str | None = None) -> list[Bar]:
+        """Recent bars of one instrument through the pacer (retried after a 162 pacing refusal).
+
+        `duration` (IB syntax, "600 S") overrides the configured warm-up duration.
+        """
+        req = self._historical_request(v, duration)
 
         async def fetch() -> list[Bar]:
             # A fresh Contract object per request: ib_async reports errors with the request's contract.
@@ -455,6 +467,62 @@ class BrokerSession(Component):
                     log.info("bar warm-up for %s: %d bars", v.key, stored)
         finally:
             self.bars_ready.set()
+
+    def _start_rewarm(self) -> None:
+        """Re-warm the bars in the background (after a reconnect or a 1101), replacing a re-warm in flight."""
+        if not self.settings.market_data.warmup_bars or self._stopping:
+            return
+        if self._rewarm_task is not None and not self._rewarm_task.done():
+            self._rewarm_task.cancel()
+        self._rewarm_task = self.spawn(self._rewarm(), "rewarm")
+
+    async def _rewarm(self) -> None:
+        """Fetch each instrument's bars since its newest stored bar, so the history has no hole.
+
+        The span is measured on the server's clock (`reqCurrentTime`): the bars carry the server's times. It
+        starts at the newest stored bar, which was still forming when it was fetched and is replaced. A
+        failure is logged, never raised: the models keep the bars they have, and the next reconnect retries.
+        """
+        md = self.settings.market_data
+        try:
+            server_now = await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self.settings.ib.connect_timeout_s)
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            log.warning("bar re-warm after reconnect skipped: no server time: %s", _reason(exc))
+            return
+        plans = [
+            (v, rewarm_duration(self.bars.last(v.key), server_now, md.warmup_duration, md.warmup_bar_size))
+            for v in self.verified
+        ]
+        results = await asyncio.gather(*(self.fetch_bars(v, d) for v, d in plans), return_exceptions=True)
+        for (v, duration), result in zip(plans, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                log.warning("bar re-warm for %s failed: %s", v.key, _reason(result))
+            elif duration is None:
+                stored = self.bars.replace(v.key, result)
+                log.info("bar re-warm for %s: a fresh window of %d bars", v.key, stored)
+            else:
+                stored = self.bars.merge(v.key, result)
+                log.info(
+                    "bar re-warm for %s: %d bars over the last %s, %d stored", v.key, len(result), duration, stored
+                )
+        self.rewarms += 1
+
+
+def rewarm_duration(last: Bar | None, server_now: datetime, window: str, bar_size: str) -> str | None:
+    """The duration ("N S") that covers from the newest stored bar `last` to `server_now`, or None when the
+    configured warm-up `window` should be fetched instead and replace what is stored: nothing is stored, the
+    gap is as long as the window or longer (or than IB's longest duration in seconds), or a size is not
+    understood. The newest stored bar is covered too: it was still forming when it was fetched."""
+    window_s = duration_seconds(window)
+    bar_s = bar_seconds(bar_size)
+    if last is None or window_s is None or bar_s is None:
+        return None
+    span_s = math.ceil((server_now - last.start_utc).total_seconds()) + bar_s
+    if span_s >= window_s or span_s > MAX_SECONDS_DURATION:
+        return None
+    return f"{max(span_s, 2 * bar_s)} S"
 
 
 def _bar(key: str, b: Any) -> Bar:
