@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import multiprocessing as mp
 import os
 import random
@@ -85,19 +86,30 @@ def measure_overhead(knn: Model, n: int = 20_000) -> dict[str, float]:
     core = DecisionCore(settings, {"SIM": INSTRUMENT}, models, load_priors())
     for name, w in sched.latency.items():
         core.scheduler.latency[name] = w
+    # Each decision also registers a prediction, so maturation (scoring, online learning) really runs; it is
+    # timed apart because it happens after the decision's end, off its deadline.
     session = simulate(4, 3000)
     prologue: list[float] = []
+    maturation: list[float] = []
+    learner = models[2]  # the online model: its SGD step is part of maturation
     for i in range(3000):
         core.add_quote(session.quote(i))
         if i >= 300:
             t = clock()
-            core.begin("SIM", i, budget, {}, DEFAULT_PARAMS, 0)
+            begun = core.begin("SIM", session.quote(i).recv_ns, budget, {}, DEFAULT_PARAMS, 0)
             prologue.append((clock() - t) / 1000)
+            if begun.snapshot is not None:  # scored as the online model's answer, so maturation also learns
+                as_learner = dataclasses.replace(begun, choice=begun.choice._replace(model=learner.name))
+                core.finish(as_learner, learner.predict(begun.snapshot), True)
+            t = clock()
+            core.mature("SIM")
+            maturation.append((clock() - t) / 1000)
     return {
         "overhead_p50_us": round(_percentile(times, 50), 2),
         "overhead_p99_us": round(_percentile(times, 99), 2),
         "decision_prologue_p50_us": round(_percentile(prologue, 50), 2),
         "decision_prologue_p99_us": round(_percentile(prologue, 99), 2),
+        "maturation_p99_us": round(_percentile(maturation, 99), 2),
     }
 
 
@@ -156,11 +168,12 @@ async def run_condition(
     # time, but never run at once: a baseline's abandoned worker thread must not steal the GIL from another
     # policy's decisions. Each block starts with every lane drained.
     block = 25
-    for first in range(0, decisions, block):
+    for lo in range(0, decisions, block):
         for name, e in engines.items():
-            await _drain(e)
-            i = start + first * every
-            for d in range(first, min(first + block, decisions)):
+            for other in engines.values():
+                await _drain(other)
+            i = start + lo * every
+            for d in range(lo, min(lo + block, decisions)):
                 for j in range(i, i + every):
                     e.hot_state.put_quote(session.quote(j))
                 i += every
@@ -235,7 +248,8 @@ def main(argv: list[str]) -> dict[str, Any]:
     knn.prepare()
     over = measure_overhead(knn)
     print(f"scheduler overhead per decision: p50 {over['overhead_p50_us']} µs, p99 {over['overhead_p99_us']} µs "
-          f"(decision prologue p99 {over['decision_prologue_p99_us']} µs)")  # fmt: skip
+          f"(decision prologue p99 {over['decision_prologue_p99_us']} µs, maturation after it p99 "
+          f"{over['maturation_p99_us']} µs)")  # fmt: skip
     every = 5
     session = simulate(3, 300 + (decisions + 2) * every + HORIZON_TICKS + 10)
     table: list[dict[str, Any]] = []

@@ -274,6 +274,10 @@ class SchedulerSettings(_Section):
     """The shipped evaluation's accuracy counts as at most this many live outcomes."""
     calibration_interval_ms: Annotated[int, Field(gt=0)] = 1000
     """A model the scheduler does not choose is re-measured off the hot path this often."""
+    miss_target: Annotated[float, Field(gt=0, lt=1)] = 0.005
+    """Long-run share of decisions allowed to miss the deadline; the headroom below the budget adapts to it."""
+    headroom_step: Annotated[float, Field(ge=0, le=1)] = 0.2
+    """Headroom added per miss, as a share of deadline − reserve; each met decision takes this × miss_target off."""
 
 
 class UISettings(_Section):

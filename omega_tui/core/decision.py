@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,6 +67,8 @@ from omega_tui.core.types import (
 log = logging.getLogger(__name__)
 
 Policy = Callable[[SchedulerSnapshot], Choice]
+MET = frozenset({"ok", "abstain"})  # decision statuses that met the deadline
+MISSED = frozenset({"late", "timeout"})  # …and those that missed it
 HISTORY = 256  # updates of history per instrument handed to models
 
 
@@ -123,6 +125,7 @@ class Recorder(Protocol):
         params_version: int,
         position: int,
         choice: str | None,
+        margin_ns: float | None = None,
     ) -> None: ...
 
     def done(
@@ -198,6 +201,16 @@ class _Pending:
     snapshot: Snapshot
 
 
+class Prepared(NamedTuple):
+    """A decision before its choice: snapshot (None without a usable quote) and regime bucket."""
+
+    key: str
+    at_ns: int
+    snapshot: Snapshot | None
+    regime: int
+    params: TradingParams
+
+
 @dataclass(frozen=True, slots=True)
 class Begun:
     """A decision after its choice: what `finish` needs."""
@@ -260,6 +273,8 @@ class DecisionCore:
     def mature(self, key: str) -> None:
         """Score this instrument's predictions whose horizon has passed against the current mid.
 
+        Called after each decision on the instrument has ended (the live engine and the replay at the same
+        point), so its cost (the accuracy book, online learning) never eats into a decision's deadline.
         Time here is market-data time (the latest quote's `recv_ns`), so scoring depends on quotes alone.
         """
         items = self.pending.get(key)
@@ -286,6 +301,33 @@ class DecisionCore:
                     model.learn(p.snapshot, outcome)
         self.pending[key] = keep
 
+    def prepare(self, key: str, at_ns: int, params: TradingParams) -> Prepared:
+        """The decision's inputs from market data: the instrument's snapshot and its regime bucket."""
+        snap = self.history(key).snapshot(key, at_ns, float(self.instruments[key].min_tick))
+        return Prepared(key, at_ns, snap, 1 if snap is None else self.regime(key, snap, params), params)
+
+    def choose(
+        self,
+        prepared: Prepared,
+        budget_ns: int,
+        queue_ns: Mapping[str, float],
+        position: int,
+        seq: int | None = None,
+    ) -> Begun:
+        """The choice for a prepared decision; `budget_ns` is what is left for the model at this moment."""
+        self.seq = self.seq + 1 if seq is None else seq
+        key, at_ns, snap, regime, params = prepared
+        if snap is None:
+            choice = Choice(None, budget_ns, reason="no quote")
+            self.metrics.decided(None)
+            return Begun(self.seq, key, at_ns, None, 1, None, choice, params, position)
+        ssnap = self.scheduler.snapshot(budget_ns, regime, queue_ns)
+        choice = self.policy(ssnap)
+        if choice.model is not None and choice.model not in self.models:
+            choice = Choice(None, budget_ns, reason=f"policy chose unknown model {choice.model!r}")
+        self.metrics.decided(choice.model)
+        return Begun(self.seq, key, at_ns, snap, regime, ssnap, choice, params, position)
+
     def begin(
         self,
         key: str,
@@ -296,22 +338,8 @@ class DecisionCore:
         position: int,
         seq: int | None = None,
     ) -> Begun:
-        """Mature outcomes, snapshot, regime and the choice. `budget_ns` is what is left for the model."""
-        self.seq = self.seq + 1 if seq is None else seq
-        self.mature(key)
-        inst = self.instruments[key]
-        snap = self.history(key).snapshot(key, at_ns, float(inst.min_tick))
-        if snap is None:
-            choice = Choice(None, budget_ns, reason="no quote")
-            self.metrics.decided(None)
-            return Begun(self.seq, key, at_ns, None, 1, None, choice, params, position)
-        regime = self.regime(key, snap, params)
-        ssnap = self.scheduler.snapshot(budget_ns, regime, queue_ns)
-        choice = self.policy(ssnap)
-        if choice.model is not None and choice.model not in self.models:
-            choice = Choice(None, budget_ns, reason=f"policy chose unknown model {choice.model!r}")
-        self.metrics.decided(choice.model)
-        return Begun(self.seq, key, at_ns, snap, regime, ssnap, choice, params, position)
+        """`prepare` then `choose` with a known budget (replays, tests)."""
+        return self.choose(self.prepare(key, at_ns, params), budget_ns, queue_ns, position, seq)
 
     def finish(self, begun: Begun, prediction: Prediction | None, on_time: bool) -> tuple[OrderIntent | None, str]:
         """Register the prediction for scoring and run the signal generator when it came on time."""
@@ -343,6 +371,17 @@ class DecisionCore:
             last_entry_ns=self.last_entry_ns.get(begun.key),
             model=model,
         )
+
+    def end(self, key: str, status: str) -> None:
+        """A decision on `key` ended with `status`: adapt the headroom, then mature predictions.
+
+        The live engine calls this once the decision is over, the replay at the decision's end record, so
+        neither step eats into a deadline and both see the same sequence. "no data" and "error" say nothing
+        about timing and leave the headroom alone; an abstention met its deadline.
+        """
+        if status in MISSED or status in MET:
+            self.scheduler.record_deadline(status in MISSED)
+        self.mature(key)
 
     def entered(self, key: str, at_ns: int) -> None:
         """The risk engine approved an entry made at `at_ns` (starts the cooldown)."""
@@ -376,7 +415,7 @@ class ModelLane:
         if self.inline or self.busy_since_ns is None:
             return 0.0
         elapsed = now_ns - self.busy_since_ns
-        if elapsed >= bound_ns:
+        if elapsed >= bound_ns or bound_ns == INF:  # (an infinite bound would make 0 × inf below a NaN)
             return INF
         return (bound_ns - elapsed) + (self.inflight - 1) * bound_ns
 
@@ -599,6 +638,9 @@ class DecisionEngine(Component):
                 self.on_quote(latest)
             params = self.current_params()
             position = self._position_qty(key)
+            prepared = core.prepare(key, t0, params)
+            # The budget is what is left at the moment of the choice: time spent so far, including any
+            # preemption of this process, is already gone, and a model that no longer fits is not chosen.
             now = self.clock.monotonic_ns()
             queue = {
                 n: lane.queue_wait_ns(now, core.scheduler.bound_ns(n))
@@ -606,10 +648,13 @@ class DecisionEngine(Component):
                 if not lane.inline and lane.inflight
             }
             budget = self._budget_ns - (now - t0)
-            begun = core.begin(key, t0, budget, queue, params, position)
+            begun = core.choose(prepared, budget, queue, position)
             choice = begun.choice
             if self.recorder is not None:
-                self.recorder.decision(begun.seq, key, t0, budget, queue, params.version, position, choice.model)
+                margin = begun.scheduler_snapshot.margin_ns if begun.scheduler_snapshot is not None else None
+                self.recorder.decision(
+                    begun.seq, key, t0, budget, queue, params.version, position, choice.model, margin
+                )
             if choice.model is None or begun.snapshot is None:
                 status = "no data" if begun.snapshot is None else "abstain"
                 return self._done(begun, DecisionOutcome(key, begun.seq, t0, choice, status, reason=choice.reason))
@@ -682,6 +727,9 @@ class DecisionEngine(Component):
             t2d = self.clock.monotonic_ns() - quote.recv_ns
             if t2d >= 0:
                 self.core.metrics.tick_to_decision.add(t2d)
+        # Adapting the headroom and scoring matured predictions (with online learning) is bookkeeping, not
+        # part of deciding: it runs once the decision is over, off its deadline (the replay does the same).
+        self.core.end(outcome.key, outcome.status)
         return outcome
 
     def _late_answer(self, begun: Begun, prediction: Prediction | None, latency_ns: int | None) -> None:

@@ -3,11 +3,13 @@
 A recording holds, in the order the live engine applied them: normalized quotes (`q`), every latency sample
 fed to the scheduler (`l`, from decisions and from calibration), each new parameters version (`p`), each
 decision's start with the inputs that came from the machine rather than the data — remaining budget, queue
-waits, position — and its choice (`d`), and its end with status, measured latency, intent id and the risk
-answer (`x`). `replay` rebuilds a `DecisionCore` from these records with no clock and no threads: it
-recomputes every choice from the recorded latencies, reruns the chosen model on the same snapshot and the
-signal generator on its answer, so the choices and intents are identical on every replay and equal to the
-live session's (`ReplayResult.mismatches` lists any difference).
+waits, position — its choice and the headroom it kept below the budget (`d`), and its end with
+status, measured latency, intent id and the risk answer (`x`). `replay` rebuilds a `DecisionCore` from these
+records with no clock and no threads: it recomputes every choice from the recorded latencies, and the
+headroom from the recorded end statuses (met or missed, applied at each `x` as the live engine does
+once a decision is over), reruns the chosen model on the same snapshot and the signal generator on its
+answer, so the choices, headrooms and intents are identical on every replay and equal to the live session's
+(`ReplayResult.mismatches` lists any difference).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from omega_tui.core.models.data import Priors
 from omega_tui.core.signals import DEFAULT_PARAMS, TradingParams
 from omega_tui.core.types import OrderIntent, Quote, QuoteFlag, VerifiedInstrument
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the adaptive headroom (`mg`); maturation at each decision's end
 
 
 def _dec(v: Decimal | None) -> str | None:
@@ -82,11 +84,11 @@ class JsonlRecorder:
 
     def decision(
         self, seq: int, key: str, at_ns: int, budget_ns: int, queue_ns: Mapping[str, float], params_version: int,
-        position: int, choice: str | None,
+        position: int, choice: str | None, margin_ns: float | None = None,
     ) -> None:  # fmt: skip
         qw = {k: _ns(v) for k, v in queue_ns.items()}
         self._write({"t": "d", "s": seq, "k": key, "at": at_ns, "b": budget_ns, "qw": qw, "pv": params_version,
-                     "pos": position, "c": choice})  # fmt: skip
+                     "pos": position, "c": choice, "mg": margin_ns})  # fmt: skip
 
     def done(self, seq: int, status: str, latency_ns: int | None, intent_id: str | None, approved: bool | None) -> None:
         self._write({"t": "x", "s": seq, "st": status, "lat": latency_ns, "i": intent_id, "ap": approved})
@@ -145,6 +147,8 @@ def replay(
     result = ReplayResult()
     for r in read_records(path):
         t = r["t"]
+        if t == "h" and r.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path}: recording format {r.get('format')}, this replay reads {FORMAT_VERSION}")
         if t == "q":
             core.add_quote(quote_from_record(r))
         elif t == "l":
@@ -156,6 +160,9 @@ def replay(
             b = core.begin(r["k"], r["at"], r["b"], qw, params.get(r["pv"], DEFAULT_PARAMS), r["pos"], seq=r["s"])
             if b.choice.model != r["c"]:
                 result.mismatches.append(f"decision {r['s']}: replay chose {b.choice.model}, live chose {r['c']}")
+            margin = b.scheduler_snapshot.margin_ns if b.scheduler_snapshot is not None else None
+            if margin != r["mg"]:
+                result.mismatches.append(f"decision {r['s']}: replay headroom {margin}, live headroom {r['mg']}")
             begun[b.seq] = b
         elif t == "x":
             b = begun.pop(r["s"])
@@ -169,5 +176,6 @@ def replay(
             live_id = r["i"]
             if (intent.intent_id if intent else None) != live_id:
                 result.mismatches.append(f"decision {r['s']}: replay intent {intent}, live intent {live_id}")
+            core.end(b.key, status)  # where the live engine adapts the headroom and matures: after the decision
             result.decisions.append(ReplayedDecision(b.seq, b.key, b.choice.model, status, intent))
     return result

@@ -10,9 +10,25 @@ current queue wait fits the remaining budget (deadline − reserve − time alre
 feasible model with the highest expected accuracy (per volatility bucket when enabled), ties broken by the
 lower bound, then the name; with no feasible model the decision abstains (no trade), never a slow fallback.
 
-`choose` is a pure function of a `SchedulerSnapshot`, so a recorded decision can be replayed exactly. The
-`Scheduler` object only owns the state the snapshot is built from (latency windows, the accuracy book) and
-is used from the core loop alone.
+The choice also keeps a headroom free below the budget, adapted online from observed deadline misses so
+that their long-run rate meets `scheduler.miss_target` (α*): after each decision h ← max(0, h + η(miss −
+α*)), with η = `scheduler.headroom_step`, and a model must fit within budget − h × (deadline − reserve).
+This is adaptive conformal inference (Gibbs & Candès, "Adaptive Conformal Inference Under Distribution
+Shift", 2021) done on the score — the time left — rather than on the level, i.e. the quantile tracker of
+Angelopoulos, Candès & Tibshirani ("Conformal PID Control for Time Series Prediction", 2023). A miss,
+whatever caused it (this process preempted between the choice and the answer, a load change the latency
+windows have not caught up with, a model whose bound sits just under the budget), rules out first the
+models whose bound leaves the least room; fast models stay feasible, so a miss costs accuracy rather than
+mass abstention. (Tightening the conformal level instead moves every bound to a larger sample at once; with
+a few preemptions in every window's tail, one miss makes every model infeasible.) On-time decisions and
+abstentions give the room back at η·α* each. At h ≥ 1 nothing fits and the scheduler abstains (only a model
+measured at 0 ns would fit), so under TIP-Search h never passes 1 + η, and over any L consecutive decisions
+at most α*·L + 1/η + 1 miss (0.005·L + 6 at the defaults).
+
+`choose` is a pure function of a `SchedulerSnapshot` (which carries the headroom), so a recorded decision
+can be replayed exactly; the headroom is a function of the ordered decision outcomes (met or missed), which
+a recording holds, so a replay rebuilds it. The `Scheduler` object only owns the state the snapshot is built
+from (latency windows, the accuracy book, the headroom) and is used from the core loop alone.
 """
 
 from __future__ import annotations
@@ -131,6 +147,37 @@ class AccuracyBook:
                 self._expected[key] = self._value(cell)
 
 
+class Headroom:
+    """Budget headroom adapted to the observed deadline misses (see the module docstring).
+
+    `fraction` of the model budget is kept free: it grows by η(1 − α*) on a miss, shrinks by ηα* on a
+    decision that met its deadline (an abstention does). At 1 or more nothing fits, so under TIP-Search it
+    never passes 1 + η; the clip there only bounds it under baseline policies that ignore feasibility.
+    """
+
+    __slots__ = ("budget_ns", "fraction", "met", "missed", "step", "target")
+
+    def __init__(self, budget_ns: int, target: float, step: float) -> None:
+        self.budget_ns = budget_ns
+        self.target = target
+        self.step = step
+        self.fraction = 0.0
+        self.met = 0
+        self.missed = 0
+
+    @property
+    def margin_ns(self) -> float:
+        return self.fraction * self.budget_ns
+
+    def update(self, missed: bool) -> None:
+        if missed:
+            self.missed += 1
+        else:
+            self.met += 1
+        h = self.fraction + self.step * ((1.0 if missed else 0.0) - self.target)
+        self.fraction = max(0.0, min(1.0 + self.step, h))
+
+
 class ModelStat(NamedTuple):
     """What the choice needs to know about one model at one decision (a tuple: built per model per decision)."""
 
@@ -148,6 +195,7 @@ class SchedulerSnapshot(NamedTuple):
     regime: int
     min_samples: int
     models: tuple[ModelStat, ...]
+    margin_ns: float = 0.0  # headroom kept free below the budget (adapted to observed misses)
 
 
 class Choice(NamedTuple):
@@ -167,18 +215,19 @@ class Choice(NamedTuple):
 ABSTAIN_REASON = "no model fits the deadline"
 
 
-def feasible(stat: ModelStat, budget_ns: int, min_samples: int) -> bool:
-    """Enough samples, and bound plus queue wait within the budget."""
-    return stat.samples >= min_samples and stat.bound_ns + stat.queue_wait_ns <= budget_ns
+def feasible(stat: ModelStat, budget_ns: int, min_samples: int, margin_ns: float = 0.0) -> bool:
+    """Enough samples, and bound plus queue wait within the budget less the headroom."""
+    return stat.samples >= min_samples and stat.bound_ns + stat.queue_wait_ns <= budget_ns - margin_ns
 
 
 def choose(snap: SchedulerSnapshot) -> Choice:
     """TIP-Search: the most accurate feasible model (then lower bound, then name), else abstain."""
     budget, min_samples = snap.budget_ns, snap.min_samples
+    limit = budget - snap.margin_ns
     best: ModelStat | None = None
     for m in snap.models:
         name, samples, bound, wait, acc = m
-        if samples < min_samples or bound + wait > budget:
+        if samples < min_samples or not bound + wait <= limit:  # `not <=`: a NaN is never feasible
             continue
         if best is None or acc > best[4] or (acc == best[4] and (bound, name) < (best[2], best[0])):
             best = m
@@ -202,6 +251,8 @@ class Scheduler:
         self.quantile = settings.quantile
         self.min_samples = settings.min_samples
         self.latency = {n: LatencyWindow(settings.window, settings.quantile) for n in self.names}
+        budget_ns = int((settings.deadline_ms - settings.reserve_ms) * 1e6)
+        self.headroom = Headroom(budget_ns, settings.miss_target, settings.headroom_step)
         self.accuracy = AccuracyBook(
             self.names, priors or Priors(), settings.prior_weight, settings.regime_buckets, defaults
         )
@@ -232,6 +283,10 @@ class Scheduler:
         """Samples a model needs before it can be chosen: min_samples and a finite conformal bound."""
         return max(self.min_samples, conformal_min_samples(self.quantile))
 
+    def record_deadline(self, missed: bool) -> None:
+        """A decision ended (an abstention meets its deadline): adapt the headroom."""
+        self.headroom.update(missed)
+
     def observe_latency(self, name: str, ns: int) -> None:
         window = self.latency.get(name)
         if window is not None:
@@ -246,7 +301,7 @@ class Scheduler:
         stats = self._frozen[regime if 0 <= regime < 3 else 1]
         if queue_wait_ns:
             stats = tuple(m._replace(queue_wait_ns=queue_wait_ns.get(m.name, 0.0)) for m in stats)
-        return SchedulerSnapshot(budget_ns, regime, self.min_samples, stats)
+        return SchedulerSnapshot(budget_ns, regime, self.min_samples, stats, self.headroom.margin_ns)
 
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -319,6 +374,7 @@ class SchedulerMetrics:
                 )
             )
         t2d = self.tick_to_decision
+        room = scheduler.headroom
         return SchedulerView(
             decisions=self.decisions,
             abstain_rate=self.abstains / self.decisions if self.decisions else 0.0,
@@ -327,4 +383,7 @@ class SchedulerMetrics:
             tick_to_decision_p50_us=t2d.quantile(0.5) / 1000.0,
             tick_to_decision_p99_us=t2d.quantile(0.99) / 1000.0,
             params_version=params_version,
+            deadline_satisfaction=room.met / (room.met + room.missed) if room.met + room.missed else 1.0,
+            headroom_us=room.margin_ns / 1000.0,
+            miss_target=room.target,
         )

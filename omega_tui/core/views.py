@@ -8,7 +8,7 @@ mutate what they read.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class ConnectionView(TypedDict):
@@ -129,6 +129,10 @@ class SchedulerView(TypedDict):
     tick_to_decision_p50_us: float
     tick_to_decision_p99_us: float
     params_version: int
+    # Deadline adaptation (optional: absent from publishers that predate it).
+    deadline_satisfaction: NotRequired[float]  # decisions that met the deadline (abstentions do), all models
+    headroom_us: NotRequired[float]  # room kept free below the budget now, adapted to observed misses
+    miss_target: NotRequired[float]  # the long-run miss rate the headroom adapts to
 
 
 class EventLine(TypedDict):

@@ -93,15 +93,18 @@ stats = st.builds(
     budget=st.integers(0, 10**7),
     min_samples=st.integers(1, 200),
     models=st.lists(stats, max_size=6, unique_by=lambda s: s.name),
+    margin=st.one_of(st.just(0.0), st.floats(0, 1e7, allow_nan=False)),
 )
-def test_choice_is_always_feasible_or_an_abstention(budget: int, min_samples: int, models: list[ModelStat]) -> None:
-    choice = choose(SchedulerSnapshot(budget, 1, min_samples, tuple(models)))
-    feasible_models = [m for m in models if feasible(m, budget, min_samples)]
+def test_choice_is_always_feasible_or_an_abstention(
+    budget: int, min_samples: int, models: list[ModelStat], margin: float
+) -> None:
+    choice = choose(SchedulerSnapshot(budget, 1, min_samples, tuple(models), margin))
+    feasible_models = [m for m in models if feasible(m, budget, min_samples, margin)]
     if not feasible_models:
         assert choice.model is None
         return
     chosen = next(m for m in models if m.name == choice.model)
-    assert chosen.bound_ns + chosen.queue_wait_ns <= budget and chosen.samples >= min_samples
+    assert chosen.bound_ns + chosen.queue_wait_ns <= budget - margin and chosen.samples >= min_samples
     assert chosen.accuracy == max(m.accuracy for m in feasible_models)
 
 
