@@ -7,14 +7,14 @@ What callers must know:
   an unknown or untradable instrument, a missing or mis-sided price, or a reduce-only intent that would not
   reduce. It returns the order ids placed now; the rest (throttled groups, later slices) are placed by
   `pump()`, which the component's own task runs once started.
-- An entry becomes a bracket: parent LMT with IB's Adaptive algo, take-profit LMT and stop-loss STP as
-  OCA children (`oca_type=1`), transmit chain parent=False, TP=False, SL=True, so IB holds the chain until
-  the last leg arrives and nothing goes live half-built. An entry larger than `execution.max_child_qty` is
-  sliced: slice k is placed `k * slice_interval_ms` after the first, and **each slice is its own bracket**
-  sized to the slice. We chose that over one shared protective pair because the protection then always
-  matches what was actually filled, with no resizing of a live stop as slices fill or get cancelled; the
-  price is three orders per slice (they count against `risk.max_open_orders`). A reduce-only intent is one
-  marketable LMT (no bracket, never sliced) and is clamped to the position it reduces.
+- An entry becomes a bracket: parent LMT with IB's Adaptive algo, take-profit LMT and stop-loss STP as OCA
+  children (`oca_type=2`, see "Protection" below), transmit chain parent=False, TP=False, SL=True, so IB
+  holds the chain until the last leg arrives and nothing goes live half-built. An entry larger than
+  `execution.max_child_qty` is sliced: slice k is placed `k * slice_interval_ms` after the first, and **each
+  slice is its own bracket** sized to the slice. We chose that over one shared protective pair because the
+  protection then always matches what was actually filled, with no resizing of a live stop as slices fill or
+  get cancelled; the price is three orders per slice (they count against `risk.max_open_orders`). A reduce-
+  only intent is one marketable LMT (no bracket, never sliced) and is clamped to the position it reduces.
 - Every order carries `orderRef = "{intent_id}:{role}"` (`"{intent_id}:{role}:{k}"` for slice k).
 - State changes go through `TRANSITIONS`, an explicit table. A transition it marks `STALE` is a declared
   race (a status older than what we know, a late fill after a cancel) and changes nothing; one it does not
@@ -22,6 +22,18 @@ What callers must know:
   Fills are identified by execId and counted once whatever the state; the position comes from counted
   fills only, and an order's filled quantity is the larger of its counted fills and the broker's
   cumulative figure, so nothing is double counted.
+- Protection: a take-profit and its stop-loss form one OCA group with IB's `ocaType=2` (reduce the others
+  proportionately, with overfill block), not 1 (cancel the others): a partial take-profit fill must shrink the
+  stop to what is left of the position, not cancel it and leave the rest unprotected. A full fill reduces the
+  other leg to zero, which IB cancels. The order manager mirrors the reduction when it counts the fill
+  (`_oca_reduce`, journaled as "oca_reduce"), so fitting protection to the position after a fill sees the
+  stop as the broker holds it and sends nothing for it.
+- Execution corrections: IB corrects an execution by re-sending its execId with a higher last suffix
+  (`0000e0d5.65a1b2c3.01.01` → `….01.02`). The correction replaces the earlier execution (quantity, price),
+  it is not another fill: the order's fills are updated, the position and P&L recomputed from the day's fills
+  with the corrected one (average cost is path-dependent), the journal keeps the new version (replayed alike
+  after a restart) and a "fill_correction" audit record, and `FillCorrected` goes on the bus. A commission
+  for the corrected execution replaces the earlier one's. An older version arriving late is ignored.
 - Hot-state sections `orders`, `positions`, `pnl`, `latency` are published coalesced (once per loop turn
   after order changes, at most every `execution.pnl_publish_ms` while quotes move). Without a running loop
   (unit tests, benchmarks) call `publish()` yourself.
@@ -57,6 +69,7 @@ from omega_tui.core.types import (
     BrokerOrder,
     CommissionReport,
     ExecutionReport,
+    FillCorrected,
     FillReceived,
     IntentSource,
     OpenOrderReport,
@@ -164,7 +177,13 @@ WARNING_CODES = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})
 PACING_CODES = frozenset({100})
 ENTRY_ROLES = frozenset({"entry", "slice"})
 PROTECTIVE_ROLES = frozenset({"take_profit", "stop_loss"})
-PROTECT_PREFIX = "protect-"  # intent ids of protection pairs (`protect_positions`)
+PROTECT_PREFIX = "protect-"
+# IB's ocaType 2: "remaining orders are proportionately reduced in size with block" (3 is the same without the
+# block; 1 cancels them all). A partial fill of one protective leg shrinks the other by as much, so the stop
+# keeps covering what is left of the position; "block" is IB's overfill protection (one leg of the group is
+# routed at a time), which an exit pair wants: an overfill would open a position the other way.
+PROTECTIVE_OCA_TYPE = 2
+OCA_REDUCE_TYPES = frozenset({2, 3})  # intent ids of protection pairs (`protect_positions`)
 TERMINAL_KEPT = 200  # terminal orders kept in the `orders` section for display
 LATENCY_WINDOW = 2048
 
@@ -371,6 +390,15 @@ class OrderManager(Component):
         self._protect_seq = itertools.count(1)
         self._protect_waiting: dict[str, str] = {}  # key → reason: protection waiting for a quote to be priced
         self._commissioned: set[str] = set()
+        # Execution corrections: execId base → the version counted; replaced ↔ replacing ids; commissions.
+        self._exec_versions: dict[str, str] = {}
+        self._superseded: dict[str, str] = {}  # an execId → the version that replaced it
+        self._corrects: dict[str, str] = {}  # a correcting execId → the one it replaced
+        self._commission_amounts: dict[str, Decimal] = {}
+        # Per position: its state when the history starts (the day's first fill, or after a reset or adoption)
+        # and the fills (ExecutionReport) and commissions ((exec_id, amount)) booked since, so a correction can
+        # recompute it exactly.
+        self._pos_history: dict[str, tuple[Position, list[ExecutionReport | tuple[str, Decimal]]]] = {}
         self._orphan_status: dict[int, list[OrderStatusReport]] = {}
         self._positions: dict[str, Position] = {}
         # Submission queue: brackets need their legs back-to-back, so the bucket holds at least three.
@@ -488,6 +516,7 @@ class OrderManager(Component):
 
     def reset_day(self) -> None:
         """A new trading day: realised P&L and commissions restart from zero; open positions stay."""
+        self._pos_history.clear()
         for pos in self._positions.values():
             pos.reset_day()
         self.journal.record("pnl_day_reset")
@@ -642,7 +671,7 @@ class OrderManager(Component):
                     },
                 )
             ]
-            child = {**base, "action": exit_side, "quantity": qty, "oca_group": oca, "oca_type": 1}
+            child = {**base, "action": exit_side, "quantity": qty, "oca_group": oca, "oca_type": PROTECTIVE_OCA_TYPE}
             if intent.take_profit is not None:
                 tp = {**child, "order_type": OrderType.LMT, "limit_price": intent.take_profit}
                 legs.append(_Leg("take_profit", {**tp, "order_ref": f"{iid}:take_profit{suffix}"}, parent=0))
@@ -693,33 +722,53 @@ class OrderManager(Component):
         return max(self._bucket.wait_s(min(len(head.legs), self._bucket.capacity)), 0.001)
 
     def _place_group(self, group: _Group) -> list[int]:
-        ids = [self.broker.next_order_id() for _ in group.legs]
+        broker = self.broker
+        legs = group.legs
+        ids = [broker.next_order_id() for _ in legs]
         orders = [
             BrokerOrder(order_id=ids[i], parent_id=ids[leg.parent] if leg.parent is not None else 0, **leg.fields)
-            for i, leg in enumerate(group.legs)
+            for i, leg in enumerate(legs)
         ]
-        # Written (and fsynced: "submit" is durable) before anything reaches the broker.
+        # Written (flushed; fsynced by the group commit before the first ack is processed) before anything
+        # reaches the broker.
         self.journal.record(
             "submit",
             intent_id=group.intent_id,
             intent=group.intent_record,
-            legs=[
-                {"role": leg.role, "order": order_json(order)} for leg, order in zip(group.legs, orders, strict=True)
-            ],
+            legs=[{"role": leg.role, "order": order_json(order)} for leg, order in zip(legs, orders, strict=True)],
         )
         seq = self.journal.seq
-        managed = []
-        for leg, order in zip(group.legs, orders, strict=True):
-            mo = ManagedOrder(order=order, role=leg.role, intent_id=group.intent_id, journal_seq=seq)
-            self._orders[order.order_id] = mo
-            managed.append(mo)
+        intent_id = group.intent_id
+        managed = [
+            ManagedOrder(order=order, role=leg.role, intent_id=intent_id, journal_seq=seq)
+            for leg, order in zip(legs, orders, strict=True)
+        ]
+        book = self._orders
         for mo in managed:
-            mo.submit_ns = self.clock.monotonic_ns()
-            self.broker.place_order(mo.order)
-            # The submit record already journals this step; only memory and the bus hear of it.
-            if mo.state is NEW:
-                self._apply(mo, PENDING_SUBMIT, "", "placeOrder", journal=False)
+            book[mo.order.order_id] = mo
+        now_ns = self.clock.monotonic_ns()
+        now_utc = self.clock.now_utc()
+        for mo in managed:
+            mo.submit_ns = now_ns
+            broker.place_order(mo.order)
+            if mo.state is NEW:  # (a broker that answers synchronously may have moved it on already)
+                self._submitted(mo, now_ns, now_utc)
         return ids
+
+    def _submitted(self, o: ManagedOrder, now_ns: int, now_utc: datetime) -> None:
+        """NEW -> PENDING_SUBMIT once placed: `_apply` minus what this step never needs (the submit record
+        journals it, the order stays in the working index, it is not terminal)."""
+        o.state = PENDING_SUBMIT
+        o.transitions.append((PENDING_SUBMIT, o.ib_status, now_ns, now_utc))
+        o.last_ns = now_ns
+        o.view = None
+        if self._replaying:
+            return
+        order = o.order
+        self.bus.publish(
+            OrderStateChanged(order.order_id, order.key, order.order_ref, NEW, PENDING_SUBMIT, o.ib_status, now_ns)
+        )
+        self._request_publish()
 
     async def _run_queue(self) -> None:
         assert self._wake is not None
@@ -859,7 +908,7 @@ class OrderManager(Component):
         Called by the risk engine after a resume (the halt cancelled every bracket child) and by the runtime
         after recovery when not HALTED; never call it while HALTED (no new orders then). For each nonzero
         position, the quantity not covered by working protective orders (bracket children whose parent has
-        filled, or earlier protection) gets a pair: STP and LMT on the exit side, `oca_type=1`, no parent,
+        filled, or earlier protection) gets a pair: STP and LMT on the exit side, `oca_type=2`, no parent,
         TP transmit=False then SL transmit=True so neither is live alone, `orderRef "protect-<key>-<n>:<role>"`.
         Prices come from the position's average cost, `signals.stop_loss_ticks` / `take_profit_ticks` away on
         the instrument's tick grid; a stop that would already be through the touch (it would trigger at once)
@@ -911,7 +960,7 @@ class OrderManager(Component):
             "quantity": missing,
             "tif": self.execution.tif,
             "oca_group": f"{iid}:oca",
-            "oca_type": 1,
+            "oca_type": PROTECTIVE_OCA_TYPE,
         }
         legs = [
             _Leg(
@@ -995,36 +1044,76 @@ class OrderManager(Component):
         """(quantity covered on the position's exit side, [(resizable legs, cover, exit side)] per live group).
 
         Protective orders are grouped by OCA group. A group whose bracket parent is still working is held by
-        the broker until the parent fills, so it neither covers nor can over-cover yet. In a group where a leg
-        has filled, OCA type 1 makes the broker cancel the others: only the filled leg's remainder covers.
+        the broker until the parent fills, so it neither covers nor can over-cover yet. With `oca_type` 2 or
+        3 (Omega's own pairs) a leg's fill has already shrunk its siblings (`_oca_reduce` mirrors what the
+        broker does), so the group covers what its largest live leg has left. With `oca_type` 1 (adopted
+        orders, journals written before ocaType 2) the broker cancels the others on any fill, so only the
+        filled leg's remainder covers.
         """
-        by_group: dict[str, list[ManagedOrder]] = {}
-        for o in self._orders.protective.get(key, {}).values():
-            if o.role in PROTECTIVE_ROLES:
-                by_group.setdefault(o.order.oca_group or f"parent:{o.order.parent_id}:{o.order_id}", []).append(o)
+        legs_by_id = self._orders.protective.get(key)
+        if not legs_by_id:
+            return 0, []
+        by_group: dict[str | int, list[ManagedOrder]] = {}
+        for o in legs_by_id.values():
+            by_group.setdefault(o.order.oca_group or o.order_id, []).append(o)
         pos = self.position_qty(key)
+        exit_sign = -1 if pos > 0 else 1
         covered = 0
         groups: list[tuple[list[ManagedOrder], int, Side]] = []
+        orders = self._orders
         for legs in by_group.values():
-            live = [o for o in legs if o.state.is_working and not o.cancel_requested]
+            first = legs[0].order
+            if first.parent_id:
+                parent = orders.get(first.parent_id)
+                if parent is not None and parent.state.is_working:
+                    continue
+            live = [o for o in legs if o.state.is_working and not o.cancel_requested and o.remaining > 0]
             if not live:
                 continue
-            parent_id = live[0].order.parent_id
-            parent = self._orders.get(parent_id) if parent_id else None
-            if parent is not None and parent.state.is_working:
-                continue
-            if any(o.filled for o in legs):
+            if first.oca_type not in OCA_REDUCE_TYPES and any(o.filled for o in legs):
                 live = [o for o in live if o.filled]
+                if not live:
+                    continue
                 cover = sum(o.remaining for o in live)
             else:
                 cover = max(o.remaining for o in live)
-            if not live:
-                continue
             side = live[0].order.action
             groups.append((live, cover, side))
-            if pos and side.sign == -(1 if pos > 0 else -1):
+            if pos and side.sign == exit_sign:
                 covered += cover
         return covered, groups
+
+    def _oca_reduce(self, o: ManagedOrder, qty: int) -> None:
+        """`o` (in an OCA group of type 2 or 3) filled `qty`: the broker shrinks its working siblings by as much
+        (proportionately to what each has left: Omega's legs are equal, so by `qty`), cancelling any that reach
+        zero. Mirror that here, so protection is measured as the broker holds it and never "re-fitted" (modified
+        or cancelled) against the broker's own reduction; the broker's Cancelled statuses follow."""
+        group = o.order.oca_group
+        legs = self._orders.protective.get(o.key)
+        siblings = (
+            [s for s in legs.values() if s is not o and s.order.oca_group == group and s.state.is_working]
+            if legs is not None and o.role in PROTECTIVE_ROLES
+            else [s for s in self._orders.working.values() if s is not o and s.order.oca_group == group]
+        )
+        before = o.order.quantity - o.fill_qty + qty  # what `o` had left before this fill
+        for sib in siblings:
+            left = sib.remaining
+            cut = qty if left == before or before <= 0 else max(1, round(qty * left / before))
+            new_qty = max(sib.order.quantity - cut, sib.filled)
+            if new_qty == sib.order.quantity:
+                continue
+            if not self._replaying:
+                self.journal.record(
+                    "oca_reduce",
+                    order_id=sib.order_id,
+                    order_ref=sib.order.order_ref,
+                    by_order=o.order_id,
+                    filled=qty,
+                    old_quantity=sib.order.quantity,
+                    new_quantity=new_qty,
+                )
+            sib.order = replace(sib.order, quantity=new_qty)
+            sib.view = None
 
     def _fit_protection(self, key: str) -> None:
         """Keep protective orders within the position: shrink or cancel what exceeds it, cancel what is on the
@@ -1111,8 +1200,16 @@ class OrderManager(Component):
         self._apply_ib_status(o, report.status, "openOrder")
 
     def on_execution(self, report: ExecutionReport) -> None:
-        if report.exec_id in self._exec_to_order:
+        exec_id = report.exec_id
+        if exec_id in self._exec_to_order:
             return  # a duplicate: a fill is counted once
+        base, dot, _version = exec_id.rpartition(".")
+        if dot:
+            current = self._exec_versions.get(base)
+            if current is not None:
+                self._on_exec_version(report, base, current)
+                return
+            self._exec_versions[base] = exec_id
         o = self._orders.get(report.order_id)
         if o is None:
             placeholder = BrokerOrder(
@@ -1129,8 +1226,8 @@ class OrderManager(Component):
             self.journal.wait_durable(o.journal_seq)  # a fill before any ack is an acknowledgement too
         if not self._replaying:
             self.journal.record("fill", fill=execution_json(report))
-        self._exec_to_order[report.exec_id] = o.order_id
-        o.fills[report.exec_id] = report
+        self._exec_to_order[exec_id] = o.order_id
+        o.fills[exec_id] = report
         o.fill_qty += report.quantity
         o.fill_notional += report.price * report.quantity
         if report.cum_qty > o.broker_filled and report.cum_qty <= o.fill_qty:
@@ -1143,21 +1240,24 @@ class OrderManager(Component):
                 o.order = replace(o.order, quantity=o.fill_qty)
             else:
                 self._anomaly(o, f"filled {o.fill_qty} of an order for {o.order.quantity}")
+        if o.order.oca_group and o.order.oca_type in OCA_REDUCE_TYPES:
+            self._oca_reduce(o, report.quantity)
         pos = self._position(o.key or report.key)
+        history = self._pos_history.get(pos.key)
+        if history is None:
+            history = self._pos_history[pos.key] = (replace(pos), [])
         opened = pos.opening_qty(report.side, report.quantity)
         if opened:
-            self._opened_share[report.exec_id] = Decimal(opened) / report.quantity
+            self._opened_share[exec_id] = Decimal(opened) / report.quantity
         before = pos.quantity
         pos.apply_fill(report.side, report.quantity, report.price)
+        history[1].append(report)
         after = pos.quantity
-        # Protection can only come to exceed the position when a fill shrinks it or flips its side (from flat
-        # there is nothing to exceed: protection was fitted away when the position closed).
-        refit = before != 0 and (abs(after) < abs(before) or (before > 0) != (after > 0))
         if not o.first_fill_ns:
             o.first_fill_ns = report.recv_ns
             if o.submit_ns and not self._replaying:
                 self._lat_fill.add(report.recv_ns - o.submit_ns)
-        pending = self._pending_commissions.pop(report.exec_id, None)
+        pending = self._pending_commissions.pop(exec_id, None)
         if pending is not None:
             self._book_commission(pending, pos, o)
         target = FILLED if o.filled >= o.order.quantity else PARTIALLY_FILLED
@@ -1165,9 +1265,114 @@ class OrderManager(Component):
         o.view = None
         if not self._replaying:
             self.bus.publish(FillReceived(report))
-            if refit:
+            if _shrank(before, after):
                 self._fit_protection(pos.key)
         self._request_publish()
+
+    def _on_exec_version(self, report: ExecutionReport, base: str, current_id: str) -> None:
+        """Another version of a counted execution: IB corrects an execution by sending the same execId with a
+        higher last suffix (`….01.01` → `….01.02`), which replaces the earlier one (quantity, price); it is
+        not an extra fill. A lower suffix arriving after its correction is the superseded version: ignored.
+
+        The order's fills and the position are rebuilt with the corrected execution (`_replay_position`), the
+        journal keeps the new version as a "fill" (so a restart replays the same correction) and an audit
+        "fill_correction" record, and `FillCorrected` goes on the bus."""
+        exec_id = report.exec_id
+        order_id = self._exec_to_order[current_id]
+        o = self._orders[order_id]
+        self._exec_to_order[exec_id] = order_id
+        if _exec_version(exec_id) <= _exec_version(current_id):
+            self._superseded[exec_id] = current_id
+            if not self._replaying:
+                self.journal.record("fill_superseded", exec_id=exec_id, by=current_id, order_id=order_id)
+            return
+        prev = o.fills.pop(current_id)
+        if not self._replaying:
+            self.journal.record("fill", fill=execution_json(report), corrects=current_id)
+        self._exec_versions[base] = exec_id
+        self._superseded[current_id] = exec_id
+        self._corrects[exec_id] = current_id
+        o.fills[exec_id] = report
+        o.fill_qty += report.quantity - prev.quantity
+        o.fill_notional += report.price * report.quantity - prev.price * prev.quantity
+        o.broker_filled = min(o.broker_filled, o.fill_qty) if report.quantity < prev.quantity else o.broker_filled
+        if o.fill_qty > o.order.quantity and o.role != "adopted":
+            self._anomaly(o, f"corrected execution {exec_id}: filled {o.fill_qty} of an order for {o.order.quantity}")
+        pos = self._position(o.key or report.key)
+        before_qty, before_realized, before_avg = pos.quantity, pos.realized, pos.avg_cost
+        self._replay_position(pos, current_id, report)
+        target = FILLED if o.filled >= o.order.quantity else PARTIALLY_FILLED
+        self._transition(o, target, o.ib_status, "execDetails correction")
+        o.view = None
+        if not self._replaying:
+            self.journal.record(
+                "fill_correction",
+                order_id=order_id,
+                order_ref=o.order.order_ref,
+                key=pos.key,
+                replaces=current_id,
+                exec_id=exec_id,
+                old_quantity=prev.quantity,
+                old_price=prev.price,
+                new_quantity=report.quantity,
+                new_price=report.price,
+                position_before=before_qty,
+                position_after=pos.quantity,
+                avg_cost_before=before_avg,
+                avg_cost_after=pos.avg_cost,
+                realized_before=before_realized,
+                realized_after=pos.realized,
+            )
+            log.warning(
+                "execution %s corrected by %s: %s @ %s -> %s @ %s (%s position %s -> %s)",
+                current_id, exec_id, prev.quantity, prev.price, report.quantity, report.price, pos.key,
+                before_qty, pos.quantity,
+            )  # fmt: skip
+            self.bus.publish(FillCorrected(report, prev))
+            if _shrank(before_qty, pos.quantity):
+                self._fit_protection(pos.key)
+            elif abs(pos.quantity) > abs(before_qty) and self.unprotected_positions().count(pos.key):
+                self._warn(f"execution correction grew {pos.key} to {pos.quantity}; part of it is unprotected")
+        self._request_publish()
+
+    def _replay_position(self, pos: Position, old_id: str, new: ExecutionReport) -> None:
+        """Recompute `pos` from its checkpoint and the fills and commissions booked since, with execution
+        `old_id` replaced by `new` (average cost is path-dependent: only a replay gives the exact figures)."""
+        history = self._pos_history.get(pos.key)
+        if history is None or not any(isinstance(e, ExecutionReport) and e.exec_id == old_id for e in history[1]):
+            # Booked before the last day reset or position adoption: undo it and book the new version.
+            old = self._orders[self._exec_to_order[old_id]].fills.get(old_id)
+            log.warning("execution %s is not in today's position history; correcting by reversal", old_id)
+            if old is not None:
+                pos.apply_fill(old.side.opposite, old.quantity, old.price)
+            pos.apply_fill(new.side, new.quantity, new.price)
+            return
+        checkpoint, events = history
+        fresh = replace(checkpoint)
+        shares: dict[str, Decimal] = {}
+        for i, event in enumerate(events):
+            if isinstance(event, ExecutionReport):
+                if event.exec_id == old_id:
+                    event = events[i] = new
+                opened = fresh.opening_qty(event.side, event.quantity)
+                shares[event.exec_id] = Decimal(opened) / event.quantity if opened else ZERO
+                fresh.apply_fill(event.side, event.quantity, event.price)
+            else:
+                exec_id, amount = event
+                if exec_id == old_id:
+                    exec_id = new.exec_id
+                    events[i] = (exec_id, amount)
+                fresh.add_commission(amount, shares.pop(exec_id, ZERO))
+        for name in ("quantity", "cost_basis", "realized", "commissions", "fills", "open_commissions"):
+            setattr(pos, name, getattr(fresh, name))
+        pos.closed_commissions = fresh.closed_commissions
+        self._opened_share.pop(old_id, None)
+        for exec_id, share in shares.items():
+            if exec_id not in self._commissioned:
+                if share:
+                    self._opened_share[exec_id] = share
+                else:
+                    self._opened_share.pop(exec_id, None)
 
     def on_commission(self, report: CommissionReport) -> None:
         if report.exec_id in self._commissioned:
@@ -1182,13 +1387,27 @@ class OrderManager(Component):
         self._request_publish()
 
     def _book_commission(self, report: CommissionReport, pos: Position, o: ManagedOrder) -> None:
-        self._commissioned.add(report.exec_id)
+        exec_id = report.exec_id
+        self._commissioned.add(exec_id)
         if not self._replaying:
             self.journal.record("commission", commission=commission_json(report), order_id=o.order_id, key=o.key)
-            fill = o.fills.get(report.exec_id)
+            fill = o.fills.get(exec_id)
             if fill is not None:
                 self._lat_commission.add(report.recv_ns - fill.recv_ns)
-        pos.add_commission(report.commission, self._opened_share.pop(report.exec_id, ZERO))
+        # A corrected execution's commission replaces the one of the version it corrects, whichever arrives
+        # first: the later of the two books only the difference.
+        amount = report.commission
+        replaced = self._corrects.get(exec_id)
+        if replaced is not None and replaced in self._commission_amounts:
+            amount -= self._commission_amounts[replaced]  # the replaced one's was booked: the difference
+        newer = self._superseded.get(exec_id)
+        if newer is not None and newer in self._commission_amounts:
+            amount = ZERO  # the correction's own commission is booked already and stands
+        self._commission_amounts[exec_id] = report.commission
+        pos.add_commission(amount, self._opened_share.pop(exec_id, ZERO))
+        history = self._pos_history.get(pos.key)
+        if history is not None:
+            history[1].append((exec_id, amount))
 
     def on_broker_error(self, error: BrokerError) -> None:
         code = error.code
@@ -1422,6 +1641,7 @@ class OrderManager(Component):
             pos.quantity = qty
             pos.cost_basis = avg_cost * abs(qty)
             pos.open_commissions = ZERO  # already inside the broker's average cost
+            self._pos_history.pop(key, None)
             self.journal.record("position_adopted", key=key, quantity=qty, avg_cost=avg_cost)
         pos.broker_quantity, pos.broker_avg_cost = qty, avg_cost
         pos.broker_unrealized, pos.broker_realized = unrealized, realized
@@ -1538,6 +1758,7 @@ class OrderManager(Component):
                 )
             )
         elif kind == "pnl_day_reset":
+            self._pos_history.clear()
             for pos in self._positions.values():
                 pos.reset_day()
         else:
@@ -1577,7 +1798,7 @@ class OrderManager(Component):
             if not o.state.is_working or o.order_id in open_ids or o.submit_ns > started_ns:
                 continue
             closed += 1
-            if o.filled >= o.order.quantity:
+            if o.filled and o.filled >= o.order.quantity:  # (an OCA leg reduced to nothing was cancelled)
                 self._force(o, FILLED, "Filled", "not open at the broker; fully filled")
             else:
                 self._force(o, CANCELLED, "Cancelled", "not open at the broker")
@@ -1749,6 +1970,18 @@ class OrderManager(Component):
 # ------------------------------------------------------------------------------------ journal decoding
 
 
+def _shrank(before: int, after: int) -> bool:
+    """Whether a fill shrank a position or flipped its side: only then can protection come to exceed it
+    (from flat there is nothing to exceed: protection was fitted away when the position closed)."""
+    return before != 0 and (abs(after) < abs(before) or (before > 0) != (after > 0))
+
+
+def _exec_version(exec_id: str) -> tuple[int, str]:
+    """The last suffix of an execId, comparable: IB's corrections raise it (`.01` → `.02`)."""
+    suffix = exec_id.rpartition(".")[2]
+    return len(suffix), suffix
+
+
 def _grid(price: Decimal, tick: Decimal, rounding: str) -> Decimal:
     return (price / tick).to_integral_value(rounding) * tick
 
@@ -1767,9 +2000,9 @@ def order_json(o: BrokerOrder) -> dict[str, Any]:
         "order_id": o.order_id,
         "key": o.key,
         "con_id": o.con_id,
-        "action": o.action.value,
+        "action": str(o.action),
         "quantity": o.quantity,
-        "order_type": o.order_type.value,
+        "order_type": str(o.order_type),
         "limit_price": _str(o.limit_price),
         "aux_price": _str(o.aux_price),
         "tif": o.tif,
@@ -1789,14 +2022,14 @@ def intent_json(i: OrderIntent) -> dict[str, Any]:
     return {
         "intent_id": i.intent_id,
         "key": i.key,
-        "side": i.side.value,
+        "side": str(i.side),
         "quantity": i.quantity,
         "limit_price": _str(i.limit_price),
         "take_profit": _str(i.take_profit),
         "stop_loss": _str(i.stop_loss),
-        "source": i.source.value,
+        "source": str(i.source),
         "created_ns": i.created_ns,
-        "order_type": i.order_type.value,
+        "order_type": str(i.order_type),
         "reduce_only": i.reduce_only,
         "adaptive_priority": i.adaptive_priority,
         "model": i.model,
@@ -1811,7 +2044,7 @@ def execution_json(e: ExecutionReport) -> dict[str, Any]:
         "perm_id": e.perm_id,
         "key": e.key,
         "con_id": e.con_id,
-        "side": e.side.value,
+        "side": str(e.side),
         "quantity": e.quantity,
         "price": str(e.price),
         "cum_qty": e.cum_qty,

@@ -51,7 +51,7 @@ class OrderState(enum.StrEnum):
 
     @property
     def is_working(self) -> bool:
-        return not self.is_terminal
+        return self not in _TERMINAL_ORDER_STATES  # (not `not self.is_terminal`: hot path, one call fewer)
 
 
 _TERMINAL_ORDER_STATES = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.INACTIVE})
@@ -371,6 +371,16 @@ class OrderStateChanged:
 @dataclass(frozen=True, slots=True)
 class FillReceived:
     fill: ExecutionReport
+
+
+@dataclass(frozen=True, slots=True)
+class FillCorrected:
+    """IB corrected an execution: `fill` (same execId base, higher last suffix) replaces `replaces`.
+
+    Positions and P&L were recomputed with the corrected quantity and price; it is not an extra fill."""
+
+    fill: ExecutionReport
+    replaces: ExecutionReport
 
 
 @dataclass(frozen=True, slots=True)

@@ -246,3 +246,29 @@ async def test_place_writes_the_bytes_first_and_keeps_ib_asyncs_books_before_the
     finally:
         ib.disconnect()
         await gw.stop_async()
+
+
+@pytest.mark.parametrize("algo", [False, True])
+def test_build_order_equals_the_order_ib_asyncs_constructor_makes(algo: bool) -> None:
+    """The fast copy-of-defaults build gives exactly the Order the constructor would, with its own lists."""
+    from ib_async import Order, TagValue
+
+    order = BrokerOrder(
+        order_id=31, key="AAPL", con_id=265598, action=Side.BUY, quantity=300, order_type=OrderType.LMT,
+        limit_price=Decimal("190.05"), tif="DAY", parent_id=0, oca_group="g", oca_type=2, transmit=False,
+        order_ref="i9:entry", algo_strategy="Adaptive" if algo else "",
+        algo_params=(("adaptivePriority", "Normal"),) if algo else (),
+    )  # fmt: skip
+    reference = Order(
+        orderId=31, action="BUY", totalQuantity=300.0, orderType="LMT", tif="DAY", parentId=0, ocaGroup="g",
+        ocaType=2, transmit=False, orderRef="i9:entry", account="", whatIf=False, lmtPrice=190.05,
+    )  # fmt: skip
+    if algo:
+        reference.algoStrategy = "Adaptive"
+        reference.algoParams = [TagValue("adaptivePriority", "Normal")]
+    built = IbOrderAdapter.build_order(order)
+    assert vars(built) == vars(reference)  # (ib_async Orders compare by identity)
+    other = IbOrderAdapter.build_order(order)
+    for name in ("algoParams", "smartComboRoutingParams", "orderComboLegs", "orderMiscOptions", "conditions"):
+        assert getattr(built, name) is not getattr(other, name)  # never shared between orders
+    assert built.softDollarTier is not other.softDollarTier

@@ -30,7 +30,7 @@ async def test_halt_then_resume_reprotects_the_position_at_the_broker_and_flatte
     await until_async(protected_at_broker, what="protective orders working at the simulated broker")
     working = [o for o in await engine.sim_open_orders() if o.order_ref.startswith("protect-AAPL-")]
     assert sorted(o.order_type for o in working) == ["LMT", "STP"]
-    assert all(o.total_qty == 100 and o.oca_group and o.oca_type == 1 for o in working)
+    assert all(o.total_qty == 100 and o.oca_group and o.oca_type == 2 for o in working)
     protect = [o for o in engine.all_orders() if o.intent_id.startswith("protect-")]
     assert sorted(o.role for o in protect) == ["stop_loss", "take_profit"]
     assert engine.orders.unprotected_positions() == []

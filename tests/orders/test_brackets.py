@@ -37,7 +37,7 @@ def test_submit_entry_then_parent_uses_adaptive_algo_and_children_share_one_oca_
     assert parent.algo_params == (("adaptivePriority", "Patient"),)
     assert tp.algo_strategy == "" and sl.algo_strategy == ""
     assert tp.oca_group == sl.oca_group != "" and parent.oca_group == ""
-    assert tp.oca_type == sl.oca_type == 1
+    assert tp.oca_type == sl.oca_type == 2  # reduce the other leg on a partial fill, never cancel it
 
 
 def test_submit_entry_with_explicit_priority_then_intent_priority_wins(make_rig: RigFactory) -> None:

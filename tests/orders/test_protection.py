@@ -47,7 +47,7 @@ def test_protect_after_halt_then_oca_stop_and_take_profit_for_the_full_position(
     assert take.action is Side.SELL and stop.action is Side.SELL
     assert take.quantity == stop.quantity == 100
     assert take.parent_id == stop.parent_id == 0
-    assert take.oca_group == stop.oca_group != "" and take.oca_type == stop.oca_type == 1
+    assert take.oca_group == stop.oca_group != "" and take.oca_type == stop.oca_type == 2
     assert (take.transmit, stop.transmit) == (False, True)  # neither is live alone
     # signals.stop_loss_ticks = 20 and take_profit_ticks = 30 from the average cost 100.00, tick 0.01
     assert stop.aux_price == D("99.80") and take.limit_price == D("100.30")
@@ -182,7 +182,7 @@ def test_own_leg_fill_then_sibling_left_to_the_broker_oca(make_rig: RigFactory) 
     rig.broker.status(tp, "Submitted")
     rig.broker.fill(tp, 100, D("101.00"))
     assert rig.manager.position_qty("AAPL") == 0
-    assert sl not in rig.broker.cancels  # OCA type 1: the broker cancels the stop itself
+    assert sl not in rig.broker.cancels  # OCA: the broker reduces the stop to zero and cancels it itself
 
 
 def test_children_of_a_working_parent_are_not_touched(make_rig: RigFactory) -> None:
@@ -223,3 +223,57 @@ def test_queued_protection_when_position_closed_meanwhile_then_dropped(make_rig:
     rig.manager.pump()
     assert rig.manager.queued_count() == 0
     assert not [o for o in rig.broker.placed if o.order_ref.startswith("protect-")]
+
+
+def test_partial_take_profit_fill_then_stop_reduced_by_the_broker_not_refitted(make_rig: RigFactory) -> None:
+    """ocaType 2: a 30-share take-profit fill shrinks the stop to 70 at the broker; Omega mirrors it (journaled)
+    and sends nothing for the stop (no modify, no cancel): the remaining 70 stay fully protected."""
+    rig = make_rig(orders_per_second=45)
+    _p, tp, sl = _bracket_filled(rig)
+    rig.broker.status(tp, "Submitted")
+    rig.broker.status(sl, "Submitted")
+    placed_before = len(rig.broker.placed)
+    rig.broker.fill(tp, 30, D("101.00"))
+    assert rig.manager.position_qty("AAPL") == 70
+    stop = rig.manager.order(sl)
+    take = rig.manager.order(tp)
+    assert stop is not None and take is not None
+    assert stop.order.quantity == 70 and stop.remaining == 70  # as the broker now holds it
+    assert take.remaining == 70
+    assert len(rig.broker.placed) == placed_before and rig.broker.cancels == []  # nothing fights the broker
+    assert rig.manager.unprotected_positions() == []
+    (reduce,) = rig.records("oca_reduce")
+    assert (reduce["order_id"], reduce["old_quantity"], reduce["new_quantity"]) == (sl, 100, 70)
+    # the rest of the take-profit fills: the stop goes to zero (the broker cancels it), Omega cancels nothing
+    rig.broker.fill(tp, 70, D("101.00"))
+    assert rig.manager.position_qty("AAPL") == 0
+    assert stop.remaining == 0 and rig.broker.cancels == []
+    rig.broker.cancelled(sl, with_error=False)
+    assert stop.state.value == "CANCELLED"
+
+
+def test_partial_stop_fill_then_take_profit_reduced_alike(make_rig: RigFactory) -> None:
+    rig = make_rig(orders_per_second=45)
+    _p, tp, sl = _bracket_filled(rig, 100, side=Side.SELL)  # short 100: buy stop above, buy take-profit below
+    rig.broker.fill(sl, 40, D("101.00"))
+    take = rig.manager.order(tp)
+    assert take is not None and take.order.quantity == 60
+    assert rig.manager.position_qty("AAPL") == -60 and rig.manager.unprotected_positions() == []
+    assert rig.broker.cancels == []
+
+
+def test_position_reduced_elsewhere_after_oca_reduce_then_both_legs_fitted_once(make_rig: RigFactory) -> None:
+    """A manual sale after the broker's reduction: the pair is fitted to the new position from the reduced
+    sizes (70 -> 50), one modify per leg, never back to the original 100."""
+    rig = make_rig(orders_per_second=45)
+    _p, tp, sl = _bracket_filled(rig)
+    rig.broker.fill(tp, 30, D("101.00"))
+    manual = rig.manager.submit(intent(20, side=Side.SELL, limit="100.50", tp=None, sl=None))[0]
+    rig.broker.ack(manual)
+    rig.broker.fill(manual, 20, D("100.50"))
+    assert rig.manager.position_qty("AAPL") == 50
+    stop, take = rig.manager.order(sl), rig.manager.order(tp)
+    assert stop is not None and take is not None
+    assert stop.remaining == 50 and take.remaining == 50
+    assert stop.order.quantity == 50 and take.order.quantity == 30 + 50
+    assert rig.manager.unprotected_positions() == []
