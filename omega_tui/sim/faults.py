@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from omega_tui.sim.engine import CANCELLED, SimOrder
+from omega_tui.sim.engine import CANCELLED, ExecutionCorrected, SimOrder
 from omega_tui.sim.render import completed_order_values
 from omega_tui.sim.wire import OUT_BY_NAME
 
@@ -233,6 +233,19 @@ class Faults:
     def fill_after_cancel(self, times: int = 1) -> None:
         """The next `times` cancels of a working order first yield one more fill, then Cancelled (0 disarms)."""
         self._run(lambda: self._server.exchange.set_fill_after_cancel(times))
+
+    def correct_execution(self, exec_id: str = "", shares: int | None = None, price: float | None = None) -> str:
+        """IB's execution correction: re-send execution `exec_id` ("" = the last one) with the last suffix of its
+        execId one higher and the corrected `shares` / `price`, replacing it; returns the new execId."""
+
+        def act() -> str:
+            server = self._server
+            events = server.exchange.correct_execution(exec_id, shares, price)
+            server.dispatch(events)
+            new = next((e for e in events if isinstance(e, ExecutionCorrected)), None)
+            return new.execution.exec_id if new is not None else ""
+
+        return self._run(act)
 
     def misreport_commission(self, factor: float) -> None:
         """Commission reports carry the true commission × `factor`."""

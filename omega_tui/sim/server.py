@@ -21,6 +21,7 @@ from omega_tui.sim.engine import (
     CancelRejected,
     ContractDB,
     Exchange,
+    ExecutionCorrected,
     HistoryGenerator,
     Ledger,
     Market,
@@ -459,6 +460,12 @@ class SimServer:
                     self.send_order(s, ev.order)
             elif isinstance(ev, OrderFilled):
                 self._send_fill(ev, skip_exec=ev is early)
+            elif isinstance(ev, ExecutionCorrected):
+                c = self.db.get(ev.order.con_id)
+                for s in self.order_targets(ev.order):
+                    if c is not None:
+                        s.send("execDetails", exec_values(-1, ev.execution, c))
+                        s.send("commissionReport", commission_values(ev.commission))
             elif isinstance(ev, OrderCancelled):
                 for s in self.order_targets(ev.order):
                     self.send_status(s, ev.order)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from omega_tui.core.broker.snapshot import BrokerSnapshot
@@ -204,3 +205,25 @@ async def test_sell_entry_bracket_fills_at_the_bid_and_its_stop_is_above(engine:
     await engine.pump_until(lambda: legs["entry"].state is FILLED, what="the short entry filled at the bid")
     assert engine.orders.position_qty("AAPL") == -100 == await engine.sim_position()
     assert legs["stop_loss"].order.action is Side.BUY and legs["take_profit"].order.action is Side.BUY
+
+
+async def test_execution_correction_from_the_gateway_replaces_the_fill_in_position_and_pnl(engine: Engine) -> None:
+    """The simulated gateway corrects the entry's execution (80 shares at 229.90 instead of 100 at 230.02):
+    the engine's position, average cost and journal follow, and the protection shrinks to the new position."""
+    legs = await engine.filled_entry(quantity=100)
+    entry = legs["entry"]
+    (old_id,) = list(entry.fills)
+    new_id = await asyncio.to_thread(engine.gw.faults.correct_execution, old_id, 80, 229.90)
+    assert new_id.rpartition(".")[0] == old_id.rpartition(".")[0] and new_id > old_id
+
+    await until(lambda: engine.orders.position_qty("AAPL") == 80, what="the position corrected to 80")
+    pos = engine.orders.positions()["AAPL"]
+    assert pos.avg_cost == Decimal("229.9") and pos.fills == 1
+    assert set(entry.fills) == {new_id} and entry.fill_qty == 80
+    assert await engine.sim_position() == 80
+    await until(
+        lambda: legs["take_profit"].order.quantity == 80 and legs["stop_loss"].order.quantity == 80,
+        what="the protection resized to the corrected position",
+    )
+    records = [r for r in engine.runtime.journal.read() if r["kind"] == "fill_correction"]
+    assert [(r["replaces"], r["exec_id"], r["new_quantity"]) for r in records] == [(old_id, new_id, 80)]

@@ -226,6 +226,56 @@ def test_oca_type_2_reduces_the_others_by_the_filled_quantity(sim: Sim):
     assert sim.exchange.order(1, 2).total_qty == 200
 
 
+def test_oca_type_2_bracket_exit_pair_partial_then_full_take_profit(sim: Sim):
+    """Omega's protective pair: a take-profit and a stop of 100 (ocaType 2, bracket children of a filled parent).
+    30 filled on the take-profit shrink the stop to 70; the other 70 filling cancels it."""
+    sim.exchange.place(order(10, qty=100, lmt_price=100.02, transmit=False))
+    sim.exchange.place(
+        order(11, "SELL", qty=100, lmt_price=100.50, parent_id=10, oca_group="x", oca_type=2, transmit=False)
+    )
+    sim.exchange.place(order(12, "SELL", qty=100, order_type="STP", aux_price=99.00, parent_id=10,
+                             oca_group="x", oca_type=2))  # fmt: skip
+    assert sim.exchange.order(1, 10).status == "Filled"
+    events = sim.quote(100.50, 100.52, bid_size=30)
+    assert fills(events) == [(30, 100.50)]
+    stop = sim.exchange.order(1, 12)
+    assert (stop.total_qty, stop.remaining, stop.status) == (70, 70, "Submitted")
+    assert any(isinstance(e, OrderStatusChanged) and e.order.order_id == 12 for e in events)
+    events = sim.quote(100.50, 100.52, bid_size=500)
+    assert fills(events) == [(70, 100.50)]
+    assert sim.exchange.order(1, 12).status == "Cancelled"
+    assert sim.ledger.position(AAPL) == 0
+
+
+def test_oca_type_3_reduces_proportionately_to_what_each_order_has_left(sim: Sim):
+    sim.quote(100.00, 100.02, ask_size=100)
+    sim.exchange.place(order(1, qty=200, lmt_price=99.50, oca_group="g", oca_type=3))
+    sim.exchange.place(order(2, qty=100, lmt_price=99.00, oca_group="g", oca_type=3))
+    sim.quote(99.48, 99.50, ask_size=100)  # order 1 fills 100 of its 200: half of what it had left
+    assert sim.exchange.order(1, 2).total_qty == 50
+
+
+def test_correct_execution_replaces_it_with_a_higher_suffix_and_rebooks_the_ledger(sim: Sim):
+    from omega_tui.sim.engine import ExecutionCorrected
+
+    sim.exchange.place(order(1, qty=100, lmt_price=100.02))
+    (old,) = sim.exchange.executions()
+    cost_before = sim.ledger.position(AAPL)
+    events = sim.exchange.correct_execution(old.exec_id, shares=80, price=100.01)
+    (corrected,) = [e for e in events if isinstance(e, ExecutionCorrected)]
+    new = corrected.execution
+    assert new.exec_id.rpartition(".")[0] == old.exec_id.rpartition(".")[0]
+    assert new.exec_id.endswith(".02") and old.exec_id.endswith(".01")
+    assert (new.shares, new.price, new.cum_qty, corrected.replaces) == (80, 100.01, 80, old.exec_id)
+    assert corrected.commission.exec_id == new.exec_id
+    assert sim.exchange.executions() == [new]  # the corrected version replaces the old one
+    assert cost_before == 100 and sim.ledger.position(AAPL) == 80
+    again = sim.exchange.correct_execution("", price=100.00)  # "" = the last execution: .02 -> .03
+    assert [e.execution.exec_id[-3:] for e in again if isinstance(e, ExecutionCorrected)] == [".03"]
+    with pytest.raises(ValueError):
+        sim.exchange.correct_execution("nope")
+
+
 # -- modify and cancel ------------------------------------------------------------------------------------
 
 

@@ -171,6 +171,17 @@ class OrderFilled:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionCorrected:
+    """IB corrected an execution: send execDetails(reqId -1) with the new version (same execId base, last
+    suffix one higher, corrected shares/price), then its commissionReport. `replaces` is the old execId."""
+
+    order: SimOrder
+    execution: SimExecution
+    commission: SimCommission
+    replaces: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrderRejected:
     """An order was refused: send error(orderId, code, text) (201 rejects, 103 duplicate id, …).
 
@@ -247,6 +258,7 @@ SimEvent = (
     OrderAccepted
     | OrderStatusChanged
     | OrderFilled
+    | ExecutionCorrected
     | OrderRejected
     | OrderCancelled
     | CancelRejected

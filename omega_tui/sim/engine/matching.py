@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from omega_tui.sim.engine.clock import SimClock
@@ -28,6 +29,7 @@ from omega_tui.sim.engine.events import (
     TIFS,
     AccountChanged,
     CancelRejected,
+    ExecutionCorrected,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -229,6 +231,62 @@ class Exchange:
     def set_fill_after_cancel(self, times: int = 1) -> None:
         """The next `times` cancels of an order with a remainder each yield one more fill before Cancelled."""
         self._fill_after_cancel = max(0, times)
+
+    def correct_execution(
+        self, exec_id: str = "", shares: int | None = None, price: float | None = None
+    ) -> list[SimEvent]:
+        """Correct an execution as IB does: a new execDetails with the same execId base and the last suffix one
+        higher (`….01.01` → `….01.02`) that replaces the earlier one (its shares and/or price); "" is the last
+        execution. The ledger books the difference (the old execution reversed, the new one booked, the
+        commission unchanged); `executions()` then lists the corrected version in place of the old one, as a
+        client connecting afterwards would see it. The order's own figures are left as they were."""
+        if not self._executions:
+            raise ValueError("no execution to correct")
+        index = len(self._executions) - 1
+        if exec_id:
+            index = next((i for i, ex in enumerate(self._executions) if ex.exec_id == exec_id), -1)
+            if index < 0:
+                raise ValueError(f"no execution {exec_id!r} to correct")
+        old = self._executions[index]
+        base, _, suffix = old.exec_id.rpartition(".")
+        new_shares = old.shares if shares is None else shares
+        new_price = old.price if price is None else price
+        if new_shares <= 0:
+            raise ValueError("a corrected execution needs a positive quantity")
+        cum = old.cum_qty - old.shares + new_shares
+        notional = old.avg_price * old.cum_qty - old.price * old.shares + new_price * new_shares
+        avg = notional / cum
+        new = replace(
+            old,
+            exec_id=f"{base}.{int(suffix, 16) + 1:0{len(suffix)}x}",
+            shares=new_shares,
+            price=new_price,
+            cum_qty=cum,
+            avg_price=avg,
+            time=self.clock.now(),
+        )
+        reversal = replace(old, side="SLD" if old.side == "BOT" else "BOT")
+        self.ledger.apply_fill(reversal, SimCommission(old.exec_id, 0.0, ""))
+        realized = self.ledger.apply_fill(new, SimCommission(new.exec_id, 0.0, ""))
+        old_report = self._reported.get(old.exec_id)
+        reported = SimCommission(
+            new.exec_id,
+            old_report.commission if old_report is not None else 0.0,
+            old_report.currency if old_report is not None else self._contract_currency(old.con_id),
+            realized_pnl=realized,
+        )
+        self._executions[index] = new
+        self._reported[new.exec_id] = reported
+        order = self._orders.get((old.client_id, old.order_id))
+        events: list[SimEvent] = []
+        if order is not None:
+            events.append(ExecutionCorrected(order.snapshot(), new, reported, old.exec_id))
+        events += [PositionChanged(old.account, old.con_id), AccountChanged(old.account)]
+        return events
+
+    def _contract_currency(self, con_id: int) -> str:
+        contract = self.db.get(con_id)
+        return contract.currency if contract is not None else "USD"
 
     def misreport_commission(self, factor: float) -> None:
         """Commission reports carry true commission × `factor` (1.0 = honest); the ledger keeps the truth."""
@@ -595,11 +653,16 @@ class Exchange:
 
     def _after_fill(self, order: SimOrder, qty: int) -> list[SimEvent]:
         events: list[SimEvent] = []
-        # explicit OCA group: type 1 cancels the others on any fill; 2 and 3 reduce them by the filled quantity
+        # explicit OCA group: type 1 cancels the others on any fill; 2 and 3 ("proportionately reduced", with and
+        # without overfill block: one order of the group routed at a time, which a simulated book does not
+        # need) reduce each of the others by the fill's share of this order's size before it: equal-sized
+        # legs by the filled quantity, a leg at zero is cancelled
         if order.oca_group:
+            before = order.remaining + qty
             for other in self._live_others(order, lambda o: o.oca_group == order.oca_group):
                 if order.oca_type in (2, 3):
-                    events += self._reduce(other, qty)
+                    cut = qty if other.remaining == before else max(1, round(qty * other.remaining / before))
+                    events += self._reduce(other, cut)
                 else:
                     events += self._cancel_tree(other)
         # bracket children are an implicit OCA group: a partial fill reduces the siblings, a full fill cancels them
