@@ -1,17 +1,23 @@
 """TIP-Search benchmark: `python -m bench scheduler [--decisions N] [--quick]`.
 
 1. Scheduler overhead per decision (build the snapshot from the latency windows and accuracy book, choose):
-   p50/p99 over 20,000 choices, target p99 < 20 µs. Also the whole deterministic decision prologue
-   (`DecisionCore.begin`: maturation, history snapshot, regime, choice).
+   p50/p99 over 20,000 choices, target p99 < 20 µs. Also the deterministic decision prologue up to the
+   choice (`DecisionCore.begin`: history snapshot, regime, choice) and, apart, the maturation that runs
+   after each decision (scoring, accuracy book, the logistic model's SGD step), off its deadline.
 2. Side by side on the same simulated quotes (seed 3, unseen by the evaluation) and a 5 ms deadline
    (4.5 ms budget after the 0.5 ms reserve): TIP-Search against always-fastest (microprice),
    always-most-accurate (knn_analog, best in the shipped evaluation) and a seeded random choice, each a real
-   `DecisionEngine` with its own worker lanes, run interleaved decision by decision so all four see the same
-   machine. Models really run and are timed with the system clock; nothing is simulated but the market.
-   Twice: idle, and with one CPU-burning process per core. Scored against the realised mid direction 10
+   `DecisionEngine` with its own worker lanes, run interleaved in blocks of 25 decisions so all four see the
+   same machine (every engine's lanes drained before each block, so no policy's abandoned worker thread
+   competes for the GIL with another's decisions). Models really run and are timed with the system clock;
+   nothing is simulated but the market. Twice: "none" (no added load) and "cpu": one CPU-burning process
+   per core (`os.cpu_count()` spawned processes, each a pure-Python integer loop at 100% of a core, default
+   priority, started 0.5 s before the condition and terminated after it), so this process competes for the
+   CPUs with as many busy processes as there are cores. Scored against the realised mid direction 10
    updates later (flat outcomes skipped): raw accuracy (correct among answers, late ones included), timely
-   accuracy (correct and on time, over all decisions) and deadline satisfaction (decisions completed within
-   the budget; an abstention is a completed decision).
+   accuracy (correct and on time, over all decisions: an abstention is never correct) and deadline
+   satisfaction (decisions completed within the budget; an abstention is a completed decision). Each
+   condition starts from fresh engines (latency windows warmed under that condition, headroom 0).
 """
 
 from __future__ import annotations
@@ -220,7 +226,12 @@ async def run_condition(
         }
         for m, w in tip.scheduler.latency.items()
     }
-    extra = {"latency": latency}
+    room = tip.scheduler.headroom
+    extra = {
+        "latency": latency,
+        "tip_headroom_us_at_end": round(room.margin_ns / 1e3, 1),
+        "tip_misses": room.missed,  # all decisions, flat outcomes included
+    }
     for e in engines.values():
         await e.stop()
     for hs in states:

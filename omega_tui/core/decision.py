@@ -17,9 +17,13 @@ What callers must know:
   has half a window of samples, then re-measures every model every `scheduler.calibration_interval_ms`, so
   bounds follow the machine's load even for models the scheduler is not choosing. Until a model is warm it
   is never chosen; until one is, every decision abstains.
-- A decision's budget is `deadline_ms − reserve_ms` from its start. The chosen model runs under that hard
-  timeout (inline models on the loop, the others in their own single-thread lane); an answer that arrives
-  late is discarded and counted as a miss, and its real latency still feeds the model's window.
+- A decision's budget is `deadline_ms − reserve_ms` from its start. The choice sees what is left of it once
+  the snapshot and regime are ready (time lost before the choice, a preemption included, is already off),
+  less the scheduler's adaptive headroom. The chosen model runs under the hard timeout of the deadline
+  (inline models on the loop, the others in their own single-thread lane); an answer that arrives late is
+  discarded and counted as a miss, and its real latency still feeds the model's window.
+- Bookkeeping runs after each decision, off its deadline (`DecisionCore.end`): the headroom adapts to the
+  decision's outcome (met or missed), then matured predictions are scored and online models learn.
 - Everything that can change a choice goes through `DecisionCore` in a fixed order (quotes, latency samples,
   matured outcomes, parameters), and a `Recorder` receives the same stream, so `replay.replay` reproduces
   the choices and intents exactly.
