@@ -19,8 +19,9 @@ Angelopoulos, Candès & Tibshirani ("Conformal PID Control for Time Series Predi
 whatever caused it (this process preempted between the choice and the answer, a load change the latency
 windows have not caught up with, a model whose bound sits just under the budget), rules out first the
 models whose bound leaves the least room; fast models stay feasible, so a miss costs accuracy rather than
-mass abstention. (Tightening the conformal level instead moves every bound to a larger sample at once; with
-a few preemptions in every window's tail, one miss makes every model infeasible.) On-time decisions and
+mass abstention. (Tightening the conformal level instead moves every bound to a larger sample at once;
+under the benchmark's CPU load each window's tail holds a few preemptions, so a miss or two made every model
+infeasible, and in a run on a busy machine nearly half the decisions abstained.) On-time decisions and
 abstentions give the room back at η·α* each. At h ≥ 1 nothing fits and the scheduler abstains (only a model
 measured at 0 ns would fit), so under TIP-Search h never passes 1 + η, and over any L consecutive decisions
 at most α*·L + 1/η + 1 miss (0.005·L + 6 at the defaults).
