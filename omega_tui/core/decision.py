@@ -19,9 +19,11 @@ What callers must know:
   is never chosen; until one is, every decision abstains.
 - A decision's budget is `deadline_ms − reserve_ms` from its start. The choice sees what is left of it once
   the snapshot and regime are ready (time lost before the choice, a preemption included, is already off),
-  less the scheduler's adaptive headroom. The chosen model runs under the hard timeout of the deadline
-  (inline models on the loop, the others in their own single-thread lane); an answer that arrives late is
-  discarded and counted as a miss, and its real latency still feeds the model's window.
+  less the scheduler's adaptive headroom; the same test is made again at dispatch (a decision whose chosen
+  model no longer fits what is left then abstains, with the choice still recorded). The chosen model runs
+  under the hard timeout of the deadline (inline models on the loop, the others in their own single-thread
+  lane); an answer that arrives late is discarded and counted as a miss, and its real latency still feeds
+  the model's window.
 - Bookkeeping runs after each decision, off its deadline (`DecisionCore.end`): the headroom adapts to the
   decision's outcome (met or missed), then matured predictions are scored and online models learn.
 - Everything that can change a choice goes through `DecisionCore` in a fixed order (quotes, latency samples,
@@ -73,6 +75,7 @@ log = logging.getLogger(__name__)
 Policy = Callable[[SchedulerSnapshot], Choice]
 MET = frozenset({"ok", "abstain"})  # decision statuses that met the deadline
 MISSED = frozenset({"late", "timeout"})  # …and those that missed it
+DISPATCH_ABSTAIN = "the chosen model no longer fit when it was to start"
 HISTORY = 256  # updates of history per instrument handed to models
 
 
@@ -664,6 +667,15 @@ class DecisionEngine(Component):
                 return self._done(begun, DecisionOutcome(key, begun.seq, t0, choice, status, reason=choice.reason))
             lane = self.lanes[choice.model]
             deadline = t0 + self._budget_ns
+            # The same test once more at dispatch: if this process lost the CPU since the choice, so that the
+            # model's bound no longer fits what is left, abstain now rather than start a run bound to be late.
+            ssnap = begun.scheduler_snapshot
+            margin = ssnap.margin_ns if ssnap is not None else 0.0
+            wait = queue.get(choice.model, 0.0)
+            if not self.clock.monotonic_ns() + choice.bound_ns + wait <= deadline - margin:
+                core.metrics.withdrawn(choice.model)
+                outcome = DecisionOutcome(key, begun.seq, t0, choice, "abstain", reason=DISPATCH_ABSTAIN)
+                return self._done(begun, outcome)
             result = await lane.run(begun.snapshot, deadline, lambda p, ns: self._late_answer(begun, p, ns))
             if result.latency_ns is not None:
                 self._observe(choice.model, result.latency_ns)

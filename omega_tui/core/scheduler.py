@@ -337,6 +337,11 @@ class SchedulerMetrics:
         else:
             self.models[model].selected += 1
 
+    def withdrawn(self, model: str) -> None:
+        """A decision that chose `model` abstained at dispatch after all (no time left for it)."""
+        self.models[model].selected -= 1
+        self.abstains += 1
+
     def ran(self, model: str, on_time: bool) -> None:
         c = self.models[model]
         c.runs += 1

@@ -123,6 +123,46 @@ async def test_time_lost_before_the_choice_comes_off_the_budget(
     assert (await engine.decide("SIM")).status == "abstain"
 
 
+class StallingRecorder:
+    """A recorder whose `decision` (called between the choice and the dispatch) takes `stall_ns` of fake time."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock, self.stall_ns = clock, 0
+
+    def quote(self, quote: Any) -> None: ...
+
+    def latency(self, model: str, ns: int) -> None: ...
+
+    def params(self, version: int, view: Any) -> None: ...
+
+    def decision(self, *args: Any) -> None:
+        self.clock.advance(ns=self.stall_ns)
+
+    def done(self, *args: Any) -> None: ...
+
+
+async def test_a_model_that_no_longer_fits_at_dispatch_is_not_started(
+    hot_state: HotState, fake_clock: FakeClock, session: Session
+) -> None:
+    priors = Priors({"fast": ModelPrior(0.55, 1000), "slow": ModelPrior(0.65, 1000)})
+    slow = ClockModel("slow", fake_clock, 2 * MS)
+    recorder = StallingRecorder(fake_clock)
+    engine = _engine(Settings(), fake_clock, hot_state, [ClockModel("fast", fake_clock, 20_000), slow], priors,
+                     recorder)  # fmt: skip
+    _warm(engine, "fast", 20_000)
+    _warm(engine, "slow", 2 * MS)
+    hot_state.put_quote(session.quote(100))
+    recorder.stall_ns = 3 * MS  # lost after the choice: 2 ms of model would end 0.5 ms past the budget
+    outcome = await engine.decide("SIM")
+    assert outcome.choice.model == "slow" and outcome.status == "abstain" and slow.calls == 0
+    assert engine.core is not None and engine.core.scheduler.headroom.missed == 0
+    engine.publish(force=True)
+    view = hot_state.get("scheduler")
+    assert view["abstain_rate"] == 1.0 and {m["name"]: m["selection_share"] for m in view["models"]}["slow"] == 0
+    recorder.stall_ns = 1 * MS  # 1 + 2 ms still fits: it runs, on time
+    assert (await engine.decide("SIM")).status == "ok" and slow.calls == 1
+
+
 class SlowLearner(ClockModel):
     """An online model whose learning step takes 3 ms of fake-clock time."""
 
