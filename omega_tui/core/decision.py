@@ -669,10 +669,12 @@ class DecisionEngine(Component):
             deadline = t0 + self._budget_ns
             # The same test once more at dispatch: if this process lost the CPU since the choice, so that the
             # model's bound no longer fits what is left, abstain now rather than start a run bound to be late.
+            # (Baseline policies that ignore feasibility give no bound, and their choice always runs.)
             ssnap = begun.scheduler_snapshot
             margin = ssnap.margin_ns if ssnap is not None else 0.0
             wait = queue.get(choice.model, 0.0)
-            if not self.clock.monotonic_ns() + choice.bound_ns + wait <= deadline - margin:
+            bound = choice.bound_ns
+            if bound != INF and not self.clock.monotonic_ns() + bound + wait <= deadline - margin:
                 core.metrics.withdrawn(choice.model)
                 outcome = DecisionOutcome(key, begun.seq, t0, choice, "abstain", reason=DISPATCH_ABSTAIN)
                 return self._done(begun, outcome)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from omega_tui.config import SchedulerSettings, Settings
 from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import FakeClock
-from omega_tui.core.decision import DecisionCore, DecisionEngine, Prepared
+from omega_tui.core.decision import DecisionCore, DecisionEngine, Prepared, fixed_policy
 from omega_tui.core.hot_state import HotState
 from omega_tui.core.models.base import Prediction, Snapshot
 from omega_tui.core.models.data import ModelPrior, Priors
@@ -161,6 +161,13 @@ async def test_a_model_that_no_longer_fits_at_dispatch_is_not_started(
     assert view["abstain_rate"] == 1.0 and {m["name"]: m["selection_share"] for m in view["models"]}["slow"] == 0
     recorder.stall_ns = 1 * MS  # 1 + 2 ms still fits: it runs, on time
     assert (await engine.decide("SIM")).status == "ok" and slow.calls == 1
+    # A baseline policy that ignores feasibility is not second-guessed at dispatch: its choice runs.
+    fixed = DecisionEngine(
+        Settings(), fake_clock, EventBus(), hot_state, {"SIM": instrument()}, Risk().submit, lambda _k: 0,
+        models=[slow], priors=priors, recorder=recorder, policy=fixed_policy("slow"), calibrate=False,
+    )  # fmt: skip
+    recorder.stall_ns = 3 * MS
+    assert (await fixed.decide("SIM")).status == "late" and slow.calls == 2
 
 
 class SlowLearner(ClockModel):
