@@ -48,7 +48,9 @@ class TradingBanner(Static):
         if risk is None:
             self.state = "UNKNOWN"
             self._set_state_class("-unknown")
-            self.update(Text(f" ? TRADING STATE UNKNOWN — waiting for the risk engine {self._pending}".rstrip()))
+            self.update(
+                Text(f" ? TRADING STATE UNKNOWN — waiting for the risk engine {self._pending}".rstrip()), layout=False
+            )
             return
         state = str(risk.get("trading_state", "UNKNOWN"))
         self.state = state
@@ -67,4 +69,5 @@ class TradingBanner(Static):
             parts.append(self._pending)
         elif state == "HALTED":
             self._pending = ""
-        self.update(Text(" · ".join(parts)))
+        # One line, always: no relayout of the screen (a layout pass would sit in front of the HALTED frame).
+        self.update(Text(" · ".join(parts)), layout=False)

@@ -1,8 +1,8 @@
-"""What every pane shares: version-skipping refresh and a DataTable that applies only differences."""
+"""What every pane shares: version-skipping refresh and a line-based table that repaints only changed rows."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -10,10 +10,14 @@ from rich.console import RenderableType
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.coordinate import Coordinate
-from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist, RowKey
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Static
 
 from omega_tui.ui.format import Styles
 
@@ -64,6 +68,30 @@ class Pane(Vertical):
             self.border_title = title
 
 
+class TextLines(Static):
+    """A Static for short text that is set on every refresh: it repaints only when the text changed, and
+    re-lays out only when its number of lines changed (`Static.update` re-lays out the whole screen each time,
+    which for a pane refreshed at 10 Hz was most of a frame)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id, markup=False)
+        self._shown: Hashable = None
+        self._lines = -1
+
+    def show(self, text: Text | str) -> None:
+        key = _cell_key(text)
+        if key == self._shown:
+            return
+        self._shown = key
+        plain = text.plain if isinstance(text, Text) else text
+        rows = plain.split("\n")
+        # Wrapped text (wider than the widget) may change height with its length: then re-lay out every time.
+        wraps = max(cell_len(row) for row in rows) > self.size.width
+        lines = -1 if wraps else len(rows)
+        self.update(text, layout=lines != self._lines or wraps)
+        self._lines = lines
+
+
 def _cell_key(value: Any) -> Hashable:
     # rich Text equality ignores the base style, so compare its parts explicitly.
     if isinstance(value, (str, tuple)):
@@ -93,29 +121,86 @@ def _append_fitted(line: Text, plain: str, style: Style | None, width: int, righ
         line.append(pad)
 
 
-class StableTable(DataTable[RenderableType]):
-    """A DataTable fed the full desired content on each refresh; it changes only the rows that differ.
+class StableTable(ScrollView, can_focus=True):
+    """A table fed the full desired content on each refresh; it repaints only the rows that changed.
 
-    Columns have fixed widths and rows stable keys, so a burst of updates never re-lays out the table and
-    the cursor stays on the same row. Rows are rebuilt only when the set or order of keys changes in a way
-    appending and removing cannot express (a rare, structural event, not a per-tick one).
+    A Line API widget (`render_line`): each row is packed into ONE line of fixed-width columns and rendered to
+    segments once per change of its content; a changed row repaints only its own line of the screen, and an
+    unchanged table costs nothing. (Textual's DataTable invalidated every rendered row on any cell update and
+    re-laid out its cells through Rich's layout machinery, which was most of a frame with a streaming
+    watchlist.) Columns have fixed widths and rows stable keys, so a burst of updates never re-lays out the
+    screen and the cursor stays on the same row; the header stays on top while the rows scroll.
 
-    Each row is packed into ONE cell of fixed-width columns: DataTable renders every cell through Rich's
-    layout machinery, so one cell per row instead of ten makes a refresh of a busy watchlist ~10× cheaper.
+    The component classes keep DataTable's names, so the stylesheet and the themes style it the same way.
     """
 
-    ROW_COLUMN = "row"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+    ]
 
-    def __init__(self, columns: Sequence[Column], *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"datatable--header", "datatable--cursor"}
+
+    DEFAULT_CSS = """
+    StableTable {
+        background: $surface;
+        color: $foreground;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .datatable--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+            & > .datatable--header { background-tint: $foreground 5%; }
+        }
+        & > .datatable--header { text-style: bold; background: $panel; color: $foreground; }
+        &:ansi > .datatable--header { background: ansi_bright_blue; color: ansi_default; }
+        & > .datatable--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+    }
+    """
+
+    class RowHighlighted(Message):
+        """The cursor moved to another row (or the row under it was replaced)."""
+
+        def __init__(self, table: StableTable, key: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> StableTable:
+            return self.table
+
+    def __init__(
+        self, columns: Sequence[Column], *, id: str | None = None, show_header: bool = True, show_cursor: bool = True
+    ) -> None:
+        super().__init__(id=id)
         self._column_spec = list(columns)
+        self.table_width = sum(width for _, _, width, _ in self._column_spec)
+        self.show_header = show_header
+        self.show_cursor = show_cursor
         self._order: list[str] = []
+        self._index: dict[str, int] = {}
         self._cells: dict[str, list[Hashable]] = {}
-        self._header_styles: dict[tuple[object, str], Style] = {}
+        self._texts: dict[str, Text] = {}
+        self._last_rows: dict[str, Sequence[Cell]] = {}  # the cells object each row was last given
+        self._base_style: Style | None = None
+        self._segments: dict[str, list[Segment]] = {}  # rendered once per change of the row
+        self._header = self._pack([label for _, label, _, _ in self._column_spec])
+        self._header_segments: list[Segment] | None = None
+        self._cursor = 0
+        self._highlighted: str | None = None
 
-    def on_mount(self) -> None:
-        header = self._pack([label for _, label, _, _ in self._column_spec])
-        self.add_column(header, key=self.ROW_COLUMN, width=sum(width for _, _, width, _ in self._column_spec))
+    # ------------------------------------------------------------------ content
 
     def _pack(self, cells: Sequence[Cell]) -> Text:
         """One line of fixed-width columns; left-aligned columns after the first start with a space."""
@@ -144,191 +229,175 @@ class StableTable(DataTable[RenderableType]):
             line.append_text(text)
         return line
 
-    def _render_cell(
-        self,
-        row_index: int,
-        column_index: int,
-        base_style: Style,
-        width: int,
-        cursor: bool = False,
-        hover: bool = False,
-    ) -> list[list[Segment]]:
-        """DataTable's cell rendering without Rich's layout pipeline, for our one-line packed rows.
-
-        DataTable renders every cell through Padding + Styled + Console.render_lines (wrapping, measuring),
-        which dominated the UI thread's time with a streaming watchlist. A packed row is already one line of
-        exactly the column's width, so its segments are produced directly, with the same pre/post styles and
-        the same cache key as DataTable uses (Textual 8.2's `_render_cell`, whose styling it reproduces).
-        """
-        if row_index < -1 or column_index != 0 or self.fixed_columns or self.fixed_rows:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        column_key = self._column_locations.get_key(0)
-        row_key = self._header_row_key if row_index == -1 else self._row_locations.get_key(row_index)
-        if column_key is None or row_key is None:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        cell = self.ordered_columns[0].label if row_index == -1 else self._data[row_key].get(column_key)
-        if not isinstance(cell, Text) or "\n" in cell.plain:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        cache_key = (
-            row_key,
-            column_key,
-            base_style,
-            cursor,
-            hover,
-            self._show_hover_cursor,
-            self._update_count,
-            self._pseudo_class_state,
-        )
-        cached = self._cell_render_cache.get(cache_key)
-        if cached is not None:
-            return cached
-        component_style, post_style = self._get_styles_to_render_cell(
-            row_index == -1,
-            False,
-            False,
-            hover,
-            cursor,
-            self.show_cursor,
-            self._show_hover_cursor,
-            self.cursor_foreground_priority == "css",
-            self.cursor_background_priority == "css",
-        )
-        pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
-        segments = Segment.adjust_line_length(list(cell.render(self.app.console)), width)
-        line = list(Segment.apply_style(segments, style=pre_style, post_style=post_style))
-        lines = [line]
-        self._cell_render_cache[cache_key] = lines
-        return lines
-
-    def _render_line_in_row(
-        self,
-        row_key: RowKey,
-        line_no: int,
-        base_style: Style,
-        cursor_location: Coordinate,
-        hover_location: Coordinate,
-    ) -> tuple[list[list[Segment]], list[list[Segment]]]:
-        """DataTable's row rendering for our shape (one packed column, row cursor, no labels, no zebra).
-
-        DataTable recomputes the header's component style and other per-table constants for every line it
-        renders, and every `update_cell` invalidates its caches; with a streaming watchlist that was most of
-        a frame. This produces the same segments (Textual 8.2's `_render_line_in_row` for this shape) with
-        the header style looked up once per theme and focus state.
-        """
-        if (
-            self.fixed_columns
-            or self.fixed_rows
-            or self.zebra_stripes
-            or self.cursor_type != "row"
-            or (self._labelled_row_exists and self.show_row_labels)
-            or len(self.ordered_columns) != 1
-        ):
-            return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
-        cache_key = (
-            row_key,
-            line_no,
-            base_style,
-            cursor_location,
-            hover_location,
-            self.cursor_type,
-            self.show_cursor,
-            self._show_hover_cursor,
-            self._update_count,
-            self._pseudo_class_state,
-        )
-        cached = self._row_render_cache.get(cache_key)
-        if cached is not None:
-            return cached
-        style_key = (self._pseudo_class_state, self.app.theme)
-        header_style = self._header_styles.get(style_key)
-        if header_style is None:
-            header_style = self._header_styles[style_key] = self.get_component_styles("datatable--header").rich_style
-        located = None if row_key is self._header_row_key else self._row_locations.get(row_key)
-        row_index = -1 if located is None else located
-        row_style = header_style if row_index == -1 else base_style
-        cursor = self.show_cursor and cursor_location.row == row_index
-        hover = hover_location.row == row_index
-        column = self.ordered_columns[0]
-        table_width = column.get_render_width(self)
-        cell_line = self._render_cell(row_index, 0, row_style, table_width, cursor=cursor, hover=hover)[line_no]
-        extend_style, _ = self._get_styles_to_render_cell(
-            row_index == -1,
-            False,
-            False,
-            hover,
-            cursor_location.row == row_index,
-            self.show_cursor,
-            self._show_hover_cursor,
-            False,
-            False,
-        )
-        extend_style = (
-            row_style + extend_style + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
-        )
-        remaining = max(0, self.size.width - table_width)
-        row_pair: tuple[list[list[Segment]], list[list[Segment]]] = (
-            [],
-            [cell_line, [Segment(" " * remaining, extend_style)]],
-        )
-        self._row_render_cache[cache_key] = row_pair
-        return row_pair
-
     @property
     def row_order(self) -> list[str]:
         return list(self._order)
+
+    @property
+    def rows(self) -> Mapping[str, Text]:
+        """The packed line of every row, by key."""
+        return dict(self._texts)
+
+    @property
+    def row_count(self) -> int:
+        return len(self._order)
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor
 
     def selected_key(self) -> str | None:
         """The key of the row under the cursor, or None when the table is empty."""
         if not self._order:
             return None
-        row = min(max(self.cursor_row, 0), len(self._order) - 1)
-        return self._order[row]
+        return self._order[min(max(self._cursor, 0), len(self._order) - 1)]
+
+    @property
+    def _header_height(self) -> int:
+        return 1 if self.show_header else 0
 
     def visible_range(self, margin: int = 2) -> range:
         """Indices of the rows on screen (plus a margin), so callers can skip building off-screen cells."""
         top = int(self.scroll_offset.y)
-        height = max(self.size.height - 1, 1)  # minus the header
+        height = max(self.size.height - self._header_height, 1)
         return range(max(top - margin, 0), min(top + height + margin, len(self._order)))
 
     def update_rows(self, rows: Sequence[Row]) -> None:
-        """Update existing rows whose cells changed (no adding, removing or reordering)."""
+        """Update existing rows whose cells changed (no adding, removing or reordering); repaint only those."""
+        last = self._last_rows
         for key, cells in rows:
             seen = self._cells.get(key)
-            if seen is None:
-                continue
+            if seen is None or last.get(key) is cells:
+                continue  # not a row of this table, or the very same cells object as last time
+            last[key] = cells
             keys = [_cell_key(c) for c in cells]
             if keys != seen:
                 self._cells[key] = keys
-                self.update_cell(key, self.ROW_COLUMN, self._pack(cells))
+                self._texts[key] = self._pack(cells)
+                self._segments.pop(key, None)
+                self._refresh_row(self._index[key])
 
     def sync(self, rows: Sequence[Row]) -> None:
         """Make the table show exactly `rows` (key, cells), in that order."""
         keys = [key for key, _ in rows]
         if keys != self._order:
+            selected = self.selected_key()
             wanted = set(keys)
             for gone in [k for k in self._order if k not in wanted]:
-                try:
-                    self.remove_row(gone)
-                except RowDoesNotExist:
-                    pass
                 self._cells.pop(gone, None)
-            self._order = [k for k in self._order if k in wanted]
-            if keys[: len(self._order)] == self._order:
-                for key, cells in rows[len(self._order) :]:
-                    self.add_row(self._pack(cells), key=key)
+                self._last_rows.pop(gone, None)
+                self._texts.pop(gone, None)
+                self._segments.pop(gone, None)
+            for key, cells in rows:
+                if key not in self._cells:
                     self._cells[key] = [_cell_key(c) for c in cells]
-                self._order = keys
-            else:
-                self._rebuild(rows)
+                    self._texts[key] = self._pack(cells)
+            self._order = keys
+            self._index = {key: i for i, key in enumerate(keys)}
+            self.virtual_size = Size(self.table_width, len(keys) + self._header_height)
+            if selected in self._index:
+                self._cursor = self._index[selected]
+            self._cursor = min(max(self._cursor, 0), max(len(keys) - 1, 0))
+            self.refresh()
+            self._highlight()
         self.update_rows(rows)
 
-    def _rebuild(self, rows: Sequence[Row]) -> None:
-        selected = self.selected_key()
-        self.clear()
-        self._cells.clear()
-        for key, cells in rows:
-            self.add_row(self._pack(cells), key=key)
-            self._cells[key] = [_cell_key(c) for c in cells]
-        self._order = [key for key, _ in rows]
-        if selected in self._order:
-            self.move_cursor(row=self._order.index(selected), animate=False)
+    # ------------------------------------------------------------------ cursor
+
+    def move_cursor(self, *, row: int, animate: bool = False) -> None:
+        """Put the cursor on row `row` (clamped) and scroll it into view."""
+        if not self._order:
+            return
+        row = min(max(row, 0), len(self._order) - 1)
+        if row != self._cursor:
+            old, self._cursor = self._cursor, row
+            self._refresh_row(old)
+            self._refresh_row(row)
+        self._scroll_to_cursor(animate)
+        self._highlight()
+
+    def _scroll_to_cursor(self, animate: bool) -> None:
+        height = max(self.size.height - self._header_height, 1)
+        top = int(self.scroll_offset.y)
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=animate)
+        elif self._cursor >= top + height:
+            self.scroll_to(y=self._cursor - height + 1, animate=animate)
+
+    def _highlight(self) -> None:
+        key = self.selected_key()
+        if key != self._highlighted:
+            self._highlighted = key
+            self.post_message(self.RowHighlighted(self, key))
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(row=self._cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(row=self._cursor + 1)
+
+    def action_page_up(self) -> None:
+        self.move_cursor(row=self._cursor - max(self.size.height - self._header_height, 1))
+
+    def action_page_down(self) -> None:
+        self.move_cursor(row=self._cursor + max(self.size.height - self._header_height, 1))
+
+    def action_first(self) -> None:
+        self.move_cursor(row=0)
+
+    def action_last(self) -> None:
+        self.move_cursor(row=len(self._order) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        row = int(self.scroll_offset.y) + event.y - self._header_height
+        if event.y >= self._header_height and 0 <= row < len(self._order):
+            self.move_cursor(row=row)
+
+    def on_focus(self) -> None:
+        self._refresh_row(self._cursor)  # the cursor's look depends on focus
+
+    def on_blur(self) -> None:
+        self._refresh_row(self._cursor)
+
+    # ------------------------------------------------------------------ rendering
+
+    def _refresh_row(self, index: int) -> None:
+        """Repaint the one screen line of row `index`, if it is on screen."""
+        y = index - int(self.scroll_offset.y) + self._header_height
+        if self._header_height <= y < self.size.height:
+            self.refresh(Region(0, y, self.size.width, 1))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._header_segments = None
+        self._base_style = None
+        self._segments.clear()  # theme or focus changed: render the rows again
+        self.refresh()
+
+    def _render_text(self, text: Text, base: Style) -> list[Segment]:
+        segments = Segment.adjust_line_length(list(text.render(self.app.console)), self.table_width)
+        return list(Segment.apply_style(segments, base))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self._base_style
+        if base is None:  # DOMNode.rich_style walks the ancestors: once per style change, not per line
+            base = self._base_style = self.rich_style
+        if y < self._header_height:
+            header = self.get_component_rich_style("datatable--header")
+            if self._header_segments is None:
+                self._header_segments = self._render_text(self._header, base + header)
+            return Strip(self._header_segments, self.table_width).extend_cell_length(width, base + header)
+        index = int(self.scroll_offset.y) + y - self._header_height
+        if index >= len(self._order):
+            return Strip.blank(width, base)
+        key = self._order[index]
+        segments = self._segments.get(key)
+        if segments is None:
+            segments = self._segments[key] = self._render_text(self._texts[key], base)
+        if self.show_cursor and index == self._cursor:
+            cursor = self.get_component_rich_style("datatable--cursor")
+            return Strip(list(Segment.apply_style(segments, post_style=cursor)), self.table_width).extend_cell_length(
+                width, base + cursor
+            )
+        return Strip(segments, self.table_width).extend_cell_length(width, base)

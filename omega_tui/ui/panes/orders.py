@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from omega_tui.core.views import OrderView
 from omega_tui.ui.format import DASH, Styles, clock_time, micros, price
@@ -81,6 +81,10 @@ class OrdersPane(Pane):
         super().__init__(id=id, classes=classes)
         self._orders: dict[str, OrderView] = {}
         self._styles: Styles | None = None
+        # The core republishes an order's view only when the order changed, so an identical view object
+        # (and depth and styles) reuses its cells: a busy day has hundreds of orders, few of them changing.
+        self._row_cache: dict[str, tuple[OrderView, int, Styles, list[Text | str]]] = {}
+        self._detail_shown: tuple[OrderView | None, Styles | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield StableTable(COLUMNS, id="orders-table")
@@ -102,12 +106,20 @@ class OrdersPane(Pane):
         rows: list[Row] = []
         self._orders = {}
         working = 0
+        cache: dict[str, tuple[OrderView, int, Styles, list[Text | str]]] = {}
         for order, depth in grouped(orders):
             key = str(order["order_id"])
             self._orders[key] = order
-            rows.append((key, self._cells(order, depth, styles)))
+            hit = self._row_cache.get(key)
+            if hit is not None and hit[0] is order and hit[1] == depth and hit[2] is styles:
+                cells = hit[3]
+            else:
+                cells = self._cells(order, depth, styles)
+            cache[key] = (order, depth, styles, cells)
+            rows.append((key, cells))
             if order["state"] not in ("FILLED", "CANCELLED", "REJECTED", "INACTIVE"):
                 working += 1
+        self._row_cache = cache
         self.table.sync(rows)
         self.set_subtitle(f"{working} working / {len(rows)}")
         self._show_detail()
@@ -131,8 +143,8 @@ class OrdersPane(Pane):
             Text(str(o["remaining"]), justify="right"),
         ]
 
-    @on(DataTable.RowHighlighted)
-    def _on_row(self, event: DataTable.RowHighlighted) -> None:
+    @on(StableTable.RowHighlighted)
+    def _on_row(self, event: StableTable.RowHighlighted) -> None:
         event.stop()
         self._show_detail()
 
@@ -140,6 +152,9 @@ class OrdersPane(Pane):
         detail = self.query_one("#order-detail", Static)
         order = self.selected_order()
         styles = self._styles
+        if self._detail_shown is not None and self._detail_shown[0] is order and self._detail_shown[1] is styles:
+            return  # the same published view: nothing to redraw (a redraw re-lays out the screen)
+        self._detail_shown = (order, styles)
         if order is None or styles is None:
             detail.update(Text("No orders yet. Press n for a new order ticket.", style="italic"))
             return

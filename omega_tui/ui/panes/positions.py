@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import Static
 
 from omega_tui.core.views import PnLView, PositionView
 from omega_tui.ui.format import DASH, Styles, money, price, qty, to_decimal
-from omega_tui.ui.panes.base import Column, Pane, Row, StableTable
+from omega_tui.ui.panes.base import Column, Pane, Row, StableTable, TextLines
 
 if TYPE_CHECKING:
     from omega_tui.ui.client import EngineClient
@@ -41,14 +40,14 @@ class PositionsPane(Pane):
     TITLE = "Positions & P&L"
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="pnl-summary", markup=False)
+        yield TextLines(id="pnl-summary")
         yield StableTable(COLUMNS, id="positions-table")
 
     def update_view(self, client: EngineClient, styles: Styles) -> None:
         positions: dict[str, PositionView] = dict(client.read("positions") or {})
         rows: list[Row] = [(key, self._cells(positions[key], styles)) for key in sorted(positions)]
         self.query_one(StableTable).sync(rows)
-        self.query_one("#pnl-summary", Static).update(self._summary(client.read("pnl"), styles))
+        self.query_one("#pnl-summary", TextLines).show(self._summary(client.read("pnl"), styles))
 
     def _cells(self, p: PositionView, styles: Styles) -> list[Text | str]:
         def signed(value: str | None) -> Text:

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from omega_tui.core.views import LimitView, RiskView
 from omega_tui.ui.format import Styles, bar
-from omega_tui.ui.panes.base import Pane
+from omega_tui.ui.panes.base import Cell, Column, Pane, Row, StableTable, TextLines
 
 if TYPE_CHECKING:
     from omega_tui.ui.client import EngineClient
@@ -43,29 +40,33 @@ def _amount(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 or value == int(value) else f"{value:,.2f}"
 
 
-def render_gauges(risk: RiskView, styles: Styles) -> Table:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(width=21, no_wrap=True)
-    table.add_column(width=GAUGE_WIDTH, no_wrap=True)
-    table.add_column(width=11, justify="right", no_wrap=True)
-    table.add_column(width=5, justify="right", no_wrap=True)
-    for limit in risk.get("limits") or []:
-        table.add_row(*gauge_row(limit, styles))
-    return table
+GAUGE_COLUMNS: list[Column] = [
+    ("label", "Limit", 21, "left"),
+    ("bar", "Used", GAUGE_WIDTH + 1, "left"),
+    ("amount", "Amount", 12, "right"),
+    ("pct", "%", 6, "right"),
+]
+"""Fixed widths (each after the first includes the one-cell gap), so a gauge update never re-lays out."""
 
 
-def gauge_row(limit: LimitView, styles: Styles) -> tuple[Text, Text, Text, Text]:
+def gauge_rows(risk: RiskView, styles: Styles) -> list[Row]:
+    """One row per published limit, keyed by the limit's name."""
+    return [(str(limit.get("name", "?")), gauge_row(limit, styles)) for limit in risk.get("limits") or []]
+
+
+def gauge_row(limit: LimitView, styles: Styles) -> list[Cell]:
     level = limit.get("level", "ok")
     used, cap = float(limit.get("used", 0.0)), float(limit.get("limit", 0.0))
     fraction = used / cap if cap else 0.0
     style = styles.level(level)
+    text_style = style if level != "ok" else styles.plain
     marker = {"warn": " !", "breach": " ✖"}.get(level, "")
-    return (
-        Text(limit_label(limit.get("name", "?")) + marker, style=style if level != "ok" else ""),
-        Text(bar(fraction, GAUGE_WIDTH), style=style),
-        Text(f"{_amount(used)}/{_amount(cap)}", style=style if level != "ok" else ""),
-        Text(f"{fraction * 100:.0f}%", style=style),
-    )
+    return [
+        (limit_label(limit.get("name", "?")) + marker, text_style),
+        (bar(fraction, GAUGE_WIDTH), style),
+        (f"{_amount(used)}/{_amount(cap)}", text_style),
+        (f"{fraction * 100:.0f}%", style),
+    ]
 
 
 class RiskPane(Pane):
@@ -75,24 +76,24 @@ class RiskPane(Pane):
     TITLE = "Risk"
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="risk-counts", markup=False)
-        with VerticalScroll(id="risk-gauges-scroll"):  # one or two gauges per instrument: may be long
-            yield Static("", id="risk-gauges", markup=False)
+        yield TextLines(id="risk-counts")
+        # One or two gauges per instrument (may be long): a table that scrolls and repaints only changed rows.
+        yield StableTable(GAUGE_COLUMNS, id="risk-gauges", show_header=False, show_cursor=False)
 
     def update_view(self, client: EngineClient, styles: Styles) -> None:
         risk: RiskView | None = client.read("risk")
-        counts = self.query_one("#risk-counts", Static)
-        gauges = self.query_one("#risk-gauges", Static)
+        counts = self.query_one("#risk-counts", TextLines)
+        gauges = self.query_one("#risk-gauges", StableTable)
         if risk is None:
-            counts.update(Text("waiting for the risk engine", style=styles.muted))
-            gauges.update("")
+            counts.show(Text("waiting for the risk engine", style=styles.muted))
+            gauges.sync([])
             self.set_class(False, "-warn")
             self.set_class(False, "-breach")
             return
         levels = {limit.get("level") for limit in risk.get("limits") or []}
         self.set_class("breach" in levels, "-breach")
         self.set_class("warn" in levels and "breach" not in levels, "-warn")
-        counts.update(
+        counts.show(
             Text.assemble(
                 ("orders today ", styles.muted),
                 str(risk.get("orders_today", 0)),
@@ -102,4 +103,4 @@ class RiskPane(Pane):
                 str(risk.get("trading_day", "")),
             )
         )
-        gauges.update(render_gauges(risk, styles))
+        gauges.sync(gauge_rows(risk, styles))

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import Static
 
 from omega_tui.core.views import LatencyView, ModelMetricsView, SchedulerView
 from omega_tui.ui.format import Styles, micros, pct
-from omega_tui.ui.panes.base import Column, Pane, Row, StableTable
+from omega_tui.ui.panes.base import Column, Pane, Row, StableTable, TextLines
 
 if TYPE_CHECKING:
     from omega_tui.ui.client import EngineClient
@@ -36,19 +35,19 @@ class SchedulerPane(Pane):
     TITLE = "Scheduler & latency"
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="scheduler-summary", markup=False)
+        yield TextLines(id="scheduler-summary")
         yield StableTable(COLUMNS, id="scheduler-table")
-        yield Static("", id="latency-summary", markup=False)
+        yield TextLines(id="latency-summary")
 
     def update_view(self, client: EngineClient, styles: Styles) -> None:
         sched: SchedulerView | None = client.read("scheduler")
         latency: LatencyView | None = client.read("latency")
-        summary = self.query_one("#scheduler-summary", Static)
+        summary = self.query_one("#scheduler-summary", TextLines)
         if sched is None:
-            summary.update(Text("waiting for the scheduler", style=styles.muted))
+            summary.show(Text("waiting for the scheduler", style=styles.muted))
             self.query_one(StableTable).sync([])
         else:
-            summary.update(
+            summary.show(
                 Text.assemble(
                     ("decisions ", styles.muted),
                     f"{sched.get('decisions', 0):,d}",
@@ -65,7 +64,7 @@ class SchedulerPane(Pane):
             )
             rows: list[Row] = [(m["name"], self._cells(m, styles)) for m in sched.get("models") or []]
             self.query_one(StableTable).sync(rows)
-        self.query_one("#latency-summary", Static).update(self._latency(latency, styles))
+        self.query_one("#latency-summary", TextLines).show(self._latency(latency, styles))
 
     def _cells(self, m: ModelMetricsView, styles: Styles) -> list[Text | str]:
         over = m.get("latency_p99_us", 0.0) > m.get("bound_us", 0.0) > 0

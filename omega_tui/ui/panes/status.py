@@ -32,7 +32,7 @@ class StatusBar(Static):
         if versions == self._seen and not force:
             return False
         self._seen = versions
-        self.update(self.render_status(client, styles))
+        self.update(self.render_status(client, styles), layout=False)  # one line, always
         return True
 
     def render_status(self, client: EngineClient, styles: Styles) -> Text:
