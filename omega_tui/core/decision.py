@@ -19,8 +19,9 @@ What callers must know:
   is never chosen; until one is, every decision abstains.
 - A decision's budget is `deadline_ms − reserve_ms` from its start. The choice sees what is left of it once
   the snapshot and regime are ready (time lost before the choice, a preemption included, is already off),
-  less the scheduler's adaptive headroom; the same test is made again at dispatch (a decision whose chosen
-  model no longer fits what is left then abstains, with the choice still recorded). The chosen model runs
+  less a conformal bound of the measured delay from there to the model's start, less the scheduler's
+  adaptive headroom; the same test is made again at dispatch (a decision whose chosen model no longer fits
+  what is left then abstains, with the choice still recorded). The chosen model runs
   under the hard timeout of the deadline (inline models on the loop, the others in their own single-thread
   lane); an answer that arrives late is discarded and counted as a miss, and its real latency still feeds
   the model's window.
@@ -253,7 +254,7 @@ class DecisionCore:
         self.priors = priors
         defaults = {m.name: float(getattr(m, "expected_accuracy", 0.5)) for m in models}
         self.scheduler = Scheduler(settings.scheduler, self.models, priors, defaults)
-        self.metrics = SchedulerMetrics(self.models)
+        self.metrics = SchedulerMetrics(self.models, q=settings.scheduler.quantile)
         self.policy: Policy = policy or choose
         self.histories: dict[str, History] = {}
         self.pending: dict[str, list[_Pending]] = {}
@@ -646,15 +647,16 @@ class DecisionEngine(Component):
             params = self.current_params()
             position = self._position_qty(key)
             prepared = core.prepare(key, t0, params)
-            # The budget is what is left at the moment of the choice: time spent so far, including any
-            # preemption of this process, is already gone, and a model that no longer fits is not chosen.
+            # The budget is what is left at the moment of the choice (time spent so far, including any
+            # preemption of this process, is already gone) less the measured bound of the dispatch delay
+            # that is still to come, so a model that would no longer fit when it starts is not chosen.
             now = self.clock.monotonic_ns()
             queue = {
                 n: lane.queue_wait_ns(now, core.scheduler.bound_ns(n))
                 for n, lane in self.lanes.items()
                 if not lane.inline and lane.inflight
             }
-            budget = self._budget_ns - (now - t0)
+            budget = self._budget_ns - (now - t0) - core.metrics.dispatch_allowance_ns()
             begun = core.choose(prepared, budget, queue, position)
             choice = begun.choice
             if self.recorder is not None:
@@ -674,7 +676,9 @@ class DecisionEngine(Component):
             margin = ssnap.margin_ns if ssnap is not None else 0.0
             wait = queue.get(choice.model, 0.0)
             bound = choice.bound_ns
-            if bound != INF and not self.clock.monotonic_ns() + bound + wait <= deadline - margin:
+            start = self.clock.monotonic_ns()
+            core.metrics.dispatch.add(start - now)
+            if bound != INF and not start + bound + wait <= deadline - margin:
                 core.metrics.withdrawn(choice.model)
                 outcome = DecisionOutcome(key, begun.seq, t0, choice, "abstain", reason=DISPATCH_ABSTAIN)
                 return self._done(begun, outcome)

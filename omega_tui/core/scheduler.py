@@ -324,11 +324,22 @@ class _ModelCounters:
 class SchedulerMetrics:
     """Counters behind the `scheduler` hot-state section (per-model metrics, abstain rate, tick→decision)."""
 
-    def __init__(self, names: Iterable[str], window: int = 2048) -> None:
+    def __init__(self, names: Iterable[str], window: int = 2048, dispatch_window: int = 512, q: float = 0.99) -> None:
         self.decisions = 0
         self.abstains = 0
         self.models = {n: _ModelCounters() for n in names}
         self.tick_to_decision = LatencyWindow(window, 0.99)
+        # From the moment the budget is taken to the chosen model's start (the choice itself, recording,
+        # dispatch): measured on every dispatched decision; its bound is set aside from the next budgets.
+        self.dispatch = LatencyWindow(dispatch_window, q)
+
+    def dispatch_allowance_ns(self) -> int:
+        """Time to set aside for dispatch: the conformal bound of its delay, 0 until that is finite.
+
+        (Until then a delay past the bound is still caught at dispatch, as an abstention.)
+        """
+        bound = self.dispatch.bound_ns
+        return int(bound) if bound != INF else 0
 
     def decided(self, model: str | None) -> None:
         self.decisions += 1
@@ -389,6 +400,7 @@ class SchedulerMetrics:
             tick_to_decision_p50_us=t2d.quantile(0.5) / 1000.0,
             tick_to_decision_p99_us=t2d.quantile(0.99) / 1000.0,
             params_version=params_version,
+            dispatch_allowance_us=self.dispatch_allowance_ns() / 1000.0,
             deadline_satisfaction=room.met / (room.met + room.missed) if room.met + room.missed else 1.0,
             headroom_us=room.margin_ns / 1000.0,
             miss_target=room.target,

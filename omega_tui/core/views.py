@@ -133,6 +133,7 @@ class SchedulerView(TypedDict):
     deadline_satisfaction: NotRequired[float]  # decisions that met the deadline (abstentions do), all models
     headroom_us: NotRequired[float]  # room kept free below the budget now, adapted to observed misses
     miss_target: NotRequired[float]  # the long-run miss rate the headroom adapts to
+    dispatch_allowance_us: NotRequired[float]  # set aside from each budget for the choice and the dispatch
 
 
 class EventLine(TypedDict):

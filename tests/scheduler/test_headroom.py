@@ -170,6 +170,29 @@ async def test_a_model_that_no_longer_fits_at_dispatch_is_not_started(
     assert (await fixed.decide("SIM")).status == "late" and slow.calls == 2
 
 
+async def test_the_measured_dispatch_delay_is_set_aside_from_the_budget_the_choice_sees(
+    hot_state: HotState, fake_clock: FakeClock, session: Session
+) -> None:
+    priors = Priors({"fast": ModelPrior(0.55, 1000), "edge": ModelPrior(0.65, 1000)})
+    recorder = StallingRecorder(fake_clock)
+    recorder.stall_ns = 200_000  # every dispatch takes 0.2 ms after the budget is taken
+    models = [ClockModel("fast", fake_clock, 20_000), ClockModel("edge", fake_clock, 4_350_000)]
+    engine = _engine(Settings(), fake_clock, hot_state, models, priors, recorder)
+    _warm(engine, "fast", 20_000)
+    _warm(engine, "edge", 4_350_000)  # fits 4.5 ms, not 4.5 − 0.2
+    outcomes = []
+    for i in range(100, 230):
+        hot_state.put_quote(session.quote(i))
+        outcomes.append(await engine.decide("SIM"))
+    # Until the delay has enough samples for a 0.99 bound, the edge model is chosen and caught at dispatch…
+    assert {(o.choice.model, o.status) for o in outcomes[:99]} == {("edge", "abstain")}
+    # …then the choice itself leaves it out.
+    assert {(o.choice.model, o.status) for o in outcomes[99:]} == {("fast", "ok")}
+    assert engine.core is not None and engine.core.scheduler.headroom.missed == 0
+    engine.publish(force=True)
+    assert hot_state.get("scheduler")["dispatch_allowance_us"] == 200.0
+
+
 class SlowLearner(ClockModel):
     """An online model whose learning step takes 3 ms of fake-clock time."""
 
