@@ -2,12 +2,13 @@
 
 A recording holds, in the order the live engine applied them: normalized quotes (`q`), every latency sample
 fed to the scheduler (`l`, from decisions and from calibration), each new parameters version (`p`), each
-decision's start with the inputs that came from the machine rather than the data — remaining budget, queue
-waits, position — its choice and the headroom it kept below the budget (`d`), and its end with
-status, measured latency, intent id and the risk answer (`x`). `replay` rebuilds a `DecisionCore` from these
-records with no clock and no threads: it recomputes every choice from the recorded latencies, and the
-headroom from the recorded end statuses (met or missed, applied at each `x` as the live engine does
-once a decision is over), reruns the chosen model on the same snapshot and the signal generator on its
+decision's start with the inputs that came from the machine rather than the data — the budget its choice
+saw (time already spent and the dispatch allowance taken off), queue waits, position — its choice and the
+headroom it kept below the budget (`d`), and its end with status (an abstention at dispatch keeps the
+recorded choice), measured latency, intent id and the risk answer (`x`). `replay` rebuilds a `DecisionCore`
+from these records with no clock and no threads: it recomputes every choice from the recorded latencies,
+and the headroom from the recorded end statuses (met or missed, applied at each `x` as the live engine
+does once a decision is over), reruns the chosen model on the same snapshot and the signal generator on its
 answer, so the choices, headrooms and intents are identical on every replay and equal to the live session's
 (`ReplayResult.mismatches` lists any difference).
 """
