@@ -271,3 +271,47 @@ async def test_engine_headroom_follows_misses_and_a_replay_rebuilds_it_exactly(
     second = replay(path, settings, {"SIM": instrument()}, pool(), priors)
     assert first.mismatches == [] and second.mismatches == []
     assert first.choices == second.choices == [o.choice.model for o in outcomes]
+
+
+class StallingJsonl(JsonlRecorder):
+    """A real recorder that also loses `stall_ns` of fake time after the choice of listed decisions."""
+
+    def __init__(self, path: Path, clock: FakeClock, stalls: dict[int, int]) -> None:
+        super().__init__(path, ["quick", "edge"])
+        self.clock, self.stalls = clock, stalls
+
+    def decision(self, seq: int, *args: Any) -> None:
+        super().decision(seq, *args)
+        self.clock.advance(ns=self.stalls.get(seq, 0))
+
+
+async def test_a_replay_reproduces_abstentions_at_dispatch(
+    tmp_path: Path, hot_state: HotState, session: Session
+) -> None:
+    settings = Settings(signals={"cooldown_s": 0.0})
+    priors = Priors({"quick": ModelPrior(0.55, 1000), "edge": ModelPrior(0.65, 1000)})
+    clock = FakeClock()
+    path = tmp_path / "rec.jsonl"
+    recorder = StallingJsonl(path, clock, {5: 1 * MS, 9: 2 * MS, 30: 3 * MS})
+    models = [ScheduledModel("quick", clock, set(), 20_000), ScheduledModel("edge", clock, {20}, 3_000_000)]
+    engine = _engine(settings, clock, hot_state, models, priors, recorder)
+    _warm(engine, "quick", 20_000, 512)
+    _warm(engine, "edge", 3_000_000, 512)
+    outcomes = []
+    for i in range(100, 400):
+        hot_state.put_quote(session.quote(i))
+        if i % 5 == 0:
+            outcomes.append(await engine.decide("SIM"))
+    recorder.close()
+    gated = [o.decision_seq for o in outcomes if o.status == "abstain" and o.choice.model is not None]
+    assert gated == [9, 30] and [o.status for o in outcomes].count("late") == 1  # 1 ms after the choice still fits
+
+    def pool() -> list[Any]:
+        return [ScheduledModel("quick", FakeClock(), set(), 0), ScheduledModel("edge", FakeClock(), set(), 0)]
+
+    first = replay(path, settings, {"SIM": instrument()}, pool(), priors)
+    second = replay(path, settings, {"SIM": instrument()}, pool(), priors)
+    assert first.mismatches == [] and second.mismatches == []
+    assert first.choices == second.choices == [o.choice.model for o in outcomes]
+    assert [d.status for d in first.decisions] == [o.status for o in outcomes]
+    assert first.intents == second.intents == [o.intent for o in outcomes if o.intent is not None]
