@@ -28,6 +28,8 @@ Cell = RenderableType | tuple[str, Style]
 """A table cell: a Text / str, or (plain text, style), the cheap form for cells rebuilt on every refresh."""
 
 Row = tuple[str, Sequence[Cell]]
+VIRTUAL_STEP = 8
+"""Rows by which a table taller than its viewport grows its scrollable height (see StableTable)."""
 Column = tuple[str, str, int, str]
 """(key, label, width, "left" | "right"); the width includes one cell of slack that separates columns."""
 
@@ -83,12 +85,11 @@ class TextLines(Static):
         if key == self._shown:
             return
         self._shown = key
-        plain = text.plain if isinstance(text, Text) else text
-        rows = plain.split("\n")
-        # Wrapped text (wider than the widget) may change height with its length: then re-lay out every time.
-        wraps = max(cell_len(row) for row in rows) > self.size.width
-        lines = -1 if wraps else len(rows)
-        self.update(text, layout=lines != self._lines or wraps)
+        # Re-lay out only if the height changes: count the lines as they will be wrapped at this width.
+        width = self.content_region.width
+        content = text if isinstance(text, Text) else Text(text)
+        lines = len(content.wrap(self.app.console, width)) if width > 0 else -1
+        self.update(text, layout=lines != self._lines or lines < 0)
         self._lines = lines
 
 
@@ -294,13 +295,30 @@ class StableTable(ScrollView, can_focus=True):
                     self._texts[key] = self._pack(cells)
             self._order = keys
             self._index = {key: i for i, key in enumerate(keys)}
-            self.virtual_size = Size(self.table_width, len(keys) + self._header_height)
+            self._set_virtual_height(len(keys) + self._header_height)
             if selected in self._index:
                 self._cursor = self._index[selected]
             self._cursor = min(max(self._cursor, 0), max(len(keys) - 1, 0))
             self.refresh()
             self._highlight()
         self.update_rows(rows)
+
+    def _set_virtual_height(self, height: int) -> None:
+        """A new virtual size re-lays out the screen; a growing table (the day's orders) changes it in steps.
+
+        While the rows fit, the virtual height is the viewport's (no change, no scrollbar); beyond it, it
+        grows in steps of VIRTUAL_STEP rows, so a new order re-lays out the screen once per step, not each time.
+        """
+        viewport = self.size.height
+        if height > viewport > 0:
+            height = -(-height // VIRTUAL_STEP) * VIRTUAL_STEP
+        elif viewport > 0:
+            height = viewport
+        if self.virtual_size != Size(self.table_width, height):
+            self.virtual_size = Size(self.table_width, height)
+
+    def on_resize(self) -> None:
+        self._set_virtual_height(len(self._order) + self._header_height)
 
     # ------------------------------------------------------------------ cursor
 
