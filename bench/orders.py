@@ -15,6 +15,9 @@ Two breakdowns of the same run:
 - `omega_share_*`: per bracket, `intent_to_wire` minus those three `Client.placeOrder` calls, i.e.
   validation, bracket construction, the submission queue, the journal and the adapter's own translation.
 
+`intent_to_wire_cpu_*` is the same window in the benchmark thread's CPU time (`time.thread_time_ns`): what the
+path costs, without the time the thread waited for a core, so it stays meaningful on a loaded machine.
+
 `inprocess_*` repeats the earlier measurement: the transmitting leg handed to an in-process fake
 `OrderPort.place_order` (no ib_async, no socket), with and without journal fsync.
 
@@ -200,8 +203,9 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
     return to_first_leg, to_wire, fill_us
 
 
-async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float]]:
-    """(intent → transmitting leg's bytes written, ib_async Client.placeOrder per leg, Omega's share) in us."""
+async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float], list[float]]:
+    """(intent → transmitting leg's bytes written, ib_async Client.placeOrder per leg, Omega's share, the same
+    window in this thread's CPU time) in us."""
     gw = SimGateway(seed=7, clock="virtual", rate_limit=10**9)
     port = await gw.start_async()
     ib = IB()
@@ -231,6 +235,7 @@ async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float]]:
             limit = (bid - Decimal("1.00")).quantize(Decimal("0.01"))  # rests: never fills
 
             writes: list[tuple[int, bytes]] = []
+            cpu_at_write: list[int] = []
             transport = ib.client.conn.transport
             assert transport is not None
             raw_write = transport.write
@@ -238,6 +243,7 @@ async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float]]:
             def timed_write(data: bytes) -> None:
                 raw_write(data)
                 writes.append((time.perf_counter_ns(), bytes(data)))
+                cpu_at_write.append(time.thread_time_ns())
 
             transport.write = timed_write
             legs_ns: list[int] = []
@@ -252,6 +258,7 @@ async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float]]:
             gc.collect()
             gc.freeze()
             to_wire: list[float] = []
+            cpu_us: list[float] = []
             leg_us: list[float] = []
             omega_us: list[float] = []
             for i in range(n + 200):
@@ -262,7 +269,9 @@ async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float]]:
                 )  # fmt: skip
                 clock.advance(1.0)
                 writes.clear()
+                cpu_at_write.clear()
                 legs_ns.clear()
+                c0 = time.thread_time_ns()
                 t0 = time.perf_counter_ns()
                 ids = manager.submit(intent)
                 if len(writes) != 3 or len(legs_ns) != 3 or b":stop_loss" not in writes[-1][1]:
@@ -270,6 +279,7 @@ async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float]]:
                 if i >= 200:  # warm-up excluded
                     wire_ns = writes[-1][0] - t0
                     to_wire.append(wire_ns / 1000)
+                    cpu_us.append((cpu_at_write[-1] - c0) / 1000)
                     leg_us += [x / 1000 for x in legs_ns]
                     omega_us.append((wire_ns - sum(legs_ns)) / 1000)
                 for _ in range(200):  # let the acknowledgements arrive (bounded), then clear the book
@@ -284,7 +294,7 @@ async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float]]:
     finally:
         ib.disconnect()
         await gw.stop_async()
-    return to_wire, leg_us, omega_us
+    return to_wire, leg_us, omega_us, cpu_us
 
 
 def main(argv: list[str]) -> dict[str, object]:
@@ -294,13 +304,14 @@ def main(argv: list[str]) -> dict[str, object]:
     wire = "bytes of the bracket's transmitting leg written to the socket (ib_async over TCP to the simulated gateway)"
     print(f"intent -> wire, where wire = {wire}; n={args.n}")
     figures: dict[str, object] = {"wire": wire, "n": args.n}
-    to_wire, leg_us, omega_us = asyncio.run(_measure_wire(args.n))
+    to_wire, leg_us, omega_us, cpu_us = asyncio.run(_measure_wire(args.n))
     bracket_ib = [sum(leg_us[k : k + 3]) for k in range(0, len(leg_us), 3)]
     print(
         f"intent -> transmitting leg on the socket: p50 {_pct(to_wire, 0.5)} us p99 {_pct(to_wire, 0.99)} us "
         f"(target p99 < 200 us); of which ib_async Client.placeOrder per leg p50 {_pct(leg_us, 0.5)} us "
         f"p99 {_pct(leg_us, 0.99)} us, three legs p50 {_pct(bracket_ib, 0.5)} us; "
-        f"Omega's share p50 {_pct(omega_us, 0.5)} us p99 {_pct(omega_us, 0.99)} us"
+        f"Omega's share p50 {_pct(omega_us, 0.5)} us p99 {_pct(omega_us, 0.99)} us; the same window in the "
+        f"thread's CPU time (immune to other processes' load) p50 {_pct(cpu_us, 0.5)} us p99 {_pct(cpu_us, 0.99)} us"
     )
     figures |= {
         "intent_to_wire_p50_us": _pct(to_wire, 0.5),
@@ -310,6 +321,8 @@ def main(argv: list[str]) -> dict[str, object]:
         "ib_async_bracket_p50_us": _pct(bracket_ib, 0.5),
         "omega_share_p50_us": _pct(omega_us, 0.5),
         "omega_share_p99_us": _pct(omega_us, 0.99),
+        "intent_to_wire_cpu_p50_us": _pct(cpu_us, 0.5),
+        "intent_to_wire_cpu_p99_us": _pct(cpu_us, 0.99),
     }
     # Production journals fsync "submit" and "fill" records (group commit, see core/journal.py); the run
     # without fsync shows the order manager's own cost.

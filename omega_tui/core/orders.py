@@ -333,8 +333,12 @@ class _OrderBook(dict[int, ManagedOrder]):
         super().__init__()
         self.working: dict[int, ManagedOrder] = {}
         # Protective orders (stop-loss, take-profit) by instrument, kept while any leg of their OCA group is
-        # working: fitting protection to the position after each fill looks only at these.
+        # working: fitting protection to the position after each fill looks only at these. Bracket children
+        # wait in `held` (by parent id) while their parent works (the broker holds them until it fills, so
+        # they cover nothing yet) and join `protective` when it ends: a fill then looks at armed protection
+        # only, not at every resting bracket.
         self.protective: dict[str, dict[int, ManagedOrder]] = {}
+        self.held: dict[int, list[ManagedOrder]] = {}
 
     def __setitem__(self, order_id: int, order: ManagedOrder) -> None:
         super().__setitem__(order_id, order)
@@ -343,7 +347,12 @@ class _OrderBook(dict[int, ManagedOrder]):
         else:
             self.working.pop(order_id, None)
         if order.role in PROTECTIVE_ROLES:
-            self.protective.setdefault(order.key, {})[order_id] = order
+            parent_id = order.order.parent_id
+            parent = self.get(parent_id) if parent_id else None
+            if parent is not None and parent.state.is_working:
+                self.held.setdefault(parent_id, []).append(order)
+            else:
+                self.protective.setdefault(order.key, {})[order_id] = order
 
     def state_changed(self, order: ManagedOrder) -> None:
         if order.order_id not in self:
@@ -352,6 +361,11 @@ class _OrderBook(dict[int, ManagedOrder]):
             self.working[order.order_id] = order
             return
         self.working.pop(order.order_id, None)
+        children = self.held.pop(order.order_id, None)
+        if children and any(c.state.is_working for c in children):
+            legs = self.protective.setdefault(children[0].key, {})
+            for child in children:
+                legs[child.order_id] = child
         if order.role in PROTECTIVE_ROLES:
             group = order.order.oca_group
             legs = self.protective.get(order.key, {})
@@ -748,27 +762,31 @@ class OrderManager(Component):
             book[mo.order.order_id] = mo
         now_ns = self.clock.monotonic_ns()
         now_utc = self.clock.now_utc()
-        for mo in managed:
-            mo.submit_ns = now_ns
-            broker.place_order(mo.order)
-            if mo.state is NEW:  # (a broker that answers synchronously may have moved it on already)
-                self._submitted(mo, now_ns, now_utc)
+        sent: list[ManagedOrder] = []
+        try:
+            for mo in managed:
+                mo.submit_ns = now_ns
+                broker.place_order(mo.order)
+                if mo.state is NEW:  # (a broker that answers synchronously may have moved it on already)
+                    mo.state = PENDING_SUBMIT
+                    mo.transitions.append((PENDING_SUBMIT, mo.ib_status, now_ns, now_utc))
+                    mo.last_ns = now_ns
+                    mo.view = None
+                    sent.append(mo)
+        finally:
+            # The bus hears of the legs once the transmitting one is on the wire: its subscribers' work is not
+            # between the legs' writes. The submit record journals these transitions; the orders stay in the
+            # working index (NEW and PENDING_SUBMIT are both working), so `_apply` has nothing else to do.
+            if sent and not self._replaying:
+                for mo in sent:
+                    order = mo.order
+                    self.bus.publish(
+                        OrderStateChanged(
+                            order.order_id, order.key, order.order_ref, NEW, PENDING_SUBMIT, mo.ib_status, now_ns
+                        )
+                    )
+                self._request_publish()
         return ids
-
-    def _submitted(self, o: ManagedOrder, now_ns: int, now_utc: datetime) -> None:
-        """NEW -> PENDING_SUBMIT once placed: `_apply` minus what this step never needs (the submit record
-        journals it, the order stays in the working index, it is not terminal)."""
-        o.state = PENDING_SUBMIT
-        o.transitions.append((PENDING_SUBMIT, o.ib_status, now_ns, now_utc))
-        o.last_ns = now_ns
-        o.view = None
-        if self._replaying:
-            return
-        order = o.order
-        self.bus.publish(
-            OrderStateChanged(order.order_id, order.key, order.order_ref, NEW, PENDING_SUBMIT, o.ib_status, now_ns)
-        )
-        self._request_publish()
 
     async def _run_queue(self) -> None:
         assert self._wake is not None

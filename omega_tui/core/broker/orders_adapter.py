@@ -107,6 +107,7 @@ class IbOrderAdapter:
         self._keys: dict[int, str] = {}
         self.sink_errors = 0
         self._unbooked: list[tuple[Contract, Order]] = []  # sent, ib_async's Trade not made yet
+        self._unbooked_ids: set[int] = set()
         self._install_taps()
 
     # ------------------------------------------------------------------ wiring
@@ -143,7 +144,7 @@ class IbOrderAdapter:
         bookkeeping follows on the next loop turn (see the module docstring)."""
         contract = self._contracts.get(order.con_id) or Contract(conId=order.con_id, exchange="SMART")
         ib_order = self.build_order(order)
-        if self._unbooked and any(o.orderId == order.order_id for _, o in self._unbooked):
+        if order.order_id in self._unbooked_ids:
             self._book_unbooked()  # a modification of an order sent in this same step
         trade = self.ib.wrapper.trades.get((self.ib.wrapper.clientId, order.order_id))
         if trade is not None and trade.isDone():
@@ -158,9 +159,11 @@ class IbOrderAdapter:
         if not self._unbooked:
             loop.call_soon(self._book_unbooked)
         self._unbooked.append((contract, ib_order))
+        self._unbooked_ids.add(order.order_id)
 
     def _book_unbooked(self) -> None:
         pending, self._unbooked = self._unbooked, []
+        self._unbooked_ids.clear()
         for contract, ib_order in pending:
             try:
                 self._book_placed(contract, ib_order)
