@@ -19,8 +19,8 @@ What callers must know:
   is never chosen; until one is, every decision abstains.
 - A decision's budget is `deadline_ms − reserve_ms` from its start. The choice sees what is left of it once
   the snapshot and regime are ready (time lost before the choice, a preemption included, is already off),
-  less a conformal bound of the measured delay from there to the model's start, less the scheduler's
-  adaptive headroom; the same test is made again at dispatch (a decision whose chosen model no longer fits
+  less the typical measured delay from there to the model's start (`DISPATCH_QUANTILE`), less the
+  scheduler's adaptive headroom; the same test is made again at dispatch (a decision whose chosen model no longer fits
   what is left then abstains, with the choice still recorded). The chosen model runs
   under the hard timeout of the deadline (inline models on the loop, the others in their own single-thread
   lane); an answer that arrives late is discarded and counted as a miss, and its real latency still feeds
@@ -254,7 +254,7 @@ class DecisionCore:
         self.priors = priors
         defaults = {m.name: float(getattr(m, "expected_accuracy", 0.5)) for m in models}
         self.scheduler = Scheduler(settings.scheduler, self.models, priors, defaults)
-        self.metrics = SchedulerMetrics(self.models, q=settings.scheduler.quantile)
+        self.metrics = SchedulerMetrics(self.models)
         self.policy: Policy = policy or choose
         self.histories: dict[str, History] = {}
         self.pending: dict[str, list[_Pending]] = {}
@@ -648,8 +648,8 @@ class DecisionEngine(Component):
             position = self._position_qty(key)
             prepared = core.prepare(key, t0, params)
             # The budget is what is left at the moment of the choice (time spent so far, including any
-            # preemption of this process, is already gone) less the measured bound of the dispatch delay
-            # that is still to come, so a model that would no longer fit when it starts is not chosen.
+            # preemption of this process, is already gone) less the typical dispatch delay still to come
+            # (measured), so a model that would no longer fit when it starts is not chosen.
             now = self.clock.monotonic_ns()
             queue = {
                 n: lane.queue_wait_ns(now, core.scheduler.bound_ns(n))
@@ -664,6 +664,9 @@ class DecisionEngine(Component):
                 self.recorder.decision(
                     begun.seq, key, t0, budget, queue, params.version, position, choice.model, margin
                 )
+            start = self.clock.monotonic_ns()  # the point of dispatch
+            if begun.snapshot is not None:  # abstentions too, so the estimate never stops following the load
+                core.metrics.dispatch.add(start - now)
             if choice.model is None or begun.snapshot is None:
                 status = "no data" if begun.snapshot is None else "abstain"
                 return self._done(begun, DecisionOutcome(key, begun.seq, t0, choice, status, reason=choice.reason))
@@ -676,8 +679,6 @@ class DecisionEngine(Component):
             margin = ssnap.margin_ns if ssnap is not None else 0.0
             wait = queue.get(choice.model, 0.0)
             bound = choice.bound_ns
-            start = self.clock.monotonic_ns()
-            core.metrics.dispatch.add(start - now)
             if bound != INF and not start + bound + wait <= deadline - margin:
                 core.metrics.withdrawn(choice.model)
                 outcome = DecisionOutcome(key, begun.seq, t0, choice, "abstain", reason=DISPATCH_ABSTAIN)

@@ -214,6 +214,8 @@ class Choice(NamedTuple):
 
 
 ABSTAIN_REASON = "no model fits the deadline"
+DISPATCH_QUANTILE = 0.9  # of the delay from taking the budget to dispatch, set aside from each budget…
+DISPATCH_MIN_SAMPLES = 100  # …once it has this many samples (before, one stall would be the bound)
 
 
 def feasible(stat: ModelStat, budget_ns: int, min_samples: int, margin_ns: float = 0.0) -> bool:
@@ -324,22 +326,24 @@ class _ModelCounters:
 class SchedulerMetrics:
     """Counters behind the `scheduler` hot-state section (per-model metrics, abstain rate, tick→decision)."""
 
-    def __init__(self, names: Iterable[str], window: int = 2048, dispatch_window: int = 512, q: float = 0.99) -> None:
+    def __init__(self, names: Iterable[str], window: int = 2048, dispatch_window: int = 512) -> None:
         self.decisions = 0
         self.abstains = 0
         self.models = {n: _ModelCounters() for n in names}
         self.tick_to_decision = LatencyWindow(window, 0.99)
-        # From the moment the budget is taken to the chosen model's start (the choice itself, recording,
-        # dispatch): measured on every dispatched decision; its bound is set aside from the next budgets.
-        self.dispatch = LatencyWindow(dispatch_window, q)
+        # From the moment the budget is taken to the point of dispatch (the choice itself, recording),
+        # measured on every decision that reaches a choice; its typical value is set aside from the next
+        # budgets, so a model whose bound leaves less room than that is not chosen only to be withdrawn.
+        self.dispatch = LatencyWindow(dispatch_window, DISPATCH_QUANTILE)
 
     def dispatch_allowance_ns(self) -> int:
-        """Time to set aside for dispatch: the conformal bound of its delay, 0 until that is finite.
-
-        (Until then a delay past the bound is still caught at dispatch, as an abstention.)
+        """Time to set aside for dispatch: the conformal bound of its delay at `DISPATCH_QUANTILE`, 0 before
+        `DISPATCH_MIN_SAMPLES`. Only the typical delay: a rarer one (this process preempted) is caught at
+        dispatch, where the decision abstains; a high quantile here would let a few preemptions take every
+        budget.
         """
         bound = self.dispatch.bound_ns
-        return int(bound) if bound != INF else 0
+        return int(bound) if len(self.dispatch) >= DISPATCH_MIN_SAMPLES and bound != INF else 0
 
     def decided(self, model: str | None) -> None:
         self.decisions += 1

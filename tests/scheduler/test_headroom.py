@@ -184,13 +184,29 @@ async def test_the_measured_dispatch_delay_is_set_aside_from_the_budget_the_choi
     for i in range(100, 230):
         hot_state.put_quote(session.quote(i))
         outcomes.append(await engine.decide("SIM"))
-    # Until the delay has enough samples for a 0.99 bound, the edge model is chosen and caught at dispatch…
-    assert {(o.choice.model, o.status) for o in outcomes[:99]} == {("edge", "abstain")}
+    # Until the delay has 100 samples, the edge model is chosen and caught at dispatch…
+    assert {(o.choice.model, o.status) for o in outcomes[:100]} == {("edge", "abstain")}
     # …then the choice itself leaves it out.
-    assert {(o.choice.model, o.status) for o in outcomes[99:]} == {("fast", "ok")}
+    assert {(o.choice.model, o.status) for o in outcomes[100:]} == {("fast", "ok")}
     assert engine.core is not None and engine.core.scheduler.headroom.missed == 0
     engine.publish(force=True)
     assert hot_state.get("scheduler")["dispatch_allowance_us"] == 200.0
+
+
+async def test_rare_dispatch_stalls_never_take_the_whole_budget(
+    hot_state: HotState, fake_clock: FakeClock, session: Session
+) -> None:
+    """One decision in 20 loses 5 ms after its choice: those abstain at dispatch, the others still run."""
+    recorder = StallingRecorder(fake_clock)
+    model = ClockModel("fast", fake_clock, 20_000)
+    engine = _engine(Settings(), fake_clock, hot_state, [model], Priors(), recorder)
+    _warm(engine, "fast", 20_000)
+    statuses = []
+    for i in range(100, 500):
+        hot_state.put_quote(session.quote(i))
+        recorder.stall_ns = 5 * MS if i % 20 == 0 else 10_000
+        statuses.append((await engine.decide("SIM")).status)
+    assert [i for i, s in enumerate(statuses) if s != "ok"] == list(range(0, 400, 20))
 
 
 class SlowLearner(ClockModel):
