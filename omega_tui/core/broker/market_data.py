@@ -17,6 +17,9 @@ from typing import Any
 
 from omega_tui.core.clock import Clock
 from omega_tui.core.normalizer import Normalizer, RawQuote
+from omega_tui.core.types import Quote
+
+_new_raw = tuple.__new__
 
 
 class TickerFeed:
@@ -45,34 +48,41 @@ class TickerFeed:
         keys = self._keys
         normalizer = self.normalizer
         update = normalizer.update
-        fresh = []
-        for t in tickers:
-            key = keys.get(t)
-            if key is None:
-                continue
-            quote = update(
-                key,
-                RawQuote(
-                    t.bid,
-                    t.ask,
-                    t.last,
-                    t.bidSize,
-                    t.askSize,
-                    t.lastSize,
-                    t.volume,
-                    t.open,
-                    t.high,
-                    t.low,
-                    t.close,
-                    t.marketDataType,
-                    t.prevBid,
-                    t.prevAsk,
-                    t.prevLast,
-                ),
-                recv_ns,
-                recv_utc,
-            )
-            if quote is not None:
-                fresh.append(quote)
-        if fresh:
-            normalizer.publish(fresh)
+        fresh: list[Quote] = []
+        try:
+            for t in tickers:
+                key = keys.get(t)
+                if key is None:
+                    continue
+                quote = update(
+                    key,
+                    # All fields given: the tuple constructor itself, without RawQuote's Python-level __new__.
+                    _new_raw(
+                        RawQuote,
+                        (
+                            t.bid,
+                            t.ask,
+                            t.last,
+                            t.bidSize,
+                            t.askSize,
+                            t.lastSize,
+                            t.volume,
+                            t.open,
+                            t.high,
+                            t.low,
+                            t.close,
+                            t.marketDataType,
+                            t.prevBid,
+                            t.prevAsk,
+                            t.prevLast,
+                        ),
+                    ),
+                    recv_ns,
+                    recv_utc,
+                )
+                if quote is not None:
+                    fresh.append(quote)
+        finally:
+            # Quotes already in the hot state are announced even if a later ticker of the batch failed.
+            if fresh:
+                normalizer.publish(fresh)
