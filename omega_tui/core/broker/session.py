@@ -499,6 +499,8 @@ class BrokerSession(Component):
                 raise result
             if isinstance(result, BaseException):
                 log.warning("bar re-warm for %s failed: %s", v.key, _reason(result))
+            elif duration is None and not result:
+                log.warning("bar re-warm for %s: the window came back empty; the stored bars are kept", v.key)
             elif duration is None:
                 stored = self.bars.replace(v.key, result)
                 log.info("bar re-warm for %s: a fresh window of %d bars", v.key, stored)
