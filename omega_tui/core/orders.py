@@ -1107,12 +1107,9 @@ class OrderManager(Component):
         zero. Mirror that here, so protection is measured as the broker holds it and never "re-fitted" (modified
         or cancelled) against the broker's own reduction; the broker's Cancelled statuses follow."""
         group = o.order.oca_group
-        legs = self._orders.protective.get(o.key)
-        siblings = (
-            [s for s in legs.values() if s is not o and s.order.oca_group == group and s.state.is_working]
-            if legs is not None and o.role in PROTECTIVE_ROLES
-            else [s for s in self._orders.working.values() if s is not o and s.order.oca_group == group]
-        )
+        # From the working index (at most a few dozen orders), not the armed protection: a child's fill may
+        # arrive before its parent's Filled status, while its siblings are still indexed as held.
+        siblings = [s for s in self._orders.working.values() if s is not o and s.order.oca_group == group]
         before = o.order.quantity - o.fill_qty + qty  # what `o` had left before this fill
         for sib in siblings:
             left = sib.remaining

@@ -277,3 +277,20 @@ def test_position_reduced_elsewhere_after_oca_reduce_then_both_legs_fitted_once(
     assert stop.remaining == 50 and take.remaining == 50
     assert stop.order.quantity == 50 and take.order.quantity == 30 + 50
     assert rig.manager.unprotected_positions() == []
+
+
+def test_take_profit_fill_before_the_parents_filled_status_then_stop_still_mirrored(make_rig: RigFactory) -> None:
+    """Reordered reports: the take-profit's execution arrives while the parent is not yet known to be filled
+    (its children still indexed as held); the stop is reduced all the same, and nothing is sent for it."""
+    rig = make_rig(orders_per_second=45)
+    parent, tp, sl = rig.manager.submit(intent(100, limit="100.00", tp="101.00", sl="99.00"))
+    for oid in (parent, tp, sl):
+        rig.broker.ack(oid)
+    parent_fill = rig.broker.execution(parent, 100, D("100.00"))  # delivered late, below
+    rig.manager.on_execution(rig.broker.execution(tp, 30, D("101.00")))
+    stop = rig.manager.order(sl)
+    assert stop is not None and stop.order.quantity == 70
+    rig.manager.on_execution(parent_fill)
+    rig.broker.status(parent, "Filled")
+    assert rig.manager.position_qty("AAPL") == 70 and rig.manager.unprotected_positions() == []
+    assert rig.broker.cancels == [] and all(o.order_id != sl for o in rig.broker.placed[3:])
