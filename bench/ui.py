@@ -27,7 +27,9 @@ as `tick_to_decision_p50_us`/`p99_us` in the `scheduler` section); the bench rea
 window from that window (read-only). `ui_vs_headless_latency_ratio` = p99 with the UI / p99 headless
 (both headless windows pooled); the p50 ratio is given too.
 
-Key → HALTED: a Pilot `press` of the kill-switch key (driver → priority binding → `Halt` to the engine)
+Key → HALTED: a Pilot `press` of the kill-switch key (driver → priority binding → `Halt` to the engine;
+`--key-path driver` instead hands the key on from another thread as `OmegaDriver`'s input thread does, which
+sends the Halt itself before the app sees the key)
 to the first frame whose terminal bytes, rendered as a real driver would (to a null file, so writing to a tty
 is not included), carry the banner's "■ HALTED"; key → whole screen HALTED waits for the quotes pane's
 "Quotes ■ HALTED" title too. Also reported, from the engine side: key → halt latched (the risk engine's
@@ -101,10 +103,13 @@ def _watchlist(seed: int, limit: int) -> list[dict[str, Any]]:
     return out
 
 
-def _settings(state_dir: Path, port: int, watchlist: list[dict[str, Any]], refresh_hz: float) -> Settings:
+def _settings(
+    state_dir: Path, port: int, watchlist: list[dict[str, Any]], refresh_hz: float, client_id: int = 17
+) -> Settings:
     return Settings.model_validate(
         {
-            "ib": {"mode": "sim", "host": "127.0.0.1", "port": port},
+            # A client id per run: the previous run's connection may still be closing at the gateway.
+            "ib": {"mode": "sim", "host": "127.0.0.1", "port": port, "client_id": client_id},
             "instruments": {"watchlist": watchlist},
             "market_data": {"warmup_bars": False},  # startup only; the streaming steady state is the same
             "state": {"dir": str(state_dir)},
@@ -351,7 +356,10 @@ async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, A
                 event.clear()
             probe.latched_at = probe.global_cancel_at = 0.0
             t0 = time.perf_counter()
-            press = asyncio.create_task(pilot.press("ctrl+k"))  # the real key path: driver → bindings
+            if args.key_path == "pilot":
+                press = asyncio.create_task(pilot.press("ctrl+k"))  # driver.send_message → bindings → action
+            else:
+                press = asyncio.create_task(asyncio.to_thread(_input_thread_key, app, "ctrl+k"))
             await asyncio.wait_for(wanted["banner"].wait(), 10)
             await asyncio.wait_for(wanted["screen"].wait(), 10)
             await press
@@ -377,6 +385,18 @@ async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, A
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+
+def _input_thread_key(app: Any, key: str) -> None:
+    """`--key-path driver`: what OmegaDriver's input thread does with a parsed key, from another thread."""
+    from textual import events
+
+    from omega_tui.ui.driver import kill_switch
+
+    event = events.Key(key, None)
+    event.set_sender(app)
+    kill_switch(app, event)  # OmegaDriver.dispatch_input: the Halt goes to the engine from this thread
+    app._driver.send_message(event)  # then the key goes to the app as process_message hands it on
 
 
 class _Profiler:
@@ -441,7 +461,8 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
             def settings(phase: int) -> Settings:
                 """A fresh state directory for every run (no latch, journal or lock carried over)."""
-                return _settings(Path(tmp) / f"run-{next(runs)}", gateway.port, watchlist, args.refresh_hz)
+                run = next(runs)
+                return _settings(Path(tmp) / f"run-{run}", gateway.port, watchlist, args.refresh_hz, 17 + run)
 
             gateway.call(lambda: gateway.server.set_burst(burst))
 
@@ -495,6 +516,7 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "key_to_global_cancel_p99_ms": _ms(ui["cancel"], 99),
         "key_to_banner_updated_p99_ms": _ms(ui["banner_updated"], 99),
         "halts": len(banner),
+        "key_path": args.key_path,
         "ui_vs_headless_latency_ratio": round(_percentile(with_ui, 99) / _percentile(headless, 99), 2),
         "ui_vs_headless_latency_ratio_p50": round(_percentile(with_ui, 50) / _percentile(headless, 50), 2),
         "tick_to_decision_headless_p50_us": round(_percentile(headless, 50) / 1e3, 1),
@@ -536,6 +558,13 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--warmup", type=float, default=2.0, help="streaming before each window (s)")
     parser.add_argument("--halts", type=int, default=40, help="keypress → HALTED samples")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--key-path",
+        choices=("pilot", "driver"),
+        default="pilot",
+        help="pilot: Pilot.press on the UI loop; driver: the key from another thread as OmegaDriver's input "
+        "thread hands it on (the kill switch sent from that thread first)",
+    )
     parser.add_argument("--profile", metavar="DIR", help="pyinstrument the UI thread (needs pyinstrument)")
     parser.add_argument("--refresh-hz", type=float, default=Settings().ui.refresh_hz)
     parser.add_argument(

@@ -69,6 +69,9 @@ DASHBOARD_MIN = (160, 48)
 BANNER_FIRST_S = 0.3
 """How long at most the pane refresh waits for a kill-switch answer to be drawn first (see refresh_panes)."""
 
+HALT_DEDUP_S = 2.0
+"""A kill-switch key's binding sends no second Halt if the driver's input thread sent one this recently."""
+
 COMMAND_TIMEOUT_S = 10.0
 """How long the UI waits for the engine's answer to a command before saying it got none."""
 
@@ -180,6 +183,10 @@ class OmegaApp(App[int]):
         # While a kill-switch command is in flight, the timer skips the panes so the frame that carries the
         # engine's answer (the banner) is not also rendering a screenful of quote rows; bounded in time.
         self._banner_first_until = 0.0
+        # The terminal driver's input thread sends a Halt itself when it reads a kill-switch key (halt_now),
+        # so the kill switch never waits for this thread; the binding then only shows it (see action_halt).
+        self.kill_switch_keys: frozenset[str] = frozenset({"ctrl+k"})
+        self._halt_sent_at = 0.0
         self.last_result: CommandResult | None = None
         self._load_themes()
         self._apply_keymap()
@@ -217,6 +224,10 @@ class OmegaApp(App[int]):
                     ("warning", f"ui.keymap: unknown binding id {binding_id!r} ignored; the ids are {ids}.")
                 )
         self.set_keymap(keymap)
+        halt_keys = keymap.get("halt") or next(
+            b.key for b in self.BINDINGS if isinstance(b, Binding) and b.id == "halt"
+        )
+        self.kill_switch_keys = frozenset(key.strip() for key in halt_keys.split(","))
 
     def watch_theme(self, theme: str) -> None:
         self._styles = None  # table cell styles are rebuilt from the new theme's variables
@@ -386,6 +397,10 @@ class OmegaApp(App[int]):
             self._banner_first_until = time.monotonic() + BANNER_FIRST_S
             self._banner.set_pending(pending)
             self.refresh_banner()
+        return self._submit_answered(command)
+
+    def _submit_answered(self, command: Command) -> concurrent.futures.Future[CommandResult]:
+        """Submit (from any thread); the answer is posted back as CommandAnswered (post_message is thread-safe)."""
         future = self.client.submit(command)
 
         def answered(done: concurrent.futures.Future[CommandResult]) -> None:
@@ -443,8 +458,26 @@ class OmegaApp(App[int]):
 
     # ------------------------------------------------------------------ actions
 
+    def halt_now(self) -> None:
+        """Send the Halt from any thread (the driver's input thread calls this on a kill-switch key).
+
+        The command goes straight to the engine (`EngineClient.submit` is thread-safe); its answer comes back
+        as CommandAnswered like any other. The key event still reaches the app afterwards, and action_halt
+        then only shows the pending note instead of sending a second Halt.
+        """
+        self._halt_sent_at = time.monotonic()
+        self._submit_answered(Halt(source="operator:key", reason="operator halt from the UI"))
+
     def action_halt(self) -> None:
         """HALT at once, no confirmation (halting is the safe direction)."""
+        if time.monotonic() - self._halt_sent_at < HALT_DEDUP_S:
+            # The driver already sent it from its input thread: show it, do not send it twice.
+            self._halt_sent_at = 0.0
+            if self._banner is not None:
+                self._banner_first_until = time.monotonic() + BANNER_FIRST_S
+                self._banner.set_pending("HALT sent…")
+                self.refresh_banner()
+            return
         self.submit_nowait(Halt(source="operator:key", reason="operator halt from the UI"), pending="HALT sent…")
 
     def action_flatten(self) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
+from textual import events
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from omega_tui.core.types import Flatten, Halt, Resume
 from omega_tui.ui.app import OmegaApp
+from omega_tui.ui.driver import kill_switch
 from omega_tui.ui.panes.banner import TradingBanner
 from omega_tui.ui.panes.base import Pane
 from omega_tui.ui.screens.confirm import ConfirmScreen
@@ -205,3 +207,31 @@ async def test_resume_accepted_closes_the_dialog_and_the_banner_follows_the_engi
         app.refresh_panes()
         assert app.main.query_one(TradingBanner).state == "ACTIVE"
         await eventually(lambda: not any("HALTED" in str(p.border_title) for p in app.main.query(Pane)), 5)
+
+
+def test_driver_sends_the_halt_from_its_input_thread_without_the_ui(
+    engine: FakeEngine, make_app: Callable[..., OmegaApp]
+) -> None:
+    # No event loop, no screen: the driver's input thread alone gets the Halt to the engine.
+    app = make_app(keymap={"halt": "ctrl+k,f12"})
+    assert app.kill_switch_keys == {"ctrl+k", "f12"}
+    assert kill_switch(app, events.Key("a", "a")) is False
+    assert kill_switch(app, events.Key("ctrl+f", None)) is False, "flatten still asks y in the app"
+    assert engine.submitted == []
+    assert kill_switch(app, events.Key("f12", None)) is True
+    assert engine.submitted == [Halt(source="operator:key", reason="operator halt from the UI")]
+
+
+async def test_key_already_sent_by_the_driver_is_not_sent_twice(
+    engine: FakeEngine, make_app: Callable[..., OmegaApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert kill_switch(app, events.Key("ctrl+k", None))  # what OmegaDriver does before handing the key on
+        await pilot.press("ctrl+k")
+        await pilot.pause()
+        assert engine.submitted == [Halt(source="operator:key", reason="operator halt from the UI")]
+        await eventually(lambda: app.main.query_one(TradingBanner).state == "HALTED", 5)
+        await pilot.press("ctrl+k")  # a later press with no driver in front of it sends again (idempotent)
+        await pilot.pause()
+        assert len(engine.submitted) == 2

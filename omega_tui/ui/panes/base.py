@@ -93,6 +93,18 @@ class TextLines(Static):
         self._lines = lines
 
 
+def stepped_height(lines: int, viewport: int) -> int:
+    """The scrollable height for `lines` lines in a `viewport` lines high.
+
+    A new virtual size re-lays out the whole screen. While the lines fit, exactly `lines`; beyond the
+    viewport, `lines` rounded up to VIRTUAL_STEP, so a table or log that keeps growing (the day's orders and
+    events) re-lays out the screen once per step instead of on every new line.
+    """
+    if lines <= viewport or viewport <= 0:
+        return lines
+    return -(-lines // VIRTUAL_STEP) * VIRTUAL_STEP
+
+
 def _cell_key(value: Any) -> Hashable:
     # rich Text equality ignores the base style, so compare its parts explicitly.
     if isinstance(value, (str, tuple)):
@@ -304,16 +316,8 @@ class StableTable(ScrollView, can_focus=True):
         self.update_rows(rows)
 
     def _set_virtual_height(self, height: int) -> None:
-        """A new virtual size re-lays out the screen; a growing table (the day's orders) changes it in steps.
-
-        While the rows fit, the virtual height is the viewport's (no change, no scrollbar); beyond it, it
-        grows in steps of VIRTUAL_STEP rows, so a new order re-lays out the screen once per step, not each time.
-        """
-        viewport = self.size.height
-        if height > viewport > 0:
-            height = -(-height // VIRTUAL_STEP) * VIRTUAL_STEP
-        elif viewport > 0:
-            height = viewport
+        """A new virtual size re-lays out the screen; a growing table (the day's orders) changes it in steps."""
+        height = stepped_height(height, self.size.height)
         if self.virtual_size != Size(self.table_width, height):
             self.virtual_size = Size(self.table_width, height)
 
