@@ -92,6 +92,12 @@ class _TimedBroker:
         return True
 
 
+# Intents and fills are spaced by 1 ms, with the loop idle in between as the engine's is: at most 45 orders a
+# second leave the submission queue, so brackets never come back to back, and a loop that never idles would
+# leave the journal's group-commit thread no moment to run but inside the next timed window.
+SPACING_S = 0.001
+
+
 def _pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
@@ -101,7 +107,7 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
     """(intent → first leg, intent → transmitting leg, fill → P&L) samples in microseconds.
 
     On a running loop, as in the engine: the journal's group commit and the hot-state publication are
-    posted to the loop and run between events (each iteration yields once), not inside the timed window."""
+    posted to the loop and run between events (each iteration idles `SPACING_S`), not inside the timed window."""
     with tempfile.TemporaryDirectory(prefix="omega-bench-orders-") as tmp:
         state = Path(tmp)
         clock = FakeClock()  # business time; moved 1 s per intent so the 45/s throttle never queues
@@ -152,7 +158,7 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
             if i >= 200:  # warm-up excluded
                 to_first_leg.append((broker.place_ns[n0] - t0) / 1000)
                 to_wire.append((broker.place_ns[-1] - t0) / 1000)
-            await asyncio.sleep(0)
+            await asyncio.sleep(SPACING_S)
 
         # ---- fill → position and P&L, in a realistic book: a fresh manager holding as many working orders as
         # the risk engine allows (16 brackets = 48 orders, max_open_orders is 50), not the 3,000 brackets the
@@ -196,7 +202,7 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
             t1 = time.perf_counter_ns()
             if i >= 200:
                 fill_us.append((t1 - t0) / 1000)
-            await asyncio.sleep(0)
+            await asyncio.sleep(SPACING_S)
         gc.unfreeze()
         journal.close()
         hot.close()
@@ -298,9 +304,14 @@ async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float], 
 
 
 def main(argv: list[str]) -> dict[str, object]:
+    global SPACING_S  # a module default the option overrides for this run
     parser = argparse.ArgumentParser(prog="python -m bench orders")
     parser.add_argument("--n", type=int, default=3000, help="intents and fills to time (default 3000)")
+    parser.add_argument(
+        "--spacing-ms", type=float, default=SPACING_S * 1000, help="idle time between in-process intents/fills"
+    )
     args = parser.parse_args(argv)
+    SPACING_S = args.spacing_ms / 1000
     wire = "bytes of the bracket's transmitting leg written to the socket (ib_async over TCP to the simulated gateway)"
     print(f"intent -> wire, where wire = {wire}; n={args.n}")
     figures: dict[str, object] = {"wire": wire, "n": args.n}
