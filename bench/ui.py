@@ -50,6 +50,7 @@ import argparse
 import asyncio
 import gc
 import io
+import logging
 import math
 import os
 import random
@@ -451,12 +452,14 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
     sys.setswitchinterval(args.switch_interval)  # what launcher.run_ui sets for the whole process
     watchlist = _watchlist(args.seed, args.instruments)
     args.streamed = len(watchlist)
-    gateway = SimGateway(seed=args.seed, tick_interval=args.tick_interval, max_lines=max(100, len(watchlist)))
+    # Lines for every run's subscriptions, even if a previous run's connection is still closing.
+    gateway = SimGateway(seed=args.seed, tick_interval=args.tick_interval, max_lines=max(100, 8 * len(watchlist)))
     gateway.start()
     burst = max(1, math.ceil(args.rate * args.tick_interval / (len(watchlist) * MSGS_PER_QUOTE_EVENT)))
     try:
         with tempfile.TemporaryDirectory(prefix="omega-bench-ui-") as tmp:
             LOG_FILE[:] = [setup_logging(Path(tmp), "INFO")]  # as the CLI does: a log file in the state directory
+            logging.getLogger("ib_async").setLevel(logging.WARNING)  # not its periodic portfolio lines
             runs = iter(range(100))
 
             def settings(phase: int) -> Settings:
