@@ -9,6 +9,10 @@ the connection's `transport.write` and takes the time after it returns. Every br
 exactly three placeOrder messages, the last one the stop-loss. Each bracket rests below the market and is
 cancelled after its acknowledgements arrived (outside the timed window), so the book stays small.
 
+Messages are encoded as in production: the broker session installs `core/broker/wire_send.py` (a
+byte-identical, cheaper `Client.send`) on its client, and so does this benchmark; `--stock-send` keeps
+ib_async's own `Client.send` to compare.
+
 Two breakdowns of the same run:
 - `ib_async_leg_*`: one leg's `ib_async` `Client.placeOrder` (its field-by-field encoder and the socket
   write), which Omega cannot change; `ib_async_bracket_p50_us` is the three legs of one bracket;
@@ -31,7 +35,7 @@ As the headless engine and the UI do once started, the garbage collector's long-
 rate limit are lifted: pacing is the order manager's submission queue's job (tested in tests/orders), and a
 throttled message would measure the queue's wait, not the path.
 
-Usage: python -m bench orders [--n N]
+Usage: python -m bench orders [--n N] [--spacing-ms MS] [--stock-send]
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from ib_async import IB, Stock
 
 from omega_tui.config import ExecutionSettings, Settings, StateSettings
 from omega_tui.core.broker.orders_adapter import IbOrderAdapter
+from omega_tui.core.broker.wire_send import install as install_wire_send
 from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import FakeClock
 from omega_tui.core.hot_state import HotState
@@ -209,7 +214,7 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
     return to_first_leg, to_wire, fill_us
 
 
-async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float], list[float]]:
+async def _measure_wire(n: int, stock_send: bool = False) -> tuple[list[float], list[float], list[float], list[float]]:
     """(intent → transmitting leg's bytes written, ib_async Client.placeOrder per leg, Omega's share, the same
     window in this thread's CPU time) in us."""
     gw = SimGateway(seed=7, clock="virtual", rate_limit=10**9)
@@ -218,6 +223,8 @@ async def _measure_wire(n: int) -> tuple[list[float], list[float], list[float], 
     try:
         await ib.connectAsync("127.0.0.1", port, clientId=11, timeout=10)
         ib.client.MaxRequests = 0  # see the module docstring: pacing is the submission queue's job
+        if not stock_send:
+            install_wire_send(ib.client)  # as the broker session does (core/broker/wire_send.py)
         (contract,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
         with tempfile.TemporaryDirectory(prefix="omega-bench-wire-") as tmp:
             state = Path(tmp)
@@ -310,12 +317,18 @@ def main(argv: list[str]) -> dict[str, object]:
     parser.add_argument(
         "--spacing-ms", type=float, default=SPACING_S * 1000, help="idle time between in-process intents/fills"
     )
+    parser.add_argument(
+        "--stock-send",
+        action="store_true",
+        help="encode with ib_async's own Client.send instead of wire_send (the broker session's), to compare",
+    )
     args = parser.parse_args(argv)
     SPACING_S = args.spacing_ms / 1000
     wire = "bytes of the bracket's transmitting leg written to the socket (ib_async over TCP to the simulated gateway)"
-    print(f"intent -> wire, where wire = {wire}; n={args.n}")
-    figures: dict[str, object] = {"wire": wire, "n": args.n}
-    to_wire, leg_us, omega_us, cpu_us = asyncio.run(_measure_wire(args.n))
+    encoder = "ib_async Client.send" if args.stock_send else "wire_send"
+    print(f"intent -> wire, where wire = {wire}; n={args.n}; messages encoded by {encoder}")
+    figures: dict[str, object] = {"wire": wire, "n": args.n, "encoder": encoder}
+    to_wire, leg_us, omega_us, cpu_us = asyncio.run(_measure_wire(args.n, args.stock_send))
     bracket_ib = [sum(leg_us[k : k + 3]) for k in range(0, len(leg_us), 3)]
     print(
         f"intent -> transmitting leg on the socket: p50 {_pct(to_wire, 0.5)} us p99 {_pct(to_wire, 0.99)} us "

@@ -20,6 +20,9 @@ Lifecycle (a `Component`):
   instead of waiting out the timeout, and the next attempt backs off.
 
 Only ib_async's `*Async` requests and its non-blocking calls are used, on the loop that runs `start()`.
+
+Messages to IB are encoded by `wire_send` (installed on the session's `Client` when it is created and
+re-checked at every connect): byte-for-byte ib_async's `Client.send`, at about half its cost per order.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from omega_tui.core.bars import BarStore, bar_seconds, duration_seconds
 from omega_tui.core.broker.market_data import TickerFeed
 from omega_tui.core.broker.orders_adapter import IbOrderAdapter
 from omega_tui.core.broker.verify import StartupVerificationError, contract_for, verify_instruments
+from omega_tui.core.broker.wire_send import install as install_wire_send
 from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import Clock
 from omega_tui.core.component import Component
@@ -99,6 +103,7 @@ class BrokerSession(Component):
         self.port = port if port is not None else settings.ib.port
         self._sleep = sleep
         self.ib = IB()
+        install_wire_send(self.ib.client)  # byte-identical, cheaper message encoding (wire_send.py)
         self.orders = IbOrderAdapter(self.ib, clock)
         md = settings.market_data
         self.normalizer = Normalizer(
@@ -171,6 +176,9 @@ class BrokerSession(Component):
         """One connect attempt, with its startup sync; raises ConnectionError/TimeoutError/OSError."""
         ib_cfg = self.settings.ib
         await self._wait_socket_closed()
+        # ib_async's IB keeps one Client for its lifetime, but re-check on every connect (idempotent) so a
+        # rebuilt client never sends through the slow encoder; see core/broker/wire_send.py.
+        install_wire_send(self.ib.client)
         self._clash = asyncio.Event()
         self._connecting = True
         try:
