@@ -16,7 +16,8 @@ The engine is the real one, built and run as `omega-tui` builds and runs it:
   models, AI tasks). The GIL switch interval is the one `omega-tui` sets (`UI_SWITCH_INTERVAL_S`) for the
   whole process, and the garbage collector is frozen after startup in both phases, as both front ends do.
 
-Phases, each a fresh runtime on a fresh state directory, same gateway:
+Phases, each a fresh runtime on a fresh state directory and its own embedded gateway (same seed and rate;
+a run inherits no positions or orders from the one before, as each `omega-tui` run starts its own gateway):
 
 1. headless: the runtime alone, on its own thread and loop (what `LocalEngine` runs), no app;
 2. UI: the real `OmegaApp` over `LocalEngine(runtime)` (`run_test`, 160×48 dashboard, `ui.refresh_hz`);
@@ -59,7 +60,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -452,50 +453,59 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
     sys.setswitchinterval(args.switch_interval)  # what launcher.run_ui sets for the whole process
     watchlist = _watchlist(args.seed, args.instruments)
     args.streamed = len(watchlist)
-    # Lines for every run's subscriptions, even if a previous run's connection is still closing.
-    gateway = SimGateway(seed=args.seed, tick_interval=args.tick_interval, max_lines=max(100, 8 * len(watchlist)))
-    gateway.start()
     burst = max(1, math.ceil(args.rate * args.tick_interval / (len(watchlist) * MSGS_PER_QUOTE_EVENT)))
-    try:
-        with tempfile.TemporaryDirectory(prefix="omega-bench-ui-") as tmp:
-            LOG_FILE[:] = [setup_logging(Path(tmp), "INFO")]  # as the CLI does: a log file in the state directory
-            logging.getLogger("ib_async").setLevel(logging.WARNING)  # not its periodic portfolio lines
-            runs = iter(range(100))
+    current: list[SimGateway] = []
 
-            def settings(phase: int) -> Settings:
-                """A fresh state directory for every run (no latch, journal or lock carried over)."""
-                run = next(runs)
-                return _settings(Path(tmp) / f"run-{run}", gateway.port, watchlist, args.refresh_hz, 17 + run)
-
+    async def on_gateway(phase: Callable[[Settings], Awaitable[dict[str, Any]]], tmp: Path) -> dict[str, Any]:
+        """Run one phase on its own embedded gateway (as each `omega-tui` run starts one), on a fresh state
+        directory: a run inherits no positions, orders, latch or journal from the one before (the engine's
+        recovery would otherwise protect the previous run's positions in a burst of orders)."""
+        run = next(runs)
+        gateway = SimGateway(seed=args.seed, tick_interval=args.tick_interval, max_lines=max(100, len(watchlist)))
+        gateway.start()
+        current[:] = [gateway]
+        try:
             gateway.call(lambda: gateway.server.set_burst(burst))
+            settings = _settings(tmp / f"run-{run}", gateway.port, watchlist, args.refresh_hz, 17 + run)
+            return await phase(settings)
+        finally:
+            current.clear()
+            await asyncio.to_thread(gateway.stop)
 
-            async def calibrate(probe: Probe) -> None:
-                """Correct the burst once from what the engine really decodes, then keep it for every phase."""
-                nonlocal burst
-                ticks0, wall0 = probe.ticks, time.perf_counter()
-                await asyncio.sleep(2.0)
-                rate = (probe.ticks - ticks0) / (time.perf_counter() - wall0)
-                corrected = max(1, round(burst * args.rate / rate)) if rate > 0 else burst
-                print(f"burst {burst}: {rate:,.0f} tick msgs/s decoded; burst {corrected} from now on")
-                if corrected != burst:
-                    burst = corrected
-                    gateway.call(lambda: gateway.server.set_burst(burst))
-                    await asyncio.sleep(1.0)
+    async def calibrate(probe: Probe) -> None:
+        """Correct the burst once from what the engine really decodes, then keep it for every phase."""
+        nonlocal burst
+        ticks0, wall0 = probe.ticks, time.perf_counter()
+        await asyncio.sleep(2.0)
+        rate = (probe.ticks - ticks0) / (time.perf_counter() - wall0)
+        corrected = max(1, round(burst * args.rate / rate)) if rate > 0 else burst
+        print(f"burst {burst}: {rate:,.0f} tick msgs/s decoded; burst {corrected} from now on")
+        if corrected != burst and current:
+            burst = corrected
+            gateway = current[0]
+            gateway.call(lambda: gateway.server.set_burst(burst))
+            await asyncio.sleep(1.0)
 
-            args.calibrate = calibrate
-            try:
-                before = await _headless_phase(settings(0), args, "before")
-            except NotTradable as refused:
-                # Stream them anyway, display only (as a trader would configure them), and start again.
-                print(f"watch only (no trading permission at the simulated account): {', '.join(refused.keys)}")
-                for item in watchlist:
-                    if item["key"] in refused.keys:
-                        item["watch_only"] = True
-                before = await _headless_phase(settings(0), args, "before")
-            ui = await _ui_phase(settings(1), args)
-            after = await _headless_phase(settings(2), args, "after")
-    finally:
-        gateway.stop()
+    def headless_phase(label: str) -> Callable[[Settings], Awaitable[dict[str, Any]]]:
+        return lambda settings: _headless_phase(settings, args, label)
+
+    runs = iter(range(100))
+    with tempfile.TemporaryDirectory(prefix="omega-bench-ui-") as name:
+        tmp = Path(name)
+        LOG_FILE[:] = [setup_logging(tmp, "INFO")]  # as the CLI does: a log file in the state directory
+        logging.getLogger("ib_async").setLevel(logging.WARNING)  # not its periodic portfolio lines
+        args.calibrate = calibrate
+        try:
+            before = await on_gateway(headless_phase("before"), tmp)
+        except NotTradable as refused:
+            # Stream them anyway, display only (as a trader would configure them), and start again.
+            print(f"watch only (no trading permission at the simulated account): {', '.join(refused.keys)}")
+            for item in watchlist:
+                if item["key"] in refused.keys:
+                    item["watch_only"] = True
+            before = await on_gateway(headless_phase("before"), tmp)
+        ui = await on_gateway(lambda settings: _ui_phase(settings, args), tmp)
+        after = await on_gateway(headless_phase("after"), tmp)
 
     headless = before["t2d_ns"] + after["t2d_ns"]
     window = ui["window"]
