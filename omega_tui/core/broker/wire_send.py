@@ -5,7 +5,8 @@ with NUL terminators. On every call it rebuilds a dict of seven lambdas (closing
 `isinstance(field, Contract)` check per field, and writes two pieces per field through an `io.StringIO`;
 a `placeOrder` has ~110 fields, so that overhead is most of the encoding's cost (the field list itself is
 built by `Client.placeOrder`, untouched here). `wire_send` does the same conversion with module-level
-dispatch tables (one per `makeEmpty`), a list and one `"\\0".join`, then hands the string to the same
+dispatch tables (one per `makeEmpty`; str, int, bool and float, ~95% of a placeOrder's fields, are
+handled inline before the table), a list and one `"\\0".join`, then hands the string to the same
 `Client.sendMsg`, so ib_async's request throttling, length prefix, socket write and debug log are unchanged.
 
 The conversion rules are ib_async 2.1's, in its order of precedence (tests/data/test_wire_send.py compares
@@ -107,16 +108,27 @@ def encode(fields: tuple[Any, ...], make_empty: bool = True) -> str:
     append = parts.append
     get = table.get
     for field in fields:
+        # The four types of ~95% of a placeOrder's fields inline (the table's rules, without a call each);
+        # the rest through the table.
         kind = type(field)
         if kind is str:
             append(field)
-            continue
-        convert = get(kind)
-        if convert is None:
-            # A Contract is never of one of the table's exact types, so checking it here keeps ib_async's
-            # "Contract first" precedence.
-            convert = _contract if isinstance(field, Contract) else str
-        append(convert(field))
+        elif kind is int:
+            append("" if make_empty and field == UNSET_INTEGER else str(field))
+        elif kind is bool:
+            append("1" if field else "0")
+        elif kind is float:
+            if make_empty and field == UNSET_DOUBLE:
+                append("")
+            else:
+                append("Infinite" if field == math.inf else str(field))
+        else:
+            convert = get(kind)
+            if convert is None:
+                # A Contract is never of one of the table's exact types, so checking it here keeps
+                # ib_async's "Contract first" precedence.
+                convert = _contract if isinstance(field, Contract) else str
+            append(convert(field))
     if not parts:
         return ""
     append("")  # every field is NUL-terminated
