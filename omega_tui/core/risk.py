@@ -55,6 +55,7 @@ from omega_tui.core.types import (
     ComponentState,
     ConnectionChanged,
     ConnectionState,
+    FillCorrected,
     FillReceived,
     Flatten,
     Halt,
@@ -346,6 +347,7 @@ class RiskEngine(Component):
             self._base_realized, self._base_commissions = self._om_realized_commissions()
             self._last_realized, self._last_commissions = self._base_realized, self._base_commissions
         self._bus.subscribe(FillReceived, self.on_fill)
+        self._bus.subscribe(FillCorrected, self.on_fill_corrected)
         self._bus.subscribe(QuoteUpdated, self.on_quote)
         self._bus.subscribe(ApiErrorReceived, self.on_api_error)
         self._bus.subscribe(ConnectionChanged, self.on_connection)
@@ -364,6 +366,7 @@ class RiskEngine(Component):
 
     async def on_stop(self) -> None:
         self._bus.unsubscribe(FillReceived, self.on_fill)
+        self._bus.unsubscribe(FillCorrected, self.on_fill_corrected)
         self._bus.unsubscribe(QuoteUpdated, self.on_quote)
         self._bus.unsubscribe(ApiErrorReceived, self.on_api_error)
         self._bus.unsubscribe(ConnectionChanged, self.on_connection)
@@ -711,6 +714,12 @@ class RiskEngine(Component):
         if tracked.signed_remaining == 0:
             self._forget_closing(intent_id)
 
+    def _closing_unfill(self, order_id: int, order_ref: str, qty: int) -> None:
+        intent_id = order_ref.split(":", 1)[0] if order_ref else self._closing_by_order.get(order_id, "")
+        tracked = self._closing.get(intent_id)
+        if tracked is not None:
+            tracked.signed_remaining += qty if tracked.signed_remaining > 0 else -qty
+
     # ------------------------------------------------------------------ trading state
 
     def _set_state(
@@ -1010,11 +1019,27 @@ class RiskEngine(Component):
         self._fills_seen += 1
         if self._closing:
             self._closing_fill(event.fill.order_id, event.fill.order_ref, event.fill.quantity)
+        self._after_position_change(event.fill.key, event.fill.price)
+
+    def on_fill_corrected(self, event: FillCorrected) -> None:
+        """IB corrected an execution: the position and P&L moved without a new fill; check them alike.
+
+        A working closing (flatten, reduce-only) order's remaining quantity follows the corrected quantity: a
+        larger correction closed more, a smaller one left more to close. One already done is not tracked again:
+        its order is filled, so nothing more can close through it."""
+        fill, old = event.fill, event.replaces
+        delta = fill.quantity - old.quantity
+        if delta > 0 and self._closing:
+            self._closing_fill(fill.order_id, fill.order_ref, delta)
+        elif delta < 0:
+            self._closing_unfill(fill.order_id, fill.order_ref, -delta)
+        self._after_position_change(fill.key, fill.price)
+
+    def _after_position_change(self, key: str, price: Decimal) -> None:
         self._maybe_roll_day()
         self._check_daily_loss()
         self._persist_day()  # realised P&L moved; the day's figures must survive a crash
-        fill = event.fill
-        beyond = self._beyond_limit(fill.key, fill.price)
+        beyond = self._beyond_limit(key, price)
         if beyond and self._state is TradingState.ACTIVE:
             rule = RULE_MAX_POSITION_QTY if "quantity" in beyond else RULE_MAX_POSITION_NOTIONAL
             self._set_state(TradingState.REDUCING, f"rule:{rule}", beyond)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,8 @@ from omega_tui.core.types import (
     BrokerError,
     ConnectionChanged,
     ConnectionState,
+    ExecutionReport,
+    FillCorrected,
     Flatten,
     Halt,
     IntentSource,
@@ -446,3 +449,48 @@ async def test_halt_with_open_positions_then_event_log_warns_they_are_unprotecte
     for _ in range(5):
         await asyncio.sleep(0)
     assert any(level == "warn" and "1 positions unprotected while HALTED" in text for level, _k, text in lines)
+
+
+# ----------------------------------------------------------------------------------- execution corrections
+
+
+def _correct(h: Harness, report: ExecutionReport, quantity: int) -> None:
+    """IB corrects `report` to `quantity`: the broker-side position moves by the difference, no new fill."""
+    delta = quantity - report.quantity
+    position = h.orders.pos[report.key]
+    position.apply_fill(report.side if delta > 0 else report.side.opposite, abs(delta), report.price)
+    corrected = dataclasses.replace(report, exec_id=report.exec_id + ".02", quantity=quantity)
+    h.bus.publish(FillCorrected(corrected, report))
+
+
+async def test_fill_correction_when_position_grows_beyond_limit_then_reducing(h: Harness) -> None:
+    await h.engine.start()
+    try:
+        h.orders.set_position("AAPL", 990, Decimal("100"))
+        outside = h.orders.submit(intent(quantity=30, tp=None, sl=None))
+        report = h.fill(outside[0], 5)
+        assert report is not None
+        assert h.engine.trading_state is TradingState.ACTIVE
+        _correct(h, report, 30)  # 990 + 30: beyond the 1,000 limit without any new fill
+        assert h.engine.trading_state is TradingState.REDUCING
+        assert h.engine.state_source == "rule:max_position_qty"
+    finally:
+        await h.engine.stop()
+
+
+@pytest.mark.parametrize(("filled", "corrected", "left"), [(20, 50, 0), (20, 10, -40), (50, 20, 0)])
+async def test_fill_correction_of_a_closing_order_then_its_remaining_follows(
+    h: Harness, filled: int, corrected: int, left: int
+) -> None:
+    await h.engine.start()
+    try:
+        h.orders.set_position("AAPL", 100, Decimal("100"))
+        close = h.engine.submit(intent(side=Side.SELL, quantity=50, reduce_only=True))
+        assert close.approved
+        report = h.fill(max(h.orders.orders), filled)
+        assert report is not None
+        _correct(h, report, corrected)
+        # A closing order already done (50 of 50) is not tracked again when corrected down: it is filled.
+        assert h.engine.closing_qty("AAPL") == left
+    finally:
+        await h.engine.stop()
