@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import math
 import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ from omega_tui.core.broker import BrokerSession, wire_send
 from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import FakeClock
 from omega_tui.core.hot_state import HotState
+from omega_tui.core.types import ConnectionState
+from omega_tui.sim.gateway import SimGateway
+from tests.data.conftest import Harness, wait_until
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -347,3 +351,29 @@ def test_broker_session_installs_it() -> None:
             assert wire_send.installed(session.ib.client)
         finally:
             hot.close()
+
+
+async def test_installed_again_after_a_reconnect_even_on_a_fresh_client(
+    gateway: SimGateway, make_session: Callable[..., Harness]
+) -> None:
+    """The session re-checks at every connect: a client that lost it (as a rebuilt one would) gets it back,
+    and the requests after the reconnect (resubscriptions) go out through it and are understood."""
+    h = make_session()
+    await h.session.start()
+    client = h.session.ib.client
+    assert wire_send.installed(client)
+    await wait_until(lambda: h.hot_state.quote("AAPL") is not None, "quotes")
+    del client.__dict__["send"]  # back to ib_async's own Client.send, as on a freshly built client
+    assert not wire_send.installed(client)
+    gateway.faults.drop_connections()
+    await wait_until(lambda: h.session.connection_state is ConnectionState.DOWN, "DOWN")
+    stale = h.hot_state.quote("AAPL")
+    assert stale is not None
+    await wait_until(lambda: h.session.connection_state is ConnectionState.UP, "UP again")
+    assert wire_send.installed(h.session.ib.client)
+    await wait_until(lambda: _fresh(h, "AAPL", stale.seq), "a fresh AAPL quote after the reconnect")
+
+
+def _fresh(h: Harness, key: str, seq: int) -> bool:
+    quote = h.hot_state.quote(key)
+    return quote is not None and quote.seq > seq and not quote.stale
