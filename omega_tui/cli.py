@@ -6,13 +6,16 @@ Exit codes: 0 ok, 2 bad usage or config, 3 startup verification failed, 4 no run
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 from omega_tui import __version__
 from omega_tui.config import ConfigError, Settings, ensure_state_dir, load_settings
-from omega_tui.launcher import EXIT_USAGE, gateway_for
+from omega_tui.launcher import EXIT_STARTUP, EXIT_USAGE, gateway_for
 from omega_tui.logs import setup_logging
+
+log = logging.getLogger("omega_tui.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,15 +91,22 @@ def run_engine(settings: Settings, *, headless: bool) -> int:
     if holder is not None:
         print(f"omega-tui: {already_running(settings.state.dir, holder)}", file=sys.stderr)
         return EXIT_USAGE
+    from omega_tui.sim.process import SimProcessError
+
     setup_logging(settings.state.dir, settings.logging.level, stderr_json=headless)
-    with gateway_for(settings) as effective:
-        if headless:
-            from omega_tui.headless import run_headless
+    try:
+        with gateway_for(settings) as effective:
+            if headless:
+                from omega_tui.headless import run_headless
 
-            return run_headless(effective)
-        from omega_tui.launcher import run_ui
+                return run_headless(effective)
+            from omega_tui.launcher import run_ui
 
-        return run_ui(effective)
+            return run_ui(effective)
+    except SimProcessError as exc:
+        log.error("%s", exc)
+        print(f"omega-tui: startup failed: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -309,6 +309,8 @@ class SimSettings(_Section):
     """Port of the embedded simulated gateway (0 = any free port)."""
     scenario: Path | None = None
     """Optional fault scenario file (TOML) to play."""
+    extra_stocks: Annotated[int, Field(ge=0, le=10_000)] = 0
+    """Synthetic US stocks (seeded, tradable) the simulator lists besides its fixed ones, for load tests."""
 
 
 class ShutdownSettings(_Section):

@@ -9,9 +9,12 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omega_tui.config import Settings
+
+if TYPE_CHECKING:
+    from omega_tui.sim.process import SimGatewayProcess
 
 log = logging.getLogger(__name__)
 
@@ -21,26 +24,40 @@ EXIT_STARTUP = 3
 EXIT_NO_ENGINE = 4
 
 
-@contextmanager
-def gateway_for(settings: Settings) -> Iterator[Settings]:
-    """Yield settings pointing at the gateway to use; in sim mode, run the embedded simulator meanwhile."""
-    if settings.ib.mode != "sim":
-        yield settings
-        return
-    from omega_tui.sim import SimGateway
+def embedded_gateway(settings: Settings, **bench: Any) -> SimGatewayProcess:
+    """The simulated gateway process sim mode runs (not started); `bench`: benchmark knobs (tick_interval, burst)."""
+    from omega_tui.sim.process import SimGatewayProcess
 
-    gateway: Any = SimGateway(
+    return SimGatewayProcess(
         seed=settings.sim.seed,
         speed=settings.sim.speed,
-        host="127.0.0.1",
         port=settings.sim.port,
         scenario=settings.sim.scenario,
         account=settings.ib.account or "DU1234567",
         max_lines=settings.ib.max_market_data_lines,
+        extra_stocks=settings.sim.extra_stocks,
+        log_level=logging.getLevelName(logging.getLogger("omega_tui.sim").getEffectiveLevel()),
+        **bench,
     )
+
+
+@contextmanager
+def gateway_for(settings: Settings, gateway: SimGatewayProcess | None = None) -> Iterator[Settings]:
+    """Yield settings pointing at the gateway to use; in sim mode, run the simulated gateway meanwhile.
+
+    The simulated gateway is a child process (`omega_tui.sim.process`), as a real IB Gateway is a process of
+    its own: it takes none of the engine's GIL, and it ends with this block, or with this process however
+    it ends. `gateway` is one made by `embedded_gateway` (with benchmark knobs), else it is made here.
+    Raises `SimProcessError` (naming what failed) when it cannot start.
+    """
+    if settings.ib.mode != "sim":
+        yield settings
+        return
+    gateway = gateway or embedded_gateway(settings)
     gateway.start()
-    log.info("embedded simulated IB Gateway listening on 127.0.0.1:%d", gateway.port)
     try:
+        log.info("embedded simulated IB Gateway listening on 127.0.0.1:%d", gateway.port)
+        log.info("embedded simulated IB Gateway runs as process %s", gateway.pid)
         ib = settings.ib.model_copy(update={"host": "127.0.0.1", "port": gateway.port})
         yield settings.model_copy(update={"ib": ib})
     finally:

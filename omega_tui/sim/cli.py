@@ -2,13 +2,19 @@
 
 Prints one line, `sim-gateway listening on 127.0.0.1:PORT`, once it accepts connections. Exit codes:
 0 after a signal, 2 for bad usage or configuration (bad scenario file, port in use, non-loopback host).
+
+`--exit-with-parent` is how an engine runs it as its embedded gateway (`omega_tui.sim.process`): the
+process asks Linux for SIGTERM when its parent dies (PR_SET_PDEATHSIG), exits when its stdin reaches EOF
+(the parent closed the pipe, or died), and reads control lines on stdin: `burst N` (benchmark mode).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,6 +23,8 @@ from omega_tui.sim.faults import Scenario, ScenarioError
 from omega_tui.sim.gateway import SimGateway
 
 log = logging.getLogger("omega_tui.sim.cli")
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-lines", type=int, default=100, help="market-data lines before error 101 (default 100)")
     p.add_argument("--tick-interval", type=float, default=0.05, help="seconds between market steps (default 0.05)")
     p.add_argument("--burst", type=int, default=0, help="benchmark mode: extra quote events per step per contract")
+    p.add_argument(
+        "--extra-stocks", type=int, default=0, help="list N seeded synthetic US stocks besides the fixed contracts"
+    )
+    p.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="run as a child process: exit when the parent dies or closes stdin; read `burst N` lines on stdin",
+    )
     p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return p
 
@@ -42,8 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run until SIGINT/SIGTERM; returns the exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.speed <= 0 or args.tick_interval <= 0 or args.max_lines < 1 or args.burst < 0:
-        print("sim-gateway: --speed and --tick-interval must be > 0, --max-lines >= 1, --burst >= 0", file=sys.stderr)
+    if args.exit_with_parent:
+        die_with_parent()
+    if args.speed <= 0 or args.tick_interval <= 0 or args.max_lines < 1 or args.burst < 0 or args.extra_stocks < 0:
+        print(
+            "sim-gateway: --speed and --tick-interval must be > 0, --max-lines >= 1, --burst and --extra-stocks >= 0",
+            file=sys.stderr,
+        )
         return 2
     try:
         scenario = Scenario.load(args.scenario) if args.scenario else None
@@ -56,22 +77,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             account=args.account,
             max_lines=args.max_lines,
             tick_interval=args.tick_interval,
+            extra_stocks=args.extra_stocks,
         )
     except (ScenarioError, ValueError) as e:
         print(f"sim-gateway: {e}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve(gw, args.burst))
+        return asyncio.run(_serve(gw, args.burst, args.exit_with_parent))
     except OSError as e:
         print(f"sim-gateway: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
         return 2
 
 
-async def _serve(gw: SimGateway, burst: int) -> int:
+async def _serve(gw: SimGateway, burst: int, with_parent: bool = False) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if with_parent else ())):
         loop.add_signal_handler(sig, stop.set)
+    if with_parent:
+        _watch_stdin(gw, stop)
     port = await gw.start_async()
     if burst:
         gw.server.set_burst(burst)
@@ -81,6 +105,53 @@ async def _serve(gw: SimGateway, burst: int) -> int:
     finally:
         await gw.stop_async()
     return 0
+
+
+def die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies; exit now if the parent is already gone."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    if parent == 1 or os.getppid() != parent:  # the parent died before (or while) the request was made
+        sys.exit(0)
+
+
+def _watch_stdin(gw: SimGateway, stop: asyncio.Event) -> None:
+    """Stop at EOF on stdin (the parent closed the pipe or died); apply `burst N` lines meanwhile."""
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    os.set_blocking(fd, False)
+    pending = bytearray()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            log.info("stdin closed (the parent stopped the gateway or ended); stopping")
+            stop.set()
+            return
+        pending.extend(data)
+        while b"\n" in pending:
+            line, _, rest = bytes(pending).partition(b"\n")
+            pending[:] = rest
+            _control(gw, line.decode(errors="replace").split())
+
+    loop.add_reader(fd, readable)
+
+
+def _control(gw: SimGateway, words: list[str]) -> None:
+    if len(words) == 2 and words[0] == "burst" and words[1].isdigit():
+        gw.server.set_burst(int(words[1]))
+        log.info("burst set to %s quote events per step per streamed contract", words[1])
+    elif words:
+        log.warning("ignoring control line %r (expected `burst N`)", " ".join(words))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@
     await gw.stop_async()
 
 Callers must know: in thread mode every public method is safe to call from any thread (calls are
-marshalled onto the gateway's loop, with a bounded wait); `speed` scales the market's event rates.
+marshalled onto the gateway's loop, with a bounded wait); `speed` scales the market's event rates;
+`extra_stocks=N` lists N seeded synthetic US stocks besides the fixed contracts (load tests).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class SimGateway:
         tick_interval: float = 0.05,
         rate_limit: int = 50,
         max_connections: int = 32,
+        extra_stocks: int = 0,
     ) -> None:
         self.host = check_loopback(host)
         self.requested_port = port
@@ -72,6 +74,7 @@ class SimGateway:
             tick_interval=tick_interval,
             rate_limit=rate_limit,
             max_connections=max_connections,
+            extra_stocks=extra_stocks,
         )
         self.faults = Faults(self)
         self._scenario = Scenario.load(scenario) if isinstance(scenario, str | Path) else scenario

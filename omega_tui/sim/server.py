@@ -164,6 +164,7 @@ class SimServer:
         tick_interval: float = 0.05,
         account_interval: float = 3.0,
         pnl_interval: float = 1.0,
+        extra_stocks: int = 0,
     ) -> None:
         self.clock = clock
         self.seed = seed
@@ -175,7 +176,7 @@ class SimServer:
         self.tick_interval = tick_interval
         self.account_interval = account_interval
         self.pnl_interval = pnl_interval
-        self.db = ContractDB(seed)
+        self.db = ContractDB(seed, extra_stocks=extra_stocks)
         self.market = Market(self.db, clock, seed, speed)
         self.ledger = Ledger(self.db, account=account)
         self.exchange = Exchange(self.db, self.market, self.ledger, clock, seed)

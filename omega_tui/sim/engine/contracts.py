@@ -132,20 +132,140 @@ def _black_scholes(spot: float, strike: float, years: float, vol: float, right: 
     return strike * math.exp(-rate * years) * cdf(-d2) - spot * cdf(-d1)
 
 
+def _us_stock(
+    con_id: int,
+    symbol: str,
+    primary: str,
+    name: str,
+    industry: str,
+    category: str,
+    subcategory: str,
+    price: float,
+    vol: float,
+    trading_hours: str,
+    liquid_hours: str,
+    stock_type: str = "COMMON",
+) -> SimContract:
+    """A US stock routed through SMART, as IB describes one (a cent tick, market rule 26 on every venue)."""
+    return SimContract(
+        con_id=con_id,
+        symbol=symbol,
+        sec_type="STK",
+        exchange="SMART",
+        primary_exchange=primary,
+        currency="USD",
+        local_symbol=symbol,
+        trading_class="NMS" if primary == "NASDAQ" else symbol,
+        last_trade_date="",
+        strike=0.0,
+        right="",
+        multiplier="",
+        min_tick=0.01,
+        long_name=name,
+        industry=industry,
+        category=category,
+        subcategory=subcategory,
+        time_zone_id="US/Eastern",
+        trading_hours=trading_hours,
+        liquid_hours=liquid_hours,
+        valid_exchanges=_US_STK_EXCHANGES,
+        order_types=_STK_ORDER_TYPES,
+        market_rule_ids=",".join(["26"] * 20),
+        stock_type=stock_type,
+        min_size=1.0,
+        size_increment=1.0,
+        tradable=True,
+        start_price=price,
+        annual_vol=vol,
+        market_name="NMS" if primary == "NASDAQ" else symbol,
+    )
+
+
+EXTRA_STOCK_CON_ID_BASE = 900_000_000
+"""Synthetic stocks take conIds EXTRA_STOCK_CON_ID_BASE + 1, + 2, … (no fixed contract uses that range)."""
+MAX_EXTRA_STOCKS = 10_000
+
+_SECTORS = (
+    ("Technology", "Software", "Applications Software"),
+    ("Technology", "Semiconductors", "Electronic Components-Semicon"),
+    ("Financial", "Banks", "Super-Regional Banks-US"),
+    ("Financial", "Insurance", "Multi-line Insurance"),
+    ("Consumer, Non-cyclical", "Pharmaceuticals", "Medical-Drugs"),
+    ("Consumer, Non-cyclical", "Food", "Food-Misc/Diversified"),
+    ("Consumer, Cyclical", "Retail", "Retail-Discount"),
+    ("Industrial", "Aerospace/Defense", "Aerospace/Defense-Equip"),
+    ("Energy", "Oil&Gas", "Oil Comp-Integrated"),
+    ("Utilities", "Electric", "Electric-Integrated"),
+    ("Communications", "Internet", "E-Commerce/Services"),
+    ("Basic Materials", "Chemicals", "Chemicals-Diversified"),
+)
+_NAME_SUFFIXES = ("INC", "CORP", "HOLDINGS INC", "GROUP INC", "CO", "TECHNOLOGIES INC")
+
+
+def synthetic_stocks(
+    seed: int, count: int, today: dt.date, taken: set[str] | frozenset[str] = frozenset()
+) -> list[SimContract]:
+    """`count` made-up US common stocks for load tests, the same for the same seed.
+
+    Each is like the fixed US stocks (SMART-routed, a cent tick, tradable, extended and regular hours):
+    a unique 4-letter symbol not in `taken`, a log-uniform start price between $5 and $500 on the tick grid,
+    an annual volatility between 15% and 60%, NASDAQ or NYSE as primary, and a conId from the reserved range.
+    """
+    rng = random.Random(f"omega-sim-extra-stocks:{seed}")
+    us_rth = _session_hours(today, NEW_YORK, "0930", "1600", overnight=False)
+    us_ext = _session_hours(today, NEW_YORK, "0400", "2000", overnight=False)
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    used = set(taken)
+    out: list[SimContract] = []
+    for i in range(1, count + 1):
+        symbol = "".join(rng.choice(letters) for _ in range(4))
+        while symbol in used:
+            symbol = "".join(rng.choice(letters) for _ in range(4))
+        used.add(symbol)
+        industry, category, subcategory = rng.choice(_SECTORS)
+        price = round(math.exp(rng.uniform(math.log(5.0), math.log(500.0))), 2)
+        out.append(
+            _us_stock(
+                EXTRA_STOCK_CON_ID_BASE + i,
+                symbol,
+                rng.choice(("NASDAQ", "NYSE")),
+                f"{symbol} {rng.choice(_NAME_SUFFIXES)}",
+                industry,
+                category,
+                subcategory,
+                price,
+                round(rng.uniform(0.15, 0.60), 3),
+                us_ext,
+                us_rth,
+            )
+        )
+    return out
+
+
 class ContractDB:
     """A seeded, fixed set of contracts with IB-like matching; the seed nudges start prices only.
 
     `today` (YYYYMMDD) decides which futures/options have expired; it defaults to the sim's fixed start day.
+    `extra_stocks` adds that many synthetic US stocks (`synthetic_stocks`) after the fixed set, which they
+    leave unchanged.
     """
 
-    def __init__(self, seed: int = 0, today: str = "20261125") -> None:
+    def __init__(self, seed: int = 0, today: str = "20261125", extra_stocks: int = 0) -> None:
+        if not 0 <= extra_stocks <= MAX_EXTRA_STOCKS:
+            raise ValueError(f"extra_stocks must be between 0 and {MAX_EXTRA_STOCKS}, not {extra_stocks}")
         self.seed = seed
         self.today = today
+        self.extra_stocks = extra_stocks
         self._rng = random.Random(seed * 7919 + 17)
         self._by_id: dict[int, SimContract] = {}
-        for contract in self._build(dt.date(int(today[:4]), int(today[4:6]), int(today[6:8]))):
+        day = dt.date(int(today[:4]), int(today[4:6]), int(today[6:8]))
+        for contract in self._build(day):
             nudged = contract.round_to_tick(contract.start_price * (1 + self._rng.uniform(-0.02, 0.02)))
             self._by_id[contract.con_id] = replace(contract, start_price=max(nudged, contract.min_tick))
+        # After the fixed set and from their own generator: the fixed contracts are the same with or without them.
+        taken = {c.symbol for c in self._by_id.values()}
+        for contract in synthetic_stocks(seed, extra_stocks, day, taken):
+            self._by_id[contract.con_id] = contract
 
     # -- queries -------------------------------------------------------------------------------------------
 
@@ -250,37 +370,8 @@ class ContractDB:
             vol: float,
             stock_type: str = "COMMON",
         ) -> SimContract:
-            return SimContract(
-                con_id=con_id,
-                symbol=symbol,
-                sec_type="STK",
-                exchange="SMART",
-                primary_exchange=primary,
-                currency="USD",
-                local_symbol=symbol,
-                trading_class="NMS" if primary == "NASDAQ" else symbol,
-                last_trade_date="",
-                strike=0.0,
-                right="",
-                multiplier="",
-                min_tick=0.01,
-                long_name=name,
-                industry=industry,
-                category=category,
-                subcategory=subcategory,
-                time_zone_id="US/Eastern",
-                trading_hours=us_ext,
-                liquid_hours=us_rth,
-                valid_exchanges=_US_STK_EXCHANGES,
-                order_types=_STK_ORDER_TYPES,
-                market_rule_ids=",".join(["26"] * 20),
-                stock_type=stock_type,
-                min_size=1.0,
-                size_increment=1.0,
-                tradable=True,
-                start_price=price,
-                annual_vol=vol,
-                market_name="NMS" if primary == "NASDAQ" else symbol,
+            return _us_stock(
+                con_id, symbol, primary, name, industry, category, subcategory, price, vol, us_ext, us_rth, stock_type
             )
 
         contracts = [
