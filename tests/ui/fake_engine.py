@@ -421,6 +421,10 @@ def demo_scheduler() -> SchedulerView:
         "tick_to_decision_p50_us": 310.0,
         "tick_to_decision_p99_us": 1_840.0,
         "params_version": 3,
+        "deadline_satisfaction": 0.9968,
+        "miss_target": 0.005,
+        "headroom_us": 212.0,
+        "dispatch_allowance_us": 38.0,
         "models": [
             {
                 "name": "microprice",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 
@@ -55,6 +56,7 @@ class SchedulerPane(Pane):
                     pct(sched.get("abstain_rate")),
                     ("  deadline ", styles.muted),
                     f"{sched.get('deadline_ms', 0):g}ms",
+                    *self._deadlines(sched, styles),
                     ("  tick→decision ", styles.muted),
                     f"p50 {micros(sched.get('tick_to_decision_p50_us'))} ",
                     f"p99 {micros(sched.get('tick_to_decision_p99_us'))}",
@@ -65,6 +67,21 @@ class SchedulerPane(Pane):
             rows: list[Row] = [(m["name"], self._cells(m, styles)) for m in sched.get("models") or []]
             self.query_one(StableTable).sync(rows)
         self.query_one("#latency-summary", TextLines).show(self._latency(latency, styles))
+
+    def _deadlines(self, sched: SchedulerView, styles: Styles) -> list[tuple[str, Style | str] | str]:
+        """Deadlines met against the target miss rate, and the headroom the scheduler keeps to meet it."""
+        met = sched.get("deadline_satisfaction")
+        if met is None:
+            return []
+        target = 1.0 - sched.get("miss_target", 0.0)
+        parts: list[tuple[str, Style | str] | str] = [
+            ("  met ", styles.muted),
+            (pct(met), styles.warning if met < target else ""),  # below 1 - miss_target: in warning style
+        ]
+        headroom = sched.get("headroom_us")
+        if headroom is not None:
+            parts += [("  headroom ", styles.muted), micros(headroom)]
+        return parts
 
     def _cells(self, m: ModelMetricsView, styles: Styles) -> list[Text | str]:
         over = m.get("latency_p99_us", 0.0) > m.get("bound_us", 0.0) > 0
