@@ -36,6 +36,8 @@ rate limit are lifted: pacing is the order manager's submission queue's job (tes
 throttled message would measure the queue's wait, not the path.
 
 Usage: python -m bench orders [--n N] [--spacing-ms MS] [--stock-send]
+       PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind MODE --n N  (see
+       `_callgrind_path`: instructions per bracket, load-independent)
 """
 
 from __future__ import annotations
@@ -310,6 +312,114 @@ async def _measure_wire(n: int, stock_send: bool = False) -> tuple[list[float], 
     return to_wire, leg_us, omega_us, cpu_us
 
 
+class _SinkTransport:
+    """A transport that drops what it is given: callgrind counts the path's instructions, not the socket's."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def write_eof(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def _callgrind_path(mode: str, n: int) -> None:
+    """A load-independent instruction count of the submit path, for `valgrind --tool=callgrind`.
+
+    `n` brackets after 20 of warm-up, each followed by one loop turn (ib_async's deferred bookkeeping, the
+    journal's group-commit wake, the hot-state publication), through the real OrderManager, journal (fsync on)
+    and IbOrderAdapter, to an `ib_async` client marked connected whose transport drops the bytes (no
+    gateway: its work would be counted too). The book is trimmed back to the warm-up's orders after each
+    bracket (the wire benchmark cancels each bracket; here no broker answers), so every bracket costs the
+    same. Modes: `full-wire` / `full-stock` run `OrderManager.submit` with wire_send / ib_async's own
+    `Client.send`; `place-wire` / `place-stock` only call `Client.placeOrder` for the same three legs.
+    Instructions per bracket = (Ir at n=620 - Ir at n=20) / 600, startup cancels out:
+
+        PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind MODE --n N
+    """
+    from ib_async.client import Client
+
+    from omega_tui.core.types import BrokerOrder, OrderType
+
+    ib = IB()
+    client = ib.client
+    client.connState = Client.CONNECTED
+    client._apiReady = True
+    client._serverVersion = 178
+    client._hasReqId = True
+    client._reqIdSeq = 1
+    client.MaxRequests = 0
+    client.conn.transport = _SinkTransport()
+    if mode.endswith("-wire"):
+        install_wire_send(client)
+    contract = Stock("AAPL", "SMART", "USD", conId=265598, primaryExchange="NASDAQ", localSymbol="AAPL")
+    with tempfile.TemporaryDirectory(prefix="omega-bench-cg-") as tmp:
+        state = Path(tmp)
+        clock = FakeClock()
+        settings = Settings(
+            execution=ExecutionSettings(orders_per_second=45, max_child_qty=10**9), state=StateSettings(dir=state)
+        )
+        hot = HotState(state)
+        journal = Journal(state, clock)
+        adapter = IbOrderAdapter(ib, clock)
+        adapter.register_contract(265598, "AAPL", contract)
+        manager = OrderManager(settings, clock, EventBus(), hot, journal, adapter)
+        adapter.set_order_events(manager)
+        inst = VerifiedInstrument(
+            InstrumentSpec("AAPL", "AAPL"), 265598, Decimal("0.01"), 1, "SMART", "NASDAQ", "USD", "Apple", "", "",
+            (), True,
+        )  # fmt: skip
+        manager.set_instruments({"AAPL": inst})
+        limit = Decimal("189.00")
+        legs = [
+            IbOrderAdapter.build_order(
+                BrokerOrder(1, "AAPL", 265598, Side.BUY, 100, OrderType.LMT, limit, order_ref="c:entry",
+                            algo_strategy="Adaptive", algo_params=(("adaptivePriority", "Normal"),), transmit=False)
+            ),
+            IbOrderAdapter.build_order(
+                BrokerOrder(2, "AAPL", 265598, Side.SELL, 100, OrderType.LMT, limit + Decimal("0.30"), parent_id=1,
+                            oca_group="c:oca", oca_type=2, order_ref="c:take_profit", transmit=False)
+            ),
+            IbOrderAdapter.build_order(
+                BrokerOrder(3, "AAPL", 265598, Side.SELL, 100, OrderType.STP, None, limit - Decimal("0.20"),
+                            parent_id=1, oca_group="c:oca", oca_type=2, order_ref="c:stop_loss", transmit=True)
+            ),
+        ]  # fmt: skip
+        book = manager._orders
+
+        def trim() -> None:
+            for oid in list(book)[60:]:
+                book.working.pop(oid, None)
+                book.held.pop(oid, None)
+                dict.pop(book, oid)
+                for protective in book.protective.values():
+                    protective.pop(oid, None)
+
+        for i in range(20 + n):
+            if i == 20:
+                trim()
+                gc.collect()
+                gc.freeze()
+            if i < 20 or mode.startswith("full"):
+                clock.advance(1.0)
+                manager.submit(
+                    OrderIntent(f"c{i}", "AAPL", Side.BUY, 100, limit, limit + Decimal("0.30"),
+                                limit - Decimal("0.20"), IntentSource.STRATEGY, 0)
+                )  # fmt: skip
+            else:
+                for k, leg in enumerate(legs):
+                    client.placeOrder(1000 + 3 * i + k, contract, leg)
+            await asyncio.sleep(0)
+            trim()
+        journal.close()
+        hot.close()
+    client.conn.transport = None
+    client.connState = Client.DISCONNECTED
+    client._apiReady = False
+
+
 def main(argv: list[str]) -> dict[str, object]:
     global SPACING_S  # a module default the option overrides for this run
     parser = argparse.ArgumentParser(prog="python -m bench orders")
@@ -322,7 +432,15 @@ def main(argv: list[str]) -> dict[str, object]:
         action="store_true",
         help="encode with ib_async's own Client.send instead of wire_send (the broker session's), to compare",
     )
+    parser.add_argument(
+        "--callgrind",
+        choices=("full-wire", "full-stock", "place-wire", "place-stock"),
+        help="only run the instruction-count driver for valgrind --tool=callgrind (see _callgrind_path)",
+    )
     args = parser.parse_args(argv)
+    if args.callgrind:
+        asyncio.run(_callgrind_path(args.callgrind, args.n))
+        return {"callgrind": args.callgrind, "n": args.n}
     SPACING_S = args.spacing_ms / 1000
     wire = "bytes of the bracket's transmitting leg written to the socket (ib_async over TCP to the simulated gateway)"
     encoder = "ib_async Client.send" if args.stock_send else "wire_send"
