@@ -5,7 +5,8 @@ Prints one line, `sim-gateway listening on 127.0.0.1:PORT`, once it accepts conn
 
 `--exit-with-parent` is how an engine runs it as its embedded gateway (`omega_tui.sim.process`): the
 process asks Linux for SIGTERM when its parent dies (PR_SET_PDEATHSIG), exits when its stdin reaches EOF
-(the parent closed the pipe, or died), and reads control lines on stdin: `burst N` (benchmark mode).
+(the parent closed the pipe, or died), and reads control lines on stdin: `burst N` and
+`tick_interval SECONDS` (benchmark mode).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--exit-with-parent",
         action="store_true",
-        help="run as a child process: exit when the parent dies or closes stdin; read `burst N` lines on stdin",
+        help="run as a child process: exit when the parent dies or closes stdin; read control lines on stdin",
     )
     p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return p
@@ -150,8 +151,18 @@ def _control(gw: SimGateway, words: list[str]) -> None:
     if len(words) == 2 and words[0] == "burst" and words[1].isdigit():
         gw.server.set_burst(int(words[1]))
         log.info("burst set to %s quote events per step per streamed contract", words[1])
+    elif len(words) == 2 and words[0] == "tick_interval" and _positive(words[1]):
+        gw.server.tick_interval = float(words[1])
+        log.info("market step every %s s", words[1])
     elif words:
-        log.warning("ignoring control line %r (expected `burst N`)", " ".join(words))
+        log.warning("ignoring control line %r (expected `burst N` or `tick_interval SECONDS`)", " ".join(words))
+
+
+def _positive(text: str) -> bool:
+    try:
+        return 0 < float(text) < 60
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

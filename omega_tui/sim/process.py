@@ -190,10 +190,17 @@ class SimGatewayProcess:
 
     def set_burst(self, events_per_step: int) -> None:
         """Benchmark mode: `events_per_step` extra quote events per step to every streamed contract."""
+        self._control(f"burst {int(events_per_step)}")
+
+    def set_tick_interval(self, seconds: float) -> None:
+        """Benchmark mode: step the market every `seconds` wall seconds from now on."""
+        self._control(f"tick_interval {float(seconds)!r}")
+
+    def _control(self, line: str) -> None:
         proc = self.proc
         if proc is None or proc.stdin is None:
             raise RuntimeError("the simulated gateway process is not running")
-        proc.stdin.write(f"burst {int(events_per_step)}\n".encode())
+        proc.stdin.write(f"{line}\n".encode())
         proc.stdin.flush()
 
     def running(self) -> bool:
