@@ -278,6 +278,10 @@ class SchedulerSettings(_Section):
     """Long-run share of decisions allowed to miss the deadline; the headroom below the budget adapts to it."""
     headroom_step: Annotated[float, Field(ge=0, le=1)] = 0.2
     """Headroom added per miss, as a share of deadline − reserve; each met decision takes this × miss_target off."""
+    probe_interval_ms: Annotated[float, Field(gt=0)] = 5.0
+    """A model whose latency bound misses the budget is re-measured off the hot path this often (≤ 5% busy)."""
+    latency_max_age_ms: Annotated[int, Field(ge=0)] = 2000
+    """Latency samples older than this leave when a newer one comes (the warm-up count stays); 0 = by count only."""
 
 
 class UISettings(_Section):

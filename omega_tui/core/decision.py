@@ -15,7 +15,13 @@ What callers must know:
   99). A background calibrator runs each model off the hot path (in its lane; inline models between
   decisions) on the latest snapshot — or a simulated one before the market has data — back to back until it
   has half a window of samples, then re-measures every model every `scheduler.calibration_interval_ms`, so
-  bounds follow the machine's load even for models the scheduler is not choosing. Until a model is warm it
+  bounds follow the machine's load even for models the scheduler is not choosing, and a model whose bound
+  does not fit the budget every `scheduler.probe_interval_ms` (no more than `PROBE_DUTY` of the time for a
+  slow one), so that once the samples of a burst of preemptions have aged out of its window
+  (`scheduler.latency_max_age_ms`) it can be chosen again. A probe only feeds the latency window (recorded
+  with its time like every sample), never a decision. A worker-thread probe is not started when the next
+  decision round is due within twice its p99 latency: a probe still running then would compete for the
+  GIL with the decision's inline model. Until a model is warm it
   is never chosen; until one is, every decision abstains.
 - A decision's budget is `deadline_ms − reserve_ms` from its start. The choice sees what is left of it once
   the snapshot and regime are ready (time lost before the choice, a preemption included, is already off),
@@ -77,6 +83,7 @@ Policy = Callable[[SchedulerSnapshot], Choice]
 MET = frozenset({"ok", "abstain"})  # decision statuses that met the deadline
 MISSED = frozenset({"late", "timeout"})  # …and those that missed it
 DISPATCH_ABSTAIN = "the chosen model no longer fit when it was to start"
+PROBE_DUTY = 0.05  # an infeasible model's frequent re-measurement takes at most this share of the time
 HISTORY = 256  # updates of history per instrument handed to models
 
 
@@ -119,7 +126,7 @@ class Recorder(Protocol):
 
     def quote(self, quote: Quote) -> None: ...
 
-    def latency(self, model: str, ns: int) -> None: ...
+    def latency(self, model: str, ns: int, at_ns: int | None = None) -> None: ...
 
     def params(self, version: int, view: Mapping[str, Any] | None) -> None: ...
 
@@ -548,6 +555,7 @@ class DecisionEngine(Component):
         self._params_seen = -1
         self._deciding = False
         self._last_probe_ns: dict[str, int] = {}
+        self._next_decision_s: float | None = None  # loop time of the next round (set by the decision loop)
         self._synthetic: Snapshot | None = None
         self.outcomes_dropped = 0
         s = settings.scheduler
@@ -608,9 +616,10 @@ class DecisionEngine(Component):
 
     def _observe(self, model: str, ns: int) -> None:
         assert self.core is not None
-        self.core.scheduler.observe_latency(model, ns)
+        at_ns = self.clock.monotonic_ns()
+        self.core.scheduler.observe_latency(model, ns, at_ns)
         if self.recorder is not None:
-            self.recorder.latency(model, ns)
+            self.recorder.latency(model, ns, at_ns)
 
     def current_params(self) -> TradingParams:
         """The last published parameters (never waits; defaults when nothing or garbage was published)."""
@@ -776,6 +785,7 @@ class DecisionEngine(Component):
             if delay < 0:  # overran: skip ahead instead of bursting to catch up
                 next_t = loop.time()
                 delay = 0.0
+            self._next_decision_s = next_t
             await asyncio.sleep(delay)
 
     def _probe_snapshot(self) -> Snapshot:
@@ -796,18 +806,32 @@ class DecisionEngine(Component):
         assert core is not None
         # The fast phase goes past the first finite bound to half a window, so that one unlucky sample
         # (a preemption) is not the bound itself.
-        warm = max(core.scheduler.warm_samples, self.settings.scheduler.window // 2)
+        sched = core.scheduler
+        warm = max(sched.warm_samples, self.settings.scheduler.window // 2)
         refresh_ns = self.settings.scheduler.calibration_interval_ms * 1_000_000
+        probe_ns = int(self.settings.scheduler.probe_interval_ms * 1_000_000)
+        budget = self._budget_ns - core.metrics.dispatch_allowance_ns()
         probed = 0
         for name in sorted(self.lanes):
             lane = self.lanes[name]
             now = self.clock.monotonic_ns()
-            due = (
-                len(core.scheduler.latency[name]) < warm
-                or now - self._last_probe_ns.get(name, -refresh_ns) >= refresh_ns
-            )
+            window = sched.latency[name]
+            since = now - self._last_probe_ns.get(name, -(1 << 62))
+            # (Warm-up counts samples ever taken: an aged window holds fewer, and needs no second warm-up.)
+            due = window.total < warm or since >= refresh_ns
+            if not due and not sched.fits(name, budget):
+                # Infeasible now: probe it often (its results only feed the window, never a decision), so a
+                # window pushed over the budget by a burst of preemptions recovers once they age out, but
+                # never more than PROBE_DUTY of the time for a slow model.
+                due = since >= max(probe_ns, window.quantile(0.5) / PROBE_DUTY)
             if not due or self._deciding or lane.inflight:
                 continue
+            if not lane.inline and self._next_decision_s is not None:
+                # A probe in a worker thread still running when a decision starts would compete for the GIL
+                # with the decision's inline model: leave it for after that decision.
+                left_s = self._next_decision_s - asyncio.get_running_loop().time()
+                if left_s * 1e9 < 2.0 * window.quantile(0.99):
+                    continue
             self._last_probe_ns[name] = now
             snap = self._probe_snapshot()
             if lane.inline:

@@ -1,7 +1,9 @@
 """Record a decision session to JSON lines and replay it through the same scheduler, models and signals.
 
 A recording holds, in the order the live engine applied them: normalized quotes (`q`), every latency sample
-fed to the scheduler (`l`, from decisions and from calibration), each new parameters version (`p`), each
+fed to the scheduler with the monotonic time it was observed at (`l`, from decisions and from calibration,
+including the frequent re-measurement of models that do not fit; the time lets the latency windows age
+samples out exactly as they did live), each new parameters version (`p`), each
 decision's start with the inputs that came from the machine rather than the data — the budget its choice
 saw (time already spent and the dispatch allowance taken off), queue waits, position — its choice and the
 headroom it kept below the budget (`d`), and its end with status (an abstention at dispatch keeps the
@@ -31,7 +33,8 @@ from omega_tui.core.models.data import Priors
 from omega_tui.core.signals import DEFAULT_PARAMS, TradingParams
 from omega_tui.core.types import OrderIntent, Quote, QuoteFlag, VerifiedInstrument
 
-FORMAT_VERSION = 2  # 2: the adaptive headroom (`mg`); maturation at each decision's end
+FORMAT_VERSION = 3  # 2: the adaptive headroom (`mg`); maturation at each decision's end. 3: `at` on `l`
+READABLE = frozenset({2, 3})  # a version 2 recording has no sample times, and was made with windows that kept none
 
 
 def _dec(v: Decimal | None) -> str | None:
@@ -77,8 +80,8 @@ class JsonlRecorder:
     def quote(self, quote: Quote) -> None:
         self._write(quote_to_record(quote))
 
-    def latency(self, model: str, ns: int) -> None:
-        self._write({"t": "l", "m": model, "ns": ns})
+    def latency(self, model: str, ns: int, at_ns: int | None = None) -> None:
+        self._write({"t": "l", "m": model, "ns": ns, "at": at_ns})
 
     def params(self, version: int, view: Mapping[str, Any] | None) -> None:
         self._write({"t": "p", "v": version, "view": dict(view) if view is not None else None})
@@ -148,12 +151,13 @@ def replay(
     result = ReplayResult()
     for r in read_records(path):
         t = r["t"]
-        if t == "h" and r.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: recording format {r.get('format')}, this replay reads {FORMAT_VERSION}")
+        if t == "h" and r.get("format") not in READABLE:
+            raise ValueError(f"{path}: recording format {r.get('format')}, this replay reads {sorted(READABLE)}")
         if t == "q":
             core.add_quote(quote_from_record(r))
         elif t == "l":
-            core.scheduler.observe_latency(r["m"], int(r["ns"]))
+            at = r.get("at")  # when it was observed: the window ages samples by it
+            core.scheduler.observe_latency(r["m"], int(r["ns"]), None if at is None else int(at))
         elif t == "p":
             params[int(r["v"])] = TradingParams.from_view(r["view"])
         elif t == "d":

@@ -26,10 +26,20 @@ abstentions give the room back at η·α* each. At h ≥ 1 nothing fits and the 
 measured at 0 ns would fit), so under TIP-Search h never passes 1 + η, and over any L consecutive decisions
 at most α*·L + 1/η + 1 miss (0.005·L + 6 at the defaults).
 
+Windows also age by time (`scheduler.latency_max_age_ms`): a sample comes with the monotonic time it was
+observed at, and adding one pushes out those older than the age, while more than half a window remain. The
+engine re-measures a model whose bound does not fit the budget every `scheduler.probe_interval_ms`, off the
+decision path (its results feed only the window), so a window pushed over the budget by a burst of
+preemptions — during warm-up, say, when a full window of 512 tolerates only four samples above the budget
+at q = 0.99 and a once-a-second refresh would take minutes to dilute them — fits again within about the
+age once the load allows, instead of leaving TIP-Search on its fastest model for the rest of the session.
+
 `choose` is a pure function of a `SchedulerSnapshot` (which carries the headroom), so a recorded decision
 can be replayed exactly; the headroom is a function of the ordered decision outcomes (met or missed), which
-a recording holds, so a replay rebuilds it. The `Scheduler` object only owns the state the snapshot is built
-from (latency windows, the accuracy book, the headroom) and is used from the core loop alone.
+a recording holds, so a replay rebuilds it; the windows are a function of the ordered (latency, observed
+at) samples, which a recording holds too, frequent probes included. The `Scheduler` object only owns the
+state the snapshot is built from (latency windows, the accuracy book, the headroom) and is used from the
+core loop alone.
 """
 
 from __future__ import annotations
@@ -68,24 +78,43 @@ def conformal_bound(sorted_samples: list[int], q: float) -> float:
 
 
 class LatencyWindow:
-    """The last `size` latencies of one model, kept sorted too so a quantile costs O(1) and an insert O(n)."""
+    """The last `size` latencies of one model, kept sorted too so a quantile costs O(1) and an insert O(n).
 
-    __slots__ = ("_fifo", "_q", "_sorted", "bound_ns", "size", "total")
+    With `max_age_ns` > 0, a sample added with its observation time `at_ns` also pushes out the samples
+    observed more than `max_age_ns` before it, oldest first, while more than `keep` remain: a burst of
+    preemptions leaves the window within that age once newer samples come, instead of after `size` more.
+    Aging happens only on `add`, so the window is a function of the ordered (ns, at_ns) samples alone.
+    """
 
-    def __init__(self, size: int, q: float) -> None:
+    __slots__ = ("_fifo", "_q", "_sorted", "_times", "bound_ns", "keep", "max_age_ns", "size", "total")
+
+    def __init__(self, size: int, q: float, max_age_ns: int = 0, keep: int = 0) -> None:
         self.size = size
         self._q = q
         self._fifo: deque[int] = deque()
+        self._times: deque[int] = deque()  # observation time of each sample (-1: unknown, never aged)
         self._sorted: list[int] = []
         self.bound_ns = INF
         self.total = 0
+        self.max_age_ns = max_age_ns
+        self.keep = max(1, keep)
 
-    def add(self, ns: int) -> None:
+    def _pop_oldest(self) -> None:
+        old = self._fifo.popleft()
+        self._times.popleft()
+        del self._sorted[bisect_left(self._sorted, old)]
+
+    def add(self, ns: int, at_ns: int | None = None) -> None:
         self._fifo.append(ns)
+        self._times.append(-1 if at_ns is None else at_ns)
         insort(self._sorted, ns)
         if len(self._fifo) > self.size:
-            old = self._fifo.popleft()
-            del self._sorted[bisect_left(self._sorted, old)]
+            self._pop_oldest()
+        if self.max_age_ns > 0 and at_ns is not None:
+            oldest = at_ns - self.max_age_ns
+            times = self._times
+            while len(times) > self.keep and 0 <= times[0] < oldest:
+                self._pop_oldest()
         self.total += 1
         self.bound_ns = conformal_bound(self._sorted, self._q)
 
@@ -253,7 +282,12 @@ class Scheduler:
         self.names = tuple(names)
         self.quantile = settings.quantile
         self.min_samples = settings.min_samples
-        self.latency = {n: LatencyWindow(settings.window, settings.quantile) for n in self.names}
+        # Aged windows keep at least half a window (the calibrator's warm-up count, and well past the conformal
+        # minimum at q): with only that minimum (99 at q = 0.99) the bound would be the largest sample, and
+        # one preemption in 99 would make a model infeasible.
+        keep = max(settings.min_samples, conformal_min_samples(settings.quantile), settings.window // 2)
+        max_age_ns = int(settings.latency_max_age_ms * 1_000_000)
+        self.latency = {n: LatencyWindow(settings.window, settings.quantile, max_age_ns, keep) for n in self.names}
         budget_ns = int((settings.deadline_ms - settings.reserve_ms) * 1e6)
         self.headroom = Headroom(budget_ns, settings.miss_target, settings.headroom_step)
         self.accuracy = AccuracyBook(
@@ -290,11 +324,19 @@ class Scheduler:
         """A decision ended (an abstention meets its deadline): adapt the headroom."""
         self.headroom.update(missed)
 
-    def observe_latency(self, name: str, ns: int) -> None:
+    def observe_latency(self, name: str, ns: int, at_ns: int | None = None) -> None:
+        """A measured latency; `at_ns` (monotonic, when it was observed) lets old samples age out."""
         window = self.latency.get(name)
         if window is not None:
-            window.add(max(0, int(ns)))
+            window.add(max(0, int(ns)), at_ns)
             self._refresh(name)
+
+    def fits(self, name: str, budget_ns: float) -> bool:
+        """Whether the model could be chosen for an idle lane and `budget_ns` (headroom included)."""
+        window = self.latency.get(name)
+        if window is None or len(window) < self.min_samples:
+            return False
+        return window.bound_ns <= budget_ns - self.headroom.margin_ns
 
     def bound_ns(self, name: str) -> float:
         window = self.latency.get(name)
