@@ -242,8 +242,17 @@ class SimServer:
         log.info("sim gateway on port %d stopped", self.port)
 
     async def _drive(self) -> None:
+        # Steps on a fixed schedule (each step's time less what the step itself took), so the step rate, and
+        # with it the burst mode's event rate, holds while a step costs time; far behind, it re-anchors
+        # rather than rushing to catch up.
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(self.tick_interval)
+            due += self.tick_interval
+            now = loop.time()
+            if due < now - self.tick_interval:
+                due = now
+            await asyncio.sleep(max(0.0, due - now))
             try:
                 self.advance_to(self.clock.now())
             except Exception:
