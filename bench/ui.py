@@ -2,16 +2,17 @@
 
 The engine is the real one, built and run as `omega-tui` builds and runs it:
 
-- An embedded simulated IB Gateway (`SimGateway`, its own thread in this process, as `launcher.gateway_for`
-  runs it) streams the watchlist. Its public benchmark knobs set the rate: the market steps every
-  `--tick-interval` s and, in burst mode (`server.set_burst`), each step applies `burst` extra quote events
-  to every streamed contract. `burst` is chosen so that the tick messages (tickPrice + tickSize, what IB
+- The simulated IB Gateway runs in its own process, as in production (`launcher.gateway_for` starts
+  `omega-tui sim-gateway` as a child process, as a real IB Gateway is a process of its own), and streams the
+  watchlist. Its benchmark knobs set the rate: the market steps every `--tick-interval` s and, in burst mode
+  (`--burst`, then `burst N` lines on its stdin), each step applies `burst` extra quote events to every
+  streamed contract. `burst` is chosen so that the tick messages (tickPrice + tickSize, what IB
   sends and ib_async decodes) reach `--rate` per second in total; the rate actually decoded by the engine's
   ib_async client is measured and reported (`ticks_per_s_*`), as are the normalised quote updates per second.
-- The watchlist is every unexpired contract the simulator lists, up to `--instruments`. The simulator lists
-  19 contracts (18 unexpired) and the startup check refuses two watchlist entries that resolve to the same
-  contract, so 100 distinct instruments cannot be streamed without a change in `omega_tui/sim` (see
-  `instruments_streamed` and `instruments_shortfall` in the JSON). The total rate is still `--rate`.
+- The watchlist is every unexpired contract the simulator lists (18 fixed ones: stocks, futures, options,
+  FX), then as many of its seeded synthetic US stocks (`sim.extra_stocks`) as it takes to reach
+  `--instruments` (default 100). The one contract the simulated account may not trade (CL) is streamed
+  watch-only, as a trader would configure it.
 - `build_runtime(settings)` wires every engine (broker session, order manager, risk, decision loop with its
   models, AI tasks). The GIL switch interval is the one `omega-tui` sets (`UI_SWITCH_INTERVAL_S`) for the
   whole process, and the garbage collector is frozen after startup in both phases, as both front ends do.
@@ -38,9 +39,10 @@ is not included), carry the banner's "■ HALTED"; key → whole screen HALTED w
 which must not depend on the UI at all. Between halts the bench sends `Resume` through the same client and
 waits for "● ACTIVE" to be drawn, then a random phase against the refresh timer.
 
-`ui_cpu_share`: the UI (main) thread's CPU seconds over the whole process's (engine, gateway, diskcache
-writer included) during the UI streaming window, from /proc; `ui_cpu_core_fraction`: the UI thread's CPU
-seconds per wall second.
+`ui_cpu_share`: the UI (main) thread's CPU seconds over the whole engine process's (engine, diskcache writer
+included; the gateway is another process now) during the UI streaming window, from /proc;
+`ui_cpu_core_fraction`: the UI thread's CPU seconds per wall second; `gateway_cpu_core_fraction`: the
+simulated gateway process's.
 
     python -m bench ui [--rate 20000] [--instruments 100] [--seconds 10] [--halts 40]
 """
@@ -77,11 +79,19 @@ more): only the first guess for the burst; the bench measures the real rate and 
 # --------------------------------------------------------------------------------------------- set-up
 
 
-def _watchlist(seed: int, limit: int) -> list[dict[str, Any]]:
-    """Every unexpired contract the simulator lists (up to `limit`), as watchlist entries that resolve uniquely."""
+def _extra_stocks(seed: int, limit: int) -> int:
+    """Synthetic stocks the simulator needs besides its fixed unexpired contracts to list `limit` instruments."""
     from omega_tui.sim.engine.contracts import ContractDB
 
     db = ContractDB(seed)
+    return max(0, limit - sum(1 for c in db.all() if not db.is_expired(c)))
+
+
+def _watchlist(seed: int, limit: int, extra_stocks: int) -> list[dict[str, Any]]:
+    """Every unexpired contract the simulator lists (up to `limit`), as watchlist entries that resolve uniquely."""
+    from omega_tui.sim.engine.contracts import ContractDB
+
+    db = ContractDB(seed, extra_stocks=extra_stocks)
     out: list[dict[str, Any]] = []
     for c in db.all():
         if db.is_expired(c) or len(out) >= limit:
@@ -106,12 +116,18 @@ def _watchlist(seed: int, limit: int) -> list[dict[str, Any]]:
 
 
 def _settings(
-    state_dir: Path, port: int, watchlist: list[dict[str, Any]], refresh_hz: float, client_id: int = 17
+    state_dir: Path,
+    watchlist: list[dict[str, Any]],
+    refresh_hz: float,
+    client_id: int = 17,
+    seed: int = 7,
+    extra_stocks: int = 0,
 ) -> Settings:
     return Settings.model_validate(
         {
             # A client id per run: the previous run's connection may still be closing at the gateway.
-            "ib": {"mode": "sim", "host": "127.0.0.1", "port": port, "client_id": client_id},
+            "ib": {"mode": "sim", "client_id": client_id, "max_market_data_lines": max(100, len(watchlist))},
+            "sim": {"seed": seed, "extra_stocks": extra_stocks},
             "instruments": {"watchlist": watchlist},
             "market_data": {"warmup_bars": False},  # startup only; the streaming steady state is the same
             "state": {"dir": str(state_dir)},
@@ -163,12 +179,18 @@ class Probe:
         return sum(q.seq for q in self.runtime.hot_state.quotes().copy().values())
 
 
+GATEWAY_PID: list[int] = []
+"""The running simulated gateway's process id (set while a phase runs)."""
+
+
 async def _window(probe: Probe, seconds: float) -> dict[str, Any]:
     """Measure one streaming window: tick → decision samples, tick messages and quote updates per second."""
     total0, _ = probe.t2d_samples()
+    gateway_cpu0 = _process_cpu_s(GATEWAY_PID[0]) if GATEWAY_PID else float("nan")
     ticks0, seq0, wall0 = probe.ticks, probe.quotes_seq(), time.perf_counter()
     await asyncio.sleep(seconds)
     wall = time.perf_counter() - wall0
+    gateway_cpu = (_process_cpu_s(GATEWAY_PID[0]) if GATEWAY_PID else float("nan")) - gateway_cpu0
     total1, fifo = probe.t2d_samples()
     n = total1 - total0
     if n > len(fifo):
@@ -179,6 +201,7 @@ async def _window(probe: Probe, seconds: float) -> dict[str, Any]:
         "ticks_per_s": (probe.ticks - ticks0) / wall,
         "quotes_per_s": (probe.quotes_seq() - seq0) / wall,
         "wall": wall,
+        "gateway_core_fraction": gateway_cpu / wall,
     }
 
 
@@ -273,7 +296,7 @@ def _print_window(label: str, r: dict[str, Any]) -> None:
     print(
         f"{label}: {len(t2d)} decisions, tick→decision p50 {_percentile(t2d, 50) / 1e3:,.0f} µs "
         f"p99 {_percentile(t2d, 99) / 1e3:,.0f} µs; {r['ticks_per_s']:,.0f} tick msgs/s, "
-        f"{r['quotes_per_s']:,.0f} quote updates/s"
+        f"{r['quotes_per_s']:,.0f} quote updates/s; gateway process {r['gateway_core_fraction']:.2f} core"
     )
 
 
@@ -424,6 +447,16 @@ class _Profiler:
         print(f"profile of the UI thread ({self.name}): {out / f'ui-{self.name}.txt'}")
 
 
+def _process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of another process, from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _thread_cpu_s(native_id: int) -> float:
     """CPU seconds (user + system) of one thread of this process, from /proc."""
     try:
@@ -447,43 +480,51 @@ def _ms(values: list[float], q: float) -> float:
 
 
 async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from omega_tui.launcher import embedded_gateway, gateway_for
     from omega_tui.logs import setup_logging
-    from omega_tui.sim import SimGateway
+    from omega_tui.sim.process import SimGatewayProcess
 
     sys.setswitchinterval(args.switch_interval)  # what launcher.run_ui sets for the whole process
-    watchlist = _watchlist(args.seed, args.instruments)
+    extra_stocks = _extra_stocks(args.seed, args.instruments)
+    watchlist = _watchlist(args.seed, args.instruments, extra_stocks)
     args.streamed = len(watchlist)
+    if args.tick_interval is None:  # one burst event per step per instrument gives the rate
+        args.tick_interval = round(len(watchlist) * MSGS_PER_QUOTE_EVENT / args.rate, 4)
     burst = max(1, math.ceil(args.rate * args.tick_interval / (len(watchlist) * MSGS_PER_QUOTE_EVENT)))
-    current: list[SimGateway] = []
+    current: list[SimGatewayProcess] = []
 
     async def on_gateway(phase: Callable[[Settings], Awaitable[dict[str, Any]]], tmp: Path) -> dict[str, Any]:
         """Run one phase on its own embedded gateway (as each `omega-tui` run starts one), on a fresh state
         directory: a run inherits no positions, orders, latch or journal from the one before (the engine's
         recovery would otherwise protect the previous run's positions in a burst of orders)."""
         run = next(runs)
-        gateway = SimGateway(seed=args.seed, tick_interval=args.tick_interval, max_lines=max(100, len(watchlist)))
-        gateway.start()
-        current[:] = [gateway]
-        try:
-            gateway.call(lambda: gateway.server.set_burst(burst))
-            settings = _settings(tmp / f"run-{run}", gateway.port, watchlist, args.refresh_hz, 17 + run)
-            return await phase(settings)
-        finally:
-            current.clear()
-            await asyncio.to_thread(gateway.stop)
+        settings = _settings(tmp / f"run-{run}", watchlist, args.refresh_hz, 17 + run, args.seed, extra_stocks)
+        gateway = embedded_gateway(settings, tick_interval=args.tick_interval, burst=burst)
+        # Started on this (the main) thread: the child's PR_SET_PDEATHSIG follows the thread that started it.
+        with gateway_for(settings, gateway) as effective:
+            current[:] = [gateway]
+            GATEWAY_PID[:] = [gateway.pid or 0]
+            try:
+                return await phase(effective)
+            finally:
+                current.clear()
+                GATEWAY_PID.clear()
 
     async def calibrate(probe: Probe) -> None:
-        """Correct the burst once from what the engine really decodes, then keep it for every phase."""
-        nonlocal burst
-        ticks0, wall0 = probe.ticks, time.perf_counter()
-        await asyncio.sleep(2.0)
-        rate = (probe.ticks - ticks0) / (time.perf_counter() - wall0)
-        corrected = max(1, round(burst * args.rate / rate)) if rate > 0 else burst
-        print(f"burst {burst}: {rate:,.0f} tick msgs/s decoded; burst {corrected} from now on")
-        if corrected != burst and current:
-            burst = corrected
-            gateway = current[0]
-            gateway.call(lambda: gateway.server.set_burst(burst))
+        """Correct the market step from what the engine really decodes (up to 3 times, until within 5%), then
+        keep it for every phase."""
+        for _ in range(3):
+            ticks0, wall0 = probe.ticks, time.perf_counter()
+            await asyncio.sleep(2.0)
+            rate = (probe.ticks - ticks0) / (time.perf_counter() - wall0)
+            step = args.tick_interval
+            corrected = min(0.5, max(0.002, round(step * rate / args.rate, 4))) if rate > 0 else step
+            if abs(rate / args.rate - 1) < 0.05 or corrected == step or not current:
+                print(f"burst {burst}, step {step} s: {rate:,.0f} tick msgs/s decoded; keeping it")
+                break
+            print(f"burst {burst}, step {step} s: {rate:,.0f} tick msgs/s decoded; step {corrected} s from now on")
+            args.tick_interval = corrected
+            current[0].set_tick_interval(corrected)
             await asyncio.sleep(1.0)
 
     def headless_phase(label: str) -> Callable[[Settings], Awaitable[dict[str, Any]]]:
@@ -543,14 +584,17 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "quote_updates_per_s_with_ui": round(window["quotes_per_s"]),
         "ticks_mean": "tick messages (tickPrice + tickSize) decoded by the engine's ib_async client",
         "ui_cpu_share": round(window["cpu_ui"] / window["cpu_all"], 3) if window["cpu_all"] else None,
-        "ui_cpu_share_means": "UI (main) thread CPU seconds / whole process CPU seconds, UI streaming window",
+        "ui_cpu_share_means": "UI (main) thread CPU seconds / engine process CPU seconds, UI streaming window",
         "ui_cpu_core_fraction": round(window["cpu_ui"] / window["wall"], 3),
-        "engine": "real: build_runtime + LocalEngine + OmegaApp on the embedded SimGateway",
+        "engine_process_cpu_core_fraction_with_ui": round(window["cpu_all"] / window["wall"], 3),
+        "gateway_cpu_core_fraction_with_ui": round(window["gateway_core_fraction"], 3),
+        "gateway_cpu_core_fraction_headless": round(
+            (before["gateway_core_fraction"] + after["gateway_core_fraction"]) / 2, 3
+        ),
+        "engine": "real: build_runtime + LocalEngine + OmegaApp; the simulated gateway in its own process",
         "instruments_requested": args.instruments,
         "instruments_streamed": len(watchlist),
-        "instruments_shortfall": "the simulator lists 18 unexpired contracts; duplicates are refused at startup"
-        if len(watchlist) < args.instruments
-        else "",
+        "instruments_synthetic": extra_stocks,
         "sim_burst": burst,
         "sim_tick_interval_s": args.tick_interval,
         "target_ticks_per_s": args.rate,
@@ -564,9 +608,11 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str]) -> dict[str, Any]:
     """Run the UI benchmark; returns the figures (the runner prints them as the last JSON line)."""
     parser = argparse.ArgumentParser(prog="python -m bench ui")
-    parser.add_argument("--instruments", type=int, default=100, help="instruments wanted (the sim has fewer)")
+    parser.add_argument("--instruments", type=int, default=100, help="instruments to stream")
     parser.add_argument("--rate", type=int, default=20_000, help="tick messages per second, all instruments")
-    parser.add_argument("--tick-interval", type=float, default=0.01, help="simulated market step (s)")
+    parser.add_argument(
+        "--tick-interval", type=float, help="simulated market step (s); default: what gives --rate with burst 1"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="UI latency window; each headless one is half")
     parser.add_argument("--warmup", type=float, default=2.0, help="streaming before each window (s)")
     parser.add_argument("--halts", type=int, default=40, help="keypress → HALTED samples")
