@@ -192,6 +192,7 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
             OrderIntent("fs", "AAPL", Side.SELL, 10**7, Decimal("190.10"), None, None, IntentSource.STRATEGY, 0)
         )[0]
         when = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+        journal.wait_durable(journal.seq)  # the book's submissions are durable: no fill is held for them
         gc.collect()
         gc.freeze()
         fill_us: list[float] = []
@@ -216,9 +217,12 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
     return to_first_leg, to_wire, fill_us
 
 
-async def _measure_wire(n: int, stock_send: bool = False) -> tuple[list[float], list[float], list[float], list[float]]:
+async def _measure_wire(
+    n: int, stock_send: bool = False
+) -> tuple[list[float], list[float], list[float], list[float], dict[str, int]]:
     """(intent → transmitting leg's bytes written, ib_async Client.placeOrder per leg, Omega's share, the same
-    window in this thread's CPU time) in us."""
+    window in this thread's CPU time) in us, and the journal's counters (acknowledgements held for the group
+    commit, group commits, inline fsyncs)."""
     gw = SimGateway(seed=7, clock="virtual", rate_limit=10**9)
     port = await gw.start_async()
     ib = IB()
@@ -304,12 +308,17 @@ async def _measure_wire(n: int, stock_send: bool = False) -> tuple[list[float], 
                 manager.cancel(ids[0], "bench")
                 await asyncio.sleep(0.001)
             gc.unfreeze()
+            counters = {
+                "held_events": manager.held_events,
+                "group_syncs": journal.group_syncs,
+                "inline_waits": journal.inline_waits,
+            }
             journal.close()
             hot.close()
     finally:
         ib.disconnect()
         await gw.stop_async()
-    return to_wire, leg_us, omega_us, cpu_us
+    return to_wire, leg_us, omega_us, cpu_us, counters
 
 
 class _SinkTransport:
@@ -446,7 +455,7 @@ def main(argv: list[str]) -> dict[str, object]:
     encoder = "ib_async Client.send" if args.stock_send else "wire_send"
     print(f"intent -> wire, where wire = {wire}; n={args.n}; messages encoded by {encoder}")
     figures: dict[str, object] = {"wire": wire, "n": args.n, "encoder": encoder}
-    to_wire, leg_us, omega_us, cpu_us = asyncio.run(_measure_wire(args.n, args.stock_send))
+    to_wire, leg_us, omega_us, cpu_us, counters = asyncio.run(_measure_wire(args.n, args.stock_send))
     bracket_ib = [sum(leg_us[k : k + 3]) for k in range(0, len(leg_us), 3)]
     print(
         f"intent -> transmitting leg on the socket: p50 {_pct(to_wire, 0.5)} us p99 {_pct(to_wire, 0.99)} us "
@@ -465,7 +474,15 @@ def main(argv: list[str]) -> dict[str, object]:
         "omega_share_p99_us": _pct(omega_us, 0.99),
         "intent_to_wire_cpu_p50_us": _pct(cpu_us, 0.5),
         "intent_to_wire_cpu_p99_us": _pct(cpu_us, 0.99),
+        "journal_held_events": counters["held_events"],
+        "journal_group_syncs": counters["group_syncs"],
+        "journal_inline_waits": counters["inline_waits"],
     }
+    print(
+        f"journal: {counters['held_events']} broker events held until their submit record was fsynced "
+        f"(the simulated gateway answers within the group commit), {counters['group_syncs']} group commits, "
+        f"{counters['inline_waits']} inline fsyncs"
+    )
     # Production journals fsync "submit" and "fill" records (group commit, see core/journal.py); the run
     # without fsync shows the order manager's own cost.
     for fsync, suffix in ((True, ""), (False, "_nofsync")):

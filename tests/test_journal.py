@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,28 +33,28 @@ def test_a_torn_last_line_is_skipped_not_fatal(state_dir: Path) -> None:
     assert [r["kind"] for r in Journal(state_dir, FakeClock()).read()] == ["submit"]
 
 
-@pytest.mark.parametrize(("kind", "inline"), [("halt", True), ("resume", True), ("submit", False), ("fill", False)])
-def test_safety_kinds_fsync_inline_and_hot_path_kinds_are_group_synced(
-    state_dir: Path, monkeypatch: pytest.MonkeyPatch, kind: str, inline: bool
+def test_sync_kinds_are_written_and_fsynced_inline_after_the_queue_ahead_of_them(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
-    journal = Journal(state_dir, FakeClock(), group_sync_ms=1)
-    journal.record(kind, x=1)
-    assert bool(calls) is inline
-    if not inline:
-        deadline = time.monotonic() + 5
-        while journal.group_syncs == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert journal.group_syncs >= 1
+    journal = Journal(state_dir, FakeClock())
+    monkeypatch.setattr(journal, "_wake_writer", lambda: None)  # the writer never gets to it
+    journal.record("submit", order_id=1)
+    journal.record("order_state", order_id=1)
+    assert journal.written_seq == 0 and calls == []
+    journal.record("halt", reason="test")
+    assert journal.written_seq == journal.durable_seq == 3 and len(calls) == 1
+    lines = journal.files()[0].read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["kind"] for line in lines] == ["submit", "order_state", "halt"]  # seq order
     journal.close()
 
 
-async def test_group_commit_is_woken_after_the_step_not_inside_it(
+async def test_hot_path_kinds_do_no_file_io_in_the_step_and_are_group_committed_after_it(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a loop, a burst of hot-path records costs no fsync and no thread wake until the step ends."""
+    """On a loop, a burst of hot-path records costs no write, no fsync and no thread wake until the step ends."""
     import asyncio
 
     calls: list[int] = []
@@ -62,16 +62,53 @@ async def test_group_commit_is_woken_after_the_step_not_inside_it(
     monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
     journal = Journal(state_dir, FakeClock())
     for i in range(5):
-        journal.record("submit", order_id=i)
-    assert calls == [] and journal._syncer is None  # nothing happened inside the step
-    assert journal.seq == 5 and journal.durable_seq == 0
+        journal.record("submit" if i % 2 == 0 else "fill", order_id=i)
+    assert calls == [] and journal._writer is None  # nothing happened inside the step
+    assert journal.seq == 5 and journal.written_seq == 0 and journal.durable_seq == 0
+    assert journal.files() == []  # not even opened
     for _ in range(2500):  # bounded: 5 s
         if journal.durable_seq == 5:
             break
         await asyncio.sleep(0.002)
-    assert journal.durable_seq == 5
+    assert journal.durable_seq == journal.written_seq == 5
     assert 1 <= len(calls) <= 2  # one group commit covers the burst (a second at most, if it raced)
+    lines = journal.files()[0].read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["order_id"] for line in lines] == [0, 1, 2, 3, 4]
     journal.close()
+
+
+async def test_when_durable_calls_back_on_the_loop_once_the_writer_fsynced(state_dir: Path) -> None:
+    import asyncio
+    import threading
+
+    journal = Journal(state_dir, FakeClock())
+    journal.record("intent", intent_id="i1")  # not a group-sync kind: only a waiter makes it fsynced
+    seq = journal.seq
+    loop_thread = threading.get_ident()
+    called: list[tuple[int, int]] = []
+    assert journal.when_durable(seq, lambda: called.append((journal.durable_seq, threading.get_ident()))) is False
+    for _ in range(2500):  # bounded: 5 s
+        if called:
+            break
+        await asyncio.sleep(0.002)
+    assert called and called[0][0] >= seq and called[0][1] == loop_thread
+    assert journal.when_durable(seq, lambda: called.append((0, 0))) is True  # durable now: no callback
+    assert journal.inline_waits == 0
+    journal.close()
+
+
+async def test_read_and_close_see_every_queued_record_and_days_rotate_in_order(state_dir: Path) -> None:
+    clock = FakeClock()
+    journal = Journal(state_dir, clock)
+    journal.record("submit", order_id=1)
+    clock.advance(86_400)
+    journal.record("fill", exec_id="e1")
+    assert [r["kind"] for r in journal.read()] == ["submit", "fill"]  # read writes the queue first
+    assert len(journal.files()) == 2
+    journal.record("commission", exec_id="e1")
+    journal.close()
+    assert [r["kind"] for r in Journal(state_dir, FakeClock()).read()] == ["submit", "fill", "commission"]
+    assert journal.durable_seq == journal.written_seq == 3
 
 
 def test_wait_durable_fsyncs_inline_only_when_the_record_is_not_yet_durable(

@@ -4,42 +4,62 @@ One record per order intent, risk decision, submission, order state change, fill
 re-arm and connection event, so a session can be rebuilt and audited afterwards. Files rotate per UTC day:
 `journal-YYYYMMDD.jsonl`.
 
-Durability. The rule is "written before the action it records is acknowledged"; three levels meet it:
+Who writes. `record` numbers and serialises the record (orjson) on the caller's thread (the core loop) and,
+for every kind but `SYNC_KINDS`, appends the bytes to an in-memory queue and returns at once: no file I/O
+on the loop. A writer thread writes the queue to the file in `seq` order, in batches, flushes them to the OS
+(`written_seq`) and, when the batch holds a kind of `GROUP_SYNC_KINDS` (submissions, fills, cancel-all,
+flatten) or someone waits for durability, fsyncs them (`durable_seq`): a group commit. The writer is woken
+after the step that queued the records (`call_soon`, so the thread switch never falls between a bracket's
+legs). Why: a write to a page under writeback waits for it (ext4 stable pages), so an append on the loop
+while the group commit's fsync runs took 1-4 ms, twenty times the intent-to-wire budget (200 us).
 
-- every record is written and flushed to the OS before `record` returns, so it survives a crash or a
-  SIGKILL of the engine (the caller acts only after: the order manager journals a bracket's "submit" before
-  its first byte goes to the broker, a fill before the position moves);
-- kinds in `SYNC_KINDS` (halt, resume, trading-state changes, shutdown: rare, and the safety state an
-  operator relies on) are also `fsync`ed before `record` returns, so they survive a power cut;
-- kinds in `GROUP_SYNC_KINDS` (submissions, fills, cancel-all, flatten: the hot path) are `fsync`ed by a
-  group commit on a background thread, and the order manager calls `wait_durable(seq)` before it processes
-  the broker's first acknowledgement of an order (openOrder / orderStatus), so no acknowledgement is acted
-  on while the record of what it acknowledges could still be lost.
+`SYNC_KINDS` (halt, resume, trading-state changes, shutdown: rare, and the safety state an operator relies
+on) are written and fsynced inline before `record` returns, after the queue ahead of them is written, so the
+file's order is always `seq` order. `flush()`, `read()`, a day rotation and `close()` write the queue first
+too: whatever reads the journal (replay, the validation runner, tests) sees every record recorded before.
 
-Why not fsync a submission inline before the send: an fsync costs 0.1-10 ms on an ordinary disk, 10-100
-times the whole intent-to-wire budget (200 us), and it buys nothing the broker cannot give back. Until the
-broker acknowledges an order, a power cut that loses its "submit" record also loses the engine: recovery
-then finds the order (if IB ever received it) among the broker's open orders and executions, adopts it, and
-its `orderRef` ("intent:role") still links it to the intent. What must not happen is the engine acting on an
-acknowledgement (a fill moving a position, a protective resize, a state the operator sees) that a restart
-would not be able to explain from the journal; the group commit completing before the acknowledgement is
-processed rules that out. The file is appended in order, so an fsync covers every earlier record, and a
-torn tail after a power cut is always a suffix of the day, never a hole.
+Durability. The rule is "written before the action it records is acknowledged":
 
-The group commit starts right after the step that wrote the record (the wake is posted with `call_soon`,
-so the thread switch happens after the bracket is on the wire, not between its legs); records written while
-an fsync is in flight share the next one. On the simulated gateway the acknowledgement can come back within
-a millisecond, before the disk finishes; `wait_durable` then fsyncs inline (or waits for the fsync in flight)
-off the submission path. Against IB, whose acknowledgements take milliseconds, it returns at once.
+- the order manager does not act on any broker event about an order (openOrder, orderStatus, an execution
+  before any acknowledgement, an error) while the "submit" record of that order is not durable: it holds
+  the event, asks `when_durable(seq, callback)`, and processes the held events of that order, in arrival
+  order and ahead of any that arrive meanwhile, once the writer reports the record fsynced (the callback
+  comes through `loop.call_soon_threadsafe`; the loop never blocks). Against IB, whose acknowledgements take
+  milliseconds, the record is durable long before and nothing is held; the simulated gateway can answer
+  within the group commit. `wait_durable(seq)` (fsync inline) remains for callers without a loop;
+- `SYNC_KINDS` survive a power cut once `record` returns;
+- every other record reaches the file within the writer's next batch (microseconds to a few ms later).
+
+The trade-off, in one place: a SIGKILL or power cut between `record` and the writer's write loses the
+records still queued (a window of a few hundred microseconds, longer while an fsync is in flight). For a
+"submit" this means an order may have reached the broker with no record of it: the broker had not
+acknowledged it, or had but we had not acted on it (events are held until the record is durable). Recovery
+(`OrderManager.recover`) then finds the order among the broker's open orders or the day's executions,
+adopts it, and its `orderRef` ("intent:role") still links it to its intent. A lost "fill" comes back the
+same way from the broker's executions of the day, a lost "order_state" from its open orders; a lost
+"cancel" or "modify" was sent to a broker that then reports the order's true state at reconciliation.
+What cannot happen is the engine acting on an acknowledgement of an order (a fill moving a position, a
+protective resize, a state the operator sees) that a restart could not explain from the journal or the
+broker. Why not fsync (or even write) a submission inline before the send: an fsync costs 0.1-10 ms, a
+write behind one up to 4 ms, and neither buys anything the broker cannot give back. The file is appended
+in order, so an fsync covers every earlier record, and a torn tail after a crash is always a suffix of the
+day, never a hole.
+
+If the writer cannot write (disk full, I/O error), it logs, keeps the records queued and retries; records
+that never become durable keep their orders' events held, which is the safe side.
+
+`record` is called from one thread (the core loop); the queue is a deque (append and popleft are atomic).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -51,8 +71,11 @@ import orjson
 
 from omega_tui.core.clock import Clock
 
+log = logging.getLogger(__name__)
+
 SYNC_KINDS = frozenset({"halt", "resume", "trading_state", "shutdown"})
 GROUP_SYNC_KINDS = frozenset({"submit", "fill", "cancel_all", "flatten"})
+WRITE_RETRY_S = 0.1
 
 
 def _default(value: object) -> object:
@@ -70,11 +93,13 @@ def _default(value: object) -> object:
     raise TypeError(f"cannot journal a {type(value).__name__}")
 
 
-_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_APPEND_NEWLINE
+
+DurableCallback = Callable[[], None]
 
 
 class Journal:
-    """Append-only JSON lines under `<state.dir>/journal/`."""
+    """Append-only JSON lines under `<state.dir>/journal/`, written by a background writer (see above)."""
 
     def __init__(self, directory: Path, clock: Clock, *, fsync: bool = True, group_sync_ms: float = 0.0) -> None:
         self.directory = Path(directory) / "journal"
@@ -83,118 +108,226 @@ class Journal:
         self._fsync = fsync
         self._file: IO[bytes] | None = None
         self._day: date | None = None
-        self.seq = 0  # records written (and flushed to the OS)
-        self.durable_seq = 0  # records known fsynced (all of them when fsync is off)
+        self.seq = 0  # records numbered (recorded); the last one's number
+        self.written_seq = 0  # records written and flushed to the OS (always a prefix of `seq`)
+        self.durable_seq = 0  # records known fsynced (all recorded ones when fsync is off)
         self.group_syncs = 0
-        self.inline_waits = 0  # `wait_durable` calls that had to fsync (or wait for one) themselves
-        self._group_period_s = group_sync_ms / 1000.0  # extra coalescing delay; 0: sync as soon as woken
-        self._sync_needed = threading.Event()
+        self.inline_waits = 0  # `wait_durable` calls that had to write and fsync themselves
+        self.write_errors = 0
+        self._group_period_s = group_sync_ms / 1000.0  # extra coalescing delay; 0: write as soon as woken
+        # (seq, day, line): recorded, not yet written. Appended by the loop, popped under `_io_lock`.
+        self._pending: deque[tuple[int, date, bytes]] = deque()
+        self._sync_upto = 0  # highest seq someone needs fsynced (a GROUP_SYNC kind, a waiter)
+        self._io_lock = threading.Lock()  # the file: writes, fsync, rotation, close
+        self._waiters_lock = threading.Lock()
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, DurableCallback]] = []
+        self._work = threading.Event()
         self._wake_loop: asyncio.AbstractEventLoop | None = None  # a wake is posted on this loop
-        self._closing = threading.Event()
-        self._sync_lock = threading.Lock()  # fsync vs. close/rotate of the same descriptor
-        self._syncer: threading.Thread | None = None
+        self._closing = False
+        self._writer: threading.Thread | None = None
 
-    def _open_for(self, now: datetime) -> IO[bytes]:
-        day = now.date()
-        if self._file is None or day != self._day:
-            if self._file is not None:
-                with self._sync_lock:
-                    self._file.flush()
-                    if self._fsync:
-                        os.fsync(self._file.fileno())
-                    self._file.close()
-                    self.durable_seq = self.seq
-            self._day = day
-            self._file = open(self.directory / f"journal-{day:%Y%m%d}.jsonl", "ab")
-        return self._file
+    # ------------------------------------------------------------------ recording (the loop)
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Append one record and flush it; returns the record as written (`seq` is its number)."""
+        """Number and serialise one record; queue it for the writer (or, for `SYNC_KINDS`, write and fsync it
+        now). Returns the record; `self.seq` is its number right after the call."""
         now = self._clock.now_utc()
         rec: dict[str, Any] = {"ts": now.isoformat(), "mono_ns": self._clock.monotonic_ns(), "kind": kind}
         rec.update(fields)
-        line = orjson.dumps(rec, default=_default, option=_DUMPS_OPTIONS | orjson.OPT_APPEND_NEWLINE)
-        f = self._open_for(now)
-        f.write(line)
-        f.flush()
-        self.seq += 1  # counted once flushed: the syncer's fsync after reading `seq` covers it
+        line = orjson.dumps(rec, default=_default, option=_DUMPS_OPTIONS)
+        self.seq = seq = self.seq + 1
+        if kind in SYNC_KINDS or self._closing:
+            with self._io_lock:
+                self._write_pending_locked()
+                self._write_locked(now.date(), line)
+                self.written_seq = seq
+                if self._fsync:
+                    self._fsync_locked()
+            if not self._fsync:
+                self.durable_seq = seq
+            self._notify_waiters()
+            return rec
+        self._pending.append((seq, now.date(), line))
         if not self._fsync:
-            self.durable_seq = self.seq
-        elif kind in SYNC_KINDS:
-            with self._sync_lock:
-                seq = self.seq
-                os.fsync(f.fileno())
-                self.durable_seq = max(self.durable_seq, seq)
+            self.durable_seq = seq  # nothing is promised beyond the writer's write
         elif kind in GROUP_SYNC_KINDS:
-            loop = asyncio._get_running_loop()
-            if loop is None:
-                self._request_group_sync()
-            elif self._wake_loop is not loop:  # one wake per loop turn, posted on the loop running now
-                self._wake_loop = loop
-                loop.call_soon(self._request_group_sync)
+            self._sync_upto = seq
+        self._wake_writer_soon()
         return rec
 
+    def _wake_writer_soon(self) -> None:
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            self._wake_writer()
+        elif self._wake_loop is not loop:  # one wake per loop turn, posted on the loop running now
+            self._wake_loop = loop
+            loop.call_soon(self._wake_writer)
+
+    def _wake_writer(self) -> None:
+        self._wake_loop = None
+        if self._closing:
+            return  # closed: records are written inline
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._run_writer, name="journal-writer", daemon=True)
+            self._writer.start()
+        self._work.set()
+
+    # ------------------------------------------------------------------ durability
+
+    def when_durable(self, seq: int, callback: DurableCallback) -> bool:
+        """True if record `seq` is durable now (the callback is not called). Otherwise False, and `callback`
+        runs on the running loop (`call_soon_threadsafe`) once the writer has fsynced `seq`. Without a running
+        loop this waits inline (`wait_durable`) and returns True."""
+        if seq <= self.durable_seq:
+            return True
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            self.wait_durable(seq)
+            return True
+        with self._waiters_lock:
+            self._waiters.append((seq, loop, callback))
+        if seq <= self.durable_seq:  # the writer got there between the check and the registration
+            self._notify_waiters()
+        if self._sync_upto < seq:
+            self._sync_upto = seq
+        self._wake_writer_soon()
+        return False
+
     def wait_durable(self, seq: int) -> None:
-        """Return once record `seq` (and every earlier one) is fsynced: at once if it is, else fsync now."""
+        """Return once record `seq` (and every earlier one) is fsynced: at once if it is, else write and fsync
+        now on this thread (blocking: for callers without a loop; the order manager uses `when_durable`)."""
         if seq <= self.durable_seq:
             return
         self.inline_waits += 1
         self.sync()
 
-    def _request_group_sync(self) -> None:
-        self._wake_loop = None
-        if self.durable_seq >= self.seq:
-            return  # an inline sync got there first
-        if self._syncer is None:
-            self._closing.clear()
-            self._syncer = threading.Thread(target=self._run_syncer, name="journal-fsync", daemon=True)
-            self._syncer.start()
-        self._sync_needed.set()
-
-    def _run_syncer(self) -> None:
-        while not self._closing.is_set():
-            self._sync_needed.wait()
-            if self._closing.is_set():
-                break
-            if self._group_period_s:
-                self._closing.wait(self._group_period_s)  # let a burst of records share one fsync
-            self._sync_needed.clear()
-            self.sync()
-
     def sync(self) -> None:
-        """fsync what has been written so far (the group commit and `wait_durable` call this)."""
-        with self._sync_lock:
-            f = self._file
-            seq = self.seq
-            if f is None or seq <= self.durable_seq:
+        """Write the queue and fsync it now, on this thread."""
+        with self._io_lock:
+            self._write_pending_locked()
+            if self._fsync:
+                self._fsync_locked()
+        self._notify_waiters()
+
+    def flush(self) -> None:
+        """Write the queue to the file now (no fsync), on this thread: a reader then sees every record."""
+        with self._io_lock:
+            self._write_pending_locked()
+
+    def _notify_waiters(self) -> None:
+        durable = self.durable_seq
+        with self._waiters_lock:
+            if not self._waiters:
                 return
+            ready = [w for w in self._waiters if w[0] <= durable]
+            if not ready:
+                return
+            self._waiters = [w for w in self._waiters if w[0] > durable]
+        ready.sort(key=lambda w: w[0])
+        for _seq, loop, callback in ready:
             try:
-                os.fsync(f.fileno())
-            except (OSError, ValueError):  # closed under us by a day rotation: it was synced there
+                loop.call_soon_threadsafe(callback)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+
+    # ------------------------------------------------------------------ the writer thread
+
+    def _run_writer(self) -> None:
+        while True:
+            self._work.wait()
+            if self._group_period_s and not self._closing:
+                threading.Event().wait(self._group_period_s)  # let a burst of records share one fsync
+            self._work.clear()
+            try:
+                with self._io_lock:
+                    self._write_pending_locked()
+                    if self._fsync and self._sync_upto > self.durable_seq and self.written_seq > self.durable_seq:
+                        self._fsync_locked()
+            except OSError:
+                self.write_errors += 1
+                log.exception("journal writer: cannot write %s; retrying", self.directory)
+                self._work.set()
+                threading.Event().wait(WRITE_RETRY_S)
+                continue
+            self._notify_waiters()
+            if self._closing and not self._pending:
                 return
-            self.group_syncs += 1
-            self.durable_seq = max(self.durable_seq, seq)
+
+    def _write_pending_locked(self) -> None:
+        """Write every queued record, in order, one write per day's run of lines (caller holds `_io_lock`)."""
+        pending = self._pending
+        if not pending:
+            return
+        batch: list[tuple[int, date, bytes]] = []
+        while pending:
+            batch.append(pending.popleft())
+        start = 0
+        try:
+            while start < len(batch):
+                day = batch[start][1]
+                end = start + 1
+                while end < len(batch) and batch[end][1] == day:
+                    end += 1
+                self._write_locked(day, b"".join(item[2] for item in batch[start:end]))
+                self.written_seq = batch[end - 1][0]
+                start = end
+        except BaseException:
+            pending.extendleft(reversed(batch[start:]))  # not written: keep them first in line
+            raise
+
+    def _write_locked(self, day: date, data: bytes) -> None:
+        f = self._file
+        if f is None or day != self._day:
+            if f is not None:  # day rotation: the old file is complete and durable before it is left
+                f.flush()
+                if self._fsync:
+                    os.fsync(f.fileno())
+                    self.durable_seq = max(self.durable_seq, self.written_seq)
+                f.close()
+                self._file = None
+            self._day = day
+            f = self._file = open(self.directory / f"journal-{day:%Y%m%d}.jsonl", "ab")
+        f.write(data)
+        f.flush()
+
+    def _fsync_locked(self) -> None:
+        f = self._file
+        written = self.written_seq
+        if f is None or written <= self.durable_seq:
+            return
+        os.fsync(f.fileno())
+        self.group_syncs += 1
+        self.durable_seq = max(self.durable_seq, written)
+
+    # ------------------------------------------------------------------ closing and reading
 
     def close(self) -> None:
-        self._closing.set()
-        self._sync_needed.set()
-        if self._syncer is not None:
-            self._syncer.join(timeout=5)
-            self._syncer = None
-        if self._file is not None:
-            with self._sync_lock:
+        """Write and fsync everything queued, stop the writer, close the file. Recording after `close`
+        writes inline (a late shutdown record still lands)."""
+        self._closing = True
+        writer = self._writer
+        if writer is not None:
+            self._work.set()
+            writer.join(timeout=5)
+            self._writer = None
+        with self._io_lock:
+            self._write_pending_locked()
+            if self._file is not None:
                 self._file.flush()
                 if self._fsync:
                     os.fsync(self._file.fileno())
                 self._file.close()
                 self._file = None
-                self.durable_seq = self.seq
+            self.durable_seq = max(self.durable_seq, self.written_seq)
+        self._notify_waiters()
 
     def files(self) -> list[Path]:
         return sorted(self.directory.glob("journal-*.jsonl"))
 
     def read(self, since_day: str = "") -> Iterator[dict[str, Any]]:
-        """Every record, oldest first; a torn last line (crash mid-write) is skipped, not fatal."""
+        """Every record, oldest first (the queue is written first); a torn last line (crash mid-write) is
+        skipped, not fatal."""
+        self.flush()
         for path in self.files():
             if since_day and path.stem.removeprefix("journal-") < since_day:
                 continue

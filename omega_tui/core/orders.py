@@ -34,6 +34,9 @@ What callers must know:
   with the corrected one (average cost is path-dependent), the journal keeps the new version (replayed alike
   after a restart) and a "fill_correction" audit record, and `FillCorrected` goes on the bus. A commission
   for the corrected execution replaces the earlier one's. An older version arriving late is ignored.
+- Journal: a bracket's "submit" record is queued for the journal's writer before its first byte goes out
+  (no file I/O on the loop, see core/journal.py); any broker event about an order whose "submit" record is
+  not yet fsynced is held (`_hold`) and processed, in arrival order, when the writer reports it durable.
 - Hot-state sections `orders`, `positions`, `pnl`, `latency` are published coalesced (once per loop turn
   after order changes, at most every `execution.pnl_publish_ms` while quotes move). Without a running loop
   (unit tests, benchmarks) call `publish()` yourself.
@@ -339,13 +342,26 @@ class _OrderBook(dict[int, ManagedOrder]):
         # only, not at every resting bracket.
         self.protective: dict[str, dict[int, ManagedOrder]] = {}
         self.held: dict[int, list[ManagedOrder]] = {}
+        # Terminal orders in the order they (last) became terminal, i.e. by `last_ns` (the published views
+        # take the most recent `TERMINAL_KEPT` from its end); `rank` is each order's place in this dict, the
+        # views' tie-break. `finished_unordered`: an order was inserted already terminal (its `last_ns` may be
+        # out of order), the views then scan everything.
+        self.finished: dict[int, ManagedOrder] = {}
+        self.rank: dict[int, int] = {}
+        self.finished_unordered = False
 
     def __setitem__(self, order_id: int, order: ManagedOrder) -> None:
+        if order_id not in self.rank:
+            self.rank[order_id] = len(self.rank)
         super().__setitem__(order_id, order)
         if order.state.is_working:
             self.working[order_id] = order
+            self.finished.pop(order_id, None)
         else:
             self.working.pop(order_id, None)
+            self.finished.pop(order_id, None)
+            self.finished[order_id] = order
+            self.finished_unordered = True
         if order.role in PROTECTIVE_ROLES:
             parent_id = order.order.parent_id
             parent = self.get(parent_id) if parent_id else None
@@ -359,8 +375,11 @@ class _OrderBook(dict[int, ManagedOrder]):
             return
         if order.state.is_working:
             self.working[order.order_id] = order
+            self.finished.pop(order.order_id, None)
             return
         self.working.pop(order.order_id, None)
+        self.finished.pop(order.order_id, None)
+        self.finished[order.order_id] = order  # `_apply` sets its `last_ns` to now: the newest
         children = self.held.pop(order.order_id, None)
         if children and any(c.state.is_working for c in children):
             legs = self.protective.setdefault(children[0].key, {})
@@ -414,6 +433,11 @@ class OrderManager(Component):
         # recompute it exactly.
         self._pos_history: dict[str, tuple[Position, list[ExecutionReport | tuple[str, Decimal]]]] = {}
         self._orphan_status: dict[int, list[OrderStatusReport]] = {}
+        # Broker events held until the journal record they acknowledge is durable (see `_hold`): in arrival
+        # order, with the journal seq each held order waits for.
+        self._held: deque[tuple[int, Callable[[Any], None], Any]] = deque()
+        self._held_orders: dict[int, int] = {}
+        self.held_events = 0  # events that had to wait for the journal (normally none against IB)
         self._positions: dict[str, Position] = {}
         # Submission queue: brackets need their legs back-to-back, so the bucket holds at least three.
         rate = self.execution.orders_per_second
@@ -1189,7 +1213,41 @@ class OrderManager(Component):
 
     # ------------------------------------------------------------------ broker callbacks (OrderEvents)
 
+    def _hold(self, order_id: int, handler: Callable[[Any], None], report: object) -> bool:
+        """Whether a broker event about `order_id` must wait: its "submit" record is not durable yet, or
+        earlier events of the order are waiting. A held event is queued (arrival order) and handed back to
+        `handler` by `_release_held` when the journal's writer reports the record fsynced; the loop never
+        blocks. Against IB the group commit finishes long before the first acknowledgement: nothing waits."""
+        if order_id in self._held_orders:
+            self._held.append((order_id, handler, report))
+            return True
+        o = self._orders.get(order_id)
+        if o is None or o.journal_seq <= self.journal.durable_seq:
+            return False
+        if self.journal.when_durable(o.journal_seq, self._release_held):
+            return False  # durable after all (or fsynced inline: no running loop)
+        self._held_orders[order_id] = o.journal_seq
+        self._held.append((order_id, handler, report))
+        self.held_events += 1
+        return True
+
+    def _release_held(self) -> None:
+        """The journal made more records durable: process the held events of the orders they cover, in
+        the order they arrived (events of orders still waiting stay queued, in order)."""
+        durable = self.journal.durable_seq
+        ready = {oid for oid, seq in self._held_orders.items() if seq <= durable}
+        if not ready:
+            return
+        run = [item for item in self._held if item[0] in ready]
+        self._held = deque(item for item in self._held if item[0] not in ready)
+        for oid in ready:
+            del self._held_orders[oid]
+        for _oid, handler, report in run:
+            handler(report)
+
     def on_order_status(self, report: OrderStatusReport) -> None:
+        if self._hold(report.order_id, self.on_order_status, report):
+            return
         o = self._orders.get(report.order_id)
         if o is None:
             # A status for an order we have not seen: keep it until its openOrder (or recovery) adopts it.
@@ -1205,6 +1263,8 @@ class OrderManager(Component):
         self._apply_ib_status(o, report.status, "orderStatus", report.why_held)
 
     def on_open_order(self, report: OpenOrderReport) -> None:
+        if self._hold(report.order.order_id, self.on_open_order, report):
+            return
         o = self._orders.get(report.order.order_id)
         if o is None:
             o = self._adopt(report.order, report.status, report.perm_id, "openOrder")
@@ -1215,6 +1275,8 @@ class OrderManager(Component):
         self._apply_ib_status(o, report.status, "openOrder")
 
     def on_execution(self, report: ExecutionReport) -> None:
+        if self._hold(report.order_id, self.on_execution, report):
+            return  # a fill before any ack is an acknowledgement too
         exec_id = report.exec_id
         if exec_id in self._exec_to_order:
             return  # a duplicate: a fill is counted once
@@ -1237,8 +1299,6 @@ class OrderManager(Component):
                 order_ref=report.order_ref,
             )
             o = self._adopt(placeholder, "Submitted", report.perm_id, "execDetails")
-        elif not o.ack_ns and o.journal_seq > self.journal.durable_seq:
-            self.journal.wait_durable(o.journal_seq)  # a fill before any ack is an acknowledgement too
         if not self._replaying:
             self.journal.record("fill", fill=execution_json(report))
         self._exec_to_order[exec_id] = o.order_id
@@ -1428,6 +1488,12 @@ class OrderManager(Component):
         code = error.code
         if code in PACING_CODES or (error.req_id in self._orders and "pacing" in error.message.lower()):
             self._pacing_violation(error)
+        self._on_order_error(error)
+
+    def _on_order_error(self, error: BrokerError) -> None:
+        if self._hold(error.req_id, self._on_order_error, error):
+            return
+        code = error.code
         o = self._orders.get(error.req_id)
         if o is None:
             return
@@ -1567,9 +1633,7 @@ class OrderManager(Component):
 
     def _note_ack(self, o: ManagedOrder, recv_ns: int) -> None:
         if not o.ack_ns:
-            # The broker's first word on an order: its "submit" record must be durable before we act on it
-            # (see core/journal.py; normally the group commit has long finished and this returns at once).
-            self.journal.wait_durable(o.journal_seq)
+            # The broker's first word on an order: `_hold` saw its "submit" record durable before this ran.
             o.ack_ns = recv_ns
             if o.submit_ns and not self._replaying:
                 self._lat_ack.add(recv_ns - o.submit_ns)
@@ -1784,6 +1848,7 @@ class OrderManager(Component):
         source = self._snapshot
         if source is None:
             return
+        await self._journal_durable()  # held events first: the snapshot is judged against what they say
         started_ns = self.clock.monotonic_ns()
         open_orders = await source.open_orders()
         executions = await source.executions()
@@ -1830,6 +1895,23 @@ class OrderManager(Component):
             working=self.open_order_count(),
         )
         self._request_publish()
+
+    async def _journal_durable(self) -> None:
+        """Until every record so far is durable and the events it held are processed (bounded)."""
+        seq = self.journal.seq
+        if seq <= self.journal.durable_seq:
+            return
+        done = asyncio.get_running_loop().create_future()
+
+        def durable() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        if not self.journal.when_durable(seq, durable):
+            try:
+                await asyncio.wait_for(done, timeout=self.execution.cancel_all_timeout_s)
+            except TimeoutError:
+                log.warning("order reconciliation: journal record %d not durable in time; going on", seq)
 
     def _schedule_reconcile(self, reason: str) -> None:
         if self._replaying or self._snapshot is None or self._reconcile_handle is not None:
@@ -1950,10 +2032,32 @@ class OrderManager(Component):
         )
 
     def _order_views(self) -> list[OrderView]:
-        working = [o for o in self._orders.values() if o.state.is_working]
-        done = [o for o in self._orders.values() if not o.state.is_working]
-        done.sort(key=lambda o: o.last_ns)
-        shown = sorted(working + done[-TERMINAL_KEPT:], key=lambda o: o.order_id)
+        """Working orders and the `TERMINAL_KEPT` most recently finished ones (by `last_ns`, ties to the later
+        known), by order id. Reads the working index and the end of the finished index, not the whole day."""
+        book = self._orders
+        if book.finished_unordered:
+            done = [o for o in book.values() if not o.state.is_working]
+        else:
+            # The finished index is in `last_ns` order; besides the last TERMINAL_KEPT, take the ones tied
+            # with the oldest of them (the tie-break below may prefer them).
+            done = []
+            boundary = -1
+            finished = book.finished
+            newer = math.inf
+            for oid in reversed(finished):
+                o = finished[oid]
+                if len(done) >= TERMINAL_KEPT and o.last_ns != boundary:
+                    break
+                if o.last_ns > newer:  # a clock that went back: the index is not in order, scan everything
+                    done = [o for o in book.values() if not o.state.is_working]
+                    break
+                newer = o.last_ns
+                done.append(o)
+                if len(done) == TERMINAL_KEPT:
+                    boundary = o.last_ns
+        rank = book.rank
+        done.sort(key=lambda o: (o.last_ns, rank[o.order_id]))
+        shown = sorted([*book.working.values(), *done[-TERMINAL_KEPT:]], key=lambda o: o.order_id)
         return [self._view(o) for o in shown]
 
     def _view(self, o: ManagedOrder) -> OrderView:

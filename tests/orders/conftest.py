@@ -125,6 +125,10 @@ def make_rig(state_dir: Path) -> Iterator[RigFactory]:
         instruments: list[VerifiedInstrument] | None = None,
         **execution: Any,
     ) -> Rig:
+        # A second rig over the same state directory is a restart: the earlier engines' queued journal
+        # records are written first, as a clean stop would (a kill loses them: see test_recovery's kill test).
+        for earlier in made:
+            earlier.journal.flush()
         clock = clock or FakeClock()
         settings = Settings(execution=ExecutionSettings(**execution), state=StateSettings(dir=state_dir))
         bus = EventBus()

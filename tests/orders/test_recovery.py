@@ -95,3 +95,38 @@ async def test_execution_for_unknown_order_then_adopted_and_position_counted(mak
     order = rig.manager.order(900)
     assert order is not None and order.role == "adopted" and order.state is OrderState.FILLED
     assert rig.manager.position_qty("AAPL") == 3
+
+
+async def test_kill_between_the_send_and_the_journal_write_then_orders_adopted_and_linked_to_the_intent(
+    make_rig: RigFactory,
+) -> None:
+    """The journal's one loss window (core/journal.py): the bracket went out, its "submit" record was still
+    queued for the writer when the engine died. Recovery adopts the orders from the broker's open orders
+    and executions, linked to the intent by their orderRef."""
+    first = make_rig()
+    first.journal._wake_writer = lambda: None  # type: ignore[method-assign]  # the writer never gets to run
+    ids = first.manager.submit(intent(10, intent_id="lost"))  # 1 entry, 2 TP, 3 SL: on the wire
+    assert len(first.broker.placed) == 3 and first.journal.written_seq == 0
+    # ---- kill -9: the queued records die with the process.
+    first.journal._pending.clear()
+    assert "submit" not in first.kinds()
+    broker = FakeBroker(first.clock, first_order_id=100)
+    for oid in ids:
+        broker.place_order(replace(first.broker.order(oid)))
+    entry_fill = broker.execution(1, 10, D("100.00"), exec_id="entry-while-down")
+    broker.snapshot_executions = [entry_fill]
+    broker.snapshot_open_orders = [broker.open_order_report(2, "Submitted"), broker.open_order_report(3, "Submitted")]
+    second = make_rig(broker=broker, clock=first.clock)
+    second.manager.set_snapshot_source(broker)
+
+    await second.manager.recover()
+
+    m = second.manager
+    orders = {o.order_id: o for o in m.orders_for_intent("lost")}
+    assert sorted(orders) == [1, 2, 3]  # every order of the bracket, linked to its intent
+    assert all(o.role == "adopted" and o.intent_id == "lost" for o in orders.values())
+    assert [orders[i].order.order_ref for i in (1, 2, 3)] == ["lost:entry", "lost:take_profit", "lost:stop_loss"]
+    assert orders[1].state is OrderState.FILLED and m.position_qty("AAPL") == 10
+    assert orders[2].state is OrderState.SUBMITTED and orders[3].state is OrderState.SUBMITTED
+    adopted = [r for r in second.records("adopted") if r["order"]["order_ref"].startswith("lost:")]
+    assert len(adopted) == 3  # the journal now explains them

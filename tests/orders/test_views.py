@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from decimal import Decimal
 
-from omega_tui.core.types import FillReceived, QuoteUpdated
+import pytest
+
+from omega_tui.core.orders import TERMINAL_KEPT
+from omega_tui.core.types import FillReceived, OrderState, QuoteUpdated
 from tests.orders.conftest import RigFactory, intent, quote
 
 
@@ -70,3 +74,45 @@ async def test_quotes_move_then_pnl_republished_at_most_every_interval(make_rig:
     await asyncio.sleep(0.08)
     assert rig.hot.version("pnl") == base + 1
     assert rig.hot.get("pnl")["unrealized"] == str((Decimal("100.30") - Decimal("100.00")) * 10)
+
+
+def _all_order_views(manager: object) -> list[object]:
+    """The published views as the whole day computes them (the bounded `_order_views` must agree)."""
+    book = manager._orders  # type: ignore[attr-defined]
+    working = [o for o in book.values() if o.state.is_working]
+    done = sorted((o for o in book.values() if not o.state.is_working), key=lambda o: o.last_ns)
+    shown = sorted(working + done[-TERMINAL_KEPT:], key=lambda o: o.order_id)
+    return [manager._view(o) for o in shown]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_many_finished_orders_then_views_are_the_working_and_the_most_recently_finished(
+    make_rig: RigFactory, seed: int
+) -> None:
+    """More finished orders than are shown, finishing out of id order and many at the same instant (ties go
+    to the order known later), some cancelled then filled (they finish again): the same rows as a full scan."""
+    rng = random.Random(seed)
+    rig = make_rig()
+    ids: list[int] = []
+    for _ in range(TERMINAL_KEPT + 150):
+        rig.clock.advance(0.1)  # the submission queue's rate lets each through at once
+        ids += rig.manager.submit(intent(10, tp=None, sl=None))
+    assert len(ids) == TERMINAL_KEPT + 150
+    for oid in ids:
+        rig.broker.ack(oid)
+    rng.shuffle(ids)
+    for k, oid in enumerate(ids[: TERMINAL_KEPT + 100]):
+        if rng.random() < 0.3:
+            rig.clock.advance(0.001)  # otherwise finished at the same instant as the one before
+        if k % 3 == 0:
+            rig.broker.fill(oid, 10, Decimal("100.00"))
+        else:
+            rig.broker.cancelled(oid)
+    for oid in ids[:40:4]:  # cancelled earlier, then late fills that complete them: they finish again now
+        o = rig.manager.order(oid)
+        if o is not None and o.state is OrderState.CANCELLED:
+            rig.broker.fill(oid, 10, Decimal("100.00"))
+            assert o.state is OrderState.FILLED
+    views = rig.manager._order_views()
+    assert views == _all_order_views(rig.manager)
+    assert len(views) == 50 + TERMINAL_KEPT
