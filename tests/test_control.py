@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from omega_tui.config import Settings
 from omega_tui.core.control import ControlQueue, EngineAlreadyRunning, EngineLock, engine_running
 from omega_tui.core.runtime import Runtime
-from omega_tui.core.types import CommandResult, Halt
+from omega_tui.core.types import CommandResult, Halt, Resume
 
 HOLD_LOCK = """
 import sys, time
@@ -94,6 +95,51 @@ async def test_command_without_an_owner_is_refused_not_dropped(state_dir: Path) 
         await asyncio.wait_for(asyncio.to_thread(runtime.wait_started, 5), 10)
         result = await asyncio.wrap_future(runtime.submit(Halt(source="test")))
         assert not result.ok and "not available" in result.message
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_urgent_command_runs_before_work_already_waiting_on_the_loop(state_dir: Path) -> None:
+    """A Halt submitted from another thread runs in the loop's next callback batch: ahead of a coroutine
+    command submitted just before it, which needs one more iteration to start."""
+    runtime = Runtime(Settings(state={"dir": state_dir}))
+    order: list[str] = []
+
+    async def slow_lane(command: Resume) -> CommandResult:
+        order.append("resume")
+        return CommandResult("r", True, "resumed", runtime.clock.now_utc())
+
+    def on_halt(command: Halt) -> CommandResult:
+        order.append("halt")
+        if command.reason == "boom":
+            raise RuntimeError("disk on fire")
+        return CommandResult("h", True, "halted", runtime.clock.now_utc())
+
+    runtime.on_command(Resume, slow_lane)
+    runtime.on_urgent_command(Halt, on_halt)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    try:
+        await asyncio.wait_for(asyncio.to_thread(runtime.wait_started, 5), 10)
+
+        gate = threading.Event()
+
+        def from_another_thread() -> tuple[CommandResult, CommandResult, CommandResult]:
+            # The loop is held in `gate.wait` meanwhile, so all three land in the same callback batch.
+            resumed = runtime.submit(Resume(source="test"))
+            halted = runtime.submit(Halt(source="test", reason="now"))
+            failed = runtime.submit(Halt(source="test", reason="boom"))
+            gate.set()
+            return resumed.result(5), halted.result(5), failed.result(5)
+
+        loop = asyncio.get_running_loop()
+        loop.call_soon(gate.wait, 5)  # first, so the halts are queued behind no task step of the resume
+        answers = loop.run_in_executor(None, from_another_thread)
+        resumed, halted, failed = await asyncio.wait_for(answers, 10)
+        assert resumed.ok and halted.ok and halted.message == "halted"
+        assert not failed.ok and "disk on fire" in failed.message  # an exception is an answer, not a hang
+        assert order == ["halt", "halt", "resume"]
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)

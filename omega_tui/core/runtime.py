@@ -30,6 +30,7 @@ from omega_tui.core.views import ComponentView, EventLine
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[Any], Awaitable[CommandResult]]
+UrgentHandler = Callable[[Any], CommandResult]
 EXIT_STARTUP = 3  # DESIGN §6: startup verification failed (contracts, permissions, connection)
 EVENT_LOG_LINES = 200
 
@@ -45,6 +46,7 @@ class Runtime:
         self.journal = Journal(settings.state.dir, self.clock)
         self.components: list[Component] = []
         self._handlers: dict[type, CommandHandler] = {}
+        self._urgent: dict[type, UrgentHandler] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
@@ -70,6 +72,15 @@ class Runtime:
     def on_command(self, command_type: type, handler: CommandHandler) -> None:
         """Route one command type to the component that owns it (risk: Halt/Flatten/Resume, …)."""
         self._handlers[command_type] = handler
+
+    def on_urgent_command(self, command_type: type, handler: UrgentHandler) -> None:
+        """Route a command that must not wait behind other work (Halt) to a synchronous handler.
+
+        `submit` from another thread runs it directly in the loop's next callback batch, one loop iteration
+        sooner than a coroutine handler (which needs a callback to create its task, then a step of the task):
+        under a burst of market data each iteration can carry milliseconds of decoding.
+        """
+        self._urgent[command_type] = handler
 
     def on_shutdown(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run `hook` on the loop when the engine stops, before any component stops (the shutdown policy)."""
@@ -186,7 +197,23 @@ class Runtime:
             future: concurrent.futures.Future[CommandResult] = concurrent.futures.Future()
             future.set_result(self._result(False, "engine is not running"))
             return future
+        urgent = self._urgent.get(type(command))
+        if urgent is not None:
+            answer: concurrent.futures.Future[CommandResult] = concurrent.futures.Future()
+            loop.call_soon_threadsafe(self._run_urgent, urgent, command, answer)
+            return answer
         return asyncio.run_coroutine_threadsafe(self.handle(command), loop)
+
+    def _run_urgent(
+        self, handler: UrgentHandler, command: Command, answer: concurrent.futures.Future[CommandResult]
+    ) -> None:
+        if not answer.set_running_or_notify_cancel():
+            return
+        try:
+            answer.set_result(handler(command))
+        except Exception as exc:
+            log.exception("command %s failed", type(command).__name__)
+            answer.set_result(self._result(False, f"{type(command).__name__} failed: {exc}"))
 
     async def handle(self, command: Command) -> CommandResult:
         """Run a command on the core loop."""

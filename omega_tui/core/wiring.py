@@ -180,6 +180,7 @@ def build_runtime(
         return CommandResult("cancel_all", ok, msg, clock.now_utc())
 
     runtime.on_command(Halt, risk.handle)
+    runtime.on_urgent_command(Halt, lambda command: risk.halt(command.source, command.reason))
     runtime.on_command(Flatten, risk.handle)
     runtime.on_command(Resume, risk.handle)
     runtime.on_command(PlaceOrder, place)
