@@ -133,3 +133,30 @@ def test_without_fsync_every_record_counts_as_durable(state_dir: Path) -> None:
     journal.wait_durable(journal.seq)
     assert journal.durable_seq == journal.seq == 1 and journal.inline_waits == 0
     journal.close()
+
+
+async def test_a_write_error_keeps_the_records_queued_and_the_writer_retries(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    journal = Journal(state_dir, FakeClock())
+    real_fsync = os.fsync
+    failures = [0]
+
+    def failing_fsync(fd: int) -> None:
+        if failures[0] < 2:
+            failures[0] += 1
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr("omega_tui.core.journal.WRITE_RETRY_S", 0.01)
+    journal.record("submit", order_id=1)
+    for _ in range(2500):  # bounded: 5 s
+        if journal.durable_seq == 1:
+            break
+        await asyncio.sleep(0.002)
+    assert journal.durable_seq == 1 and journal.write_errors == 2
+    journal.close()
+    assert [r["kind"] for r in Journal(state_dir, FakeClock()).read()] == ["submit"]  # written once

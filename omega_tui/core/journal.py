@@ -243,7 +243,7 @@ class Journal:
                     self._write_pending_locked()
                     if self._fsync and self._sync_upto > self.durable_seq and self.written_seq > self.durable_seq:
                         self._fsync_locked()
-            except OSError:
+            except Exception:  # (OSError mostly): the thread must survive it, the records stay queued
                 self.write_errors += 1
                 log.exception("journal writer: cannot write %s; retrying", self.directory)
                 self._work.set()
