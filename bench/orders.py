@@ -19,6 +19,11 @@ Two breakdowns of the same run:
 - `omega_share_*`: per bracket, `intent_to_wire` minus those three `Client.placeOrder` calls, i.e.
   validation, bracket construction, the submission queue, the journal and the adapter's own translation.
 
+`journal_held_events` counts the broker events the order manager held because the record of the order's
+submission was not yet fsynced (the simulated gateway answers within a millisecond, often before the journal's
+group commit; against IB it should be 0); `journal_group_syncs` / `journal_inline_waits` are the journal's
+fsyncs by the writer thread / inline on the loop (should be 0).
+
 `intent_to_wire_cpu_*` is the same window in the benchmark thread's CPU time (`time.thread_time_ns`): what the
 path costs, without the time the thread waited for a core, so it stays meaningful on a loaded machine.
 

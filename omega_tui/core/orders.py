@@ -1242,8 +1242,11 @@ class OrderManager(Component):
         self._held = deque(item for item in self._held if item[0] not in ready)
         for oid in ready:
             del self._held_orders[oid]
-        for _oid, handler, report in run:
-            handler(report)
+        for oid, handler, report in run:
+            try:
+                handler(report)
+            except Exception:  # one bad event must not drop the others held with it
+                log.exception("order %s: a broker event held for the journal failed", oid)
 
     def on_order_status(self, report: OrderStatusReport) -> None:
         if self._hold(report.order_id, self.on_order_status, report):
