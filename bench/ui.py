@@ -339,19 +339,29 @@ async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, A
     app._display = display  # type: ignore[method-assign]
 
     # Stage stamps on the UI thread: the binding's action ran; the banner was first updated to HALTED.
-    original_halt, original_refresh_banner = app.action_halt, app.refresh_banner
+    original_halt = app.action_halt
 
     def action_halt() -> None:
         seen.setdefault("action", time.perf_counter())
         original_halt()
 
-    def refresh_banner() -> None:
-        original_refresh_banner()
-        if app._banner is not None and app._banner.state == "HALTED":
-            seen.setdefault("banner_updated", time.perf_counter())
+    def watch_banner() -> None:
+        """Stamp the first poll that turns the banner HALTED, from either path (key answer or timer tick)."""
+        banner = app._banner
+        if banner is None or getattr(banner, "_bench_watched", False):
+            return
+        original_poll = banner.poll
+
+        def poll(*a: Any, **kw: Any) -> Any:
+            result = original_poll(*a, **kw)
+            if banner.state == "HALTED":
+                seen.setdefault("banner_updated", time.perf_counter())
+            return result
+
+        banner.poll = poll  # type: ignore[method-assign]
+        banner._bench_watched = True  # type: ignore[attr-defined]
 
     app.action_halt = action_halt  # type: ignore[method-assign]
-    app.refresh_banner = refresh_banner  # type: ignore[method-assign]
     ui_thread = threading.main_thread().native_id or 0
     stages = ("action", "latched", "cancel", "banner_updated", "banner", "screen")
     out: dict[str, Any] = {stage: [] for stage in stages}
@@ -362,6 +372,7 @@ async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, A
         probe = Probe(runtime)
         await asyncio.sleep(args.warmup)
         await _wait(lambda: active_drawn.is_set(), 10, "ACTIVE drawn")
+        watch_banner()
         profiler = _Profiler(args.profile, "steady")
         cpu_ui0, cpu_all0 = _thread_cpu_s(ui_thread), time.process_time()
         window = await _window(probe, args.seconds)
