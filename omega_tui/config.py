@@ -270,8 +270,8 @@ class SchedulerSettings(_Section):
     """Track accuracy per volatility regime bucket."""
     horizon_ms: Annotated[int, Field(gt=0)] = 1000
     """Predictions are scored against the mid this long after the decision (the shipped evaluation uses 1 s)."""
-    prior_weight: Annotated[int, Field(ge=0)] = 200
-    """The shipped evaluation's accuracy counts as at most this many live outcomes."""
+    prior_weight: Annotated[int, Field(ge=0)] = 50
+    """The shipped evaluation's accuracy counts as at most this many live outcomes (per regime bucket)."""
     calibration_interval_ms: Annotated[int, Field(gt=0)] = 1000
     """A model the scheduler does not choose is re-measured off the hot path this often."""
     miss_target: Annotated[float, Field(gt=0, lt=1)] = 0.005
