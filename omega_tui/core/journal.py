@@ -58,6 +58,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, is_dataclass
@@ -236,7 +237,7 @@ class Journal:
         while True:
             self._work.wait()
             if self._group_period_s and not self._closing:
-                threading.Event().wait(self._group_period_s)  # let a burst of records share one fsync
+                time.sleep(self._group_period_s)  # let a burst of records share one fsync
             self._work.clear()
             try:
                 with self._io_lock:
@@ -247,7 +248,7 @@ class Journal:
                 self.write_errors += 1
                 log.exception("journal writer: cannot write %s; retrying", self.directory)
                 self._work.set()
-                threading.Event().wait(WRITE_RETRY_S)
+                time.sleep(WRITE_RETRY_S)
                 continue
             self._notify_waiters()
             if self._closing and not self._pending:

@@ -207,24 +207,31 @@ class Runtime:
     def _run_urgent(
         self, handler: UrgentHandler, command: Command, answer: concurrent.futures.Future[CommandResult]
     ) -> None:
-        if not answer.set_running_or_notify_cancel():
-            return
+        if answer.set_running_or_notify_cancel():
+            answer.set_result(self._call_urgent(handler, command))
+
+    def _call_urgent(self, handler: UrgentHandler, command: Command) -> CommandResult:
         try:
-            answer.set_result(handler(command))
+            return handler(command)
         except Exception as exc:
-            log.exception("command %s failed", type(command).__name__)
-            answer.set_result(self._result(False, f"{type(command).__name__} failed: {exc}"))
+            return self._failed(command, exc)
 
     async def handle(self, command: Command) -> CommandResult:
-        """Run a command on the core loop."""
+        """Run a command on the core loop (an urgent one through its synchronous handler)."""
+        urgent = self._urgent.get(type(command))
+        if urgent is not None:
+            return self._call_urgent(urgent, command)
         handler = self._handlers.get(type(command))
         if handler is None:
             return self._result(False, f"{type(command).__name__} is not available in this engine")
         try:
             return await handler(command)
         except Exception as exc:
-            log.exception("command %s failed", type(command).__name__)
-            return self._result(False, f"{type(command).__name__} failed: {exc}")
+            return self._failed(command, exc)
+
+    def _failed(self, command: Command, exc: Exception) -> CommandResult:
+        log.exception("command %s failed", type(command).__name__)
+        return self._result(False, f"{type(command).__name__} failed: {exc}")
 
     def _result(self, ok: bool, message: str) -> CommandResult:
         return CommandResult(uuid.uuid4().hex[:12], ok, message, self.clock.now_utc())

@@ -179,7 +179,6 @@ def build_runtime(
         msg = "every order cancelled" if ok else "some orders did not confirm the cancel; see the event log"
         return CommandResult("cancel_all", ok, msg, clock.now_utc())
 
-    runtime.on_command(Halt, risk.handle)
     runtime.on_urgent_command(Halt, lambda command: risk.halt(command.source, command.reason))
     runtime.on_command(Flatten, risk.handle)
     runtime.on_command(Resume, risk.handle)
