@@ -805,6 +805,10 @@ class RiskEngine(Component):
     async def _cancel_all(self, reason: str) -> bool:
         try:
             ok = await self._orders.cancel_all(reason)
+        except ConnectionError as exc:
+            # Expected when the halt was caused by the lost connection: the reconnection retries it.
+            log.warning("cancel-all not sent (%s): it is sent again on reconnection", exc)
+            ok = False
         except Exception:
             log.exception("cancel-all failed")
             ok = False

@@ -12,14 +12,21 @@ at 25 %, a connectivity loss (1100 … 1101) at 40 % and a socket drop at 60 % (
 reconciliation, report.
 
 Test API (never a setting or a flag): `disable_rule` makes the risk engine approve what that one rule would
-deny; `misreport_commission` makes the simulated gateway report commissions × factor; `sim_account` is the
-account the simulated gateway reports.
+deny; `misreport_commission` makes the simulated gateway report commissions × factor; `delay_commission_s`
+makes it send every commission report that many wall seconds late; `sim_account` is the account the simulated
+gateway reports.
+
+Once the engine is warm (before the open) the run applies the engine's garbage-collector policy,
+`headless.freeze_startup_heap`, as the workstation and the headless engine do: a full collection over a large
+heap holds the GIL for hundreds of milliseconds, which would be charged to whatever callback it interrupts. The
+heap is unfrozen when the day ends, so a caller that goes on (the test suite) collects it again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,6 +61,7 @@ from omega_tui.core.types import (
     TradingStateChanged,
 )
 from omega_tui.core.wiring import Hook, build_runtime
+from omega_tui.headless import freeze_startup_heap
 from omega_tui.validate import probes
 from omega_tui.validate.report import Check, LatencySeries, ValidationReport
 
@@ -79,13 +87,14 @@ class LiveAccountRefused(StartupVerificationError):
 
 @dataclass
 class ValidationOptions:
-    """What to run; the last three fields are the test API (see the module docstring)."""
+    """What to run; the last four fields are the test API (see the module docstring)."""
 
     minutes: float = 390.0
     out_dir: Path = Path("validation")
     speed: float = DEFAULT_SPEED
     disable_rule: str | None = None
     misreport_commission: float | None = None
+    delay_commission_s: float | None = None
     sim_account: str | None = None
 
 
@@ -400,6 +409,9 @@ async def run_validation(settings: Settings, options: ValidationOptions) -> Outc
         gateway.start()
         if options.misreport_commission is not None:
             gateway.faults.misreport_commission(options.misreport_commission)
+        if options.delay_commission_s is not None:
+            # The gateway's clock is virtual: `speed` virtual seconds pass per wall second.
+            gateway.faults.delay("commissionReport", options.delay_commission_s * speed, count=1_000_000)
         pacer = Pacer(gateway, speed)
         clock = SessionClock(gateway.clock)
         ib = vsettings.ib.model_copy(update={"host": "127.0.0.1", "port": gateway.port})
@@ -474,6 +486,7 @@ async def _run_day(
     day = Day(session)
     warm_s = await _pre_open(session)
     day.end_of_day["pre-open warm-up"] = f"{warm_s:.1f} s"
+    freeze_startup_heap()
     try:
         if pacer is not None:
             session.virtual0 = gateway.clock.now()
@@ -482,6 +495,7 @@ async def _run_day(
         await day.run(options.minutes)
         checks = await day.close()
     finally:
+        gc.unfreeze()
         stop.set()
         await asyncio.wait_for(engine, 60)
     wall_s = time.monotonic() - wall0
@@ -1092,6 +1106,10 @@ class Day:
             facts["TEST HOOK"] = f"risk rule {s.options.disable_rule} disabled"
         if s.options.misreport_commission is not None:
             facts["TEST HOOK"] = f"the simulated gateway reports commissions × {s.options.misreport_commission:g}"
+        if s.options.delay_commission_s is not None:
+            facts["TEST HOOK"] = (
+                f"the simulated gateway sends commission reports {s.options.delay_commission_s:g} s late"
+            )
         for c in self.comparisons[-1:]:
             facts["final P&L comparison"] = c.rows
         facts["timeline"] = [f"{m:7.2f} min  {text}" for m, text in s.recorder.timeline]

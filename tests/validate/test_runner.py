@@ -41,9 +41,20 @@ def by_name(data: dict[str, object]) -> dict[str, dict[str, object]]:
 
 def test_short_accelerated_day_passes_every_check(tmp_path: Path) -> None:
     code, data = run(tmp_path, minutes=30)
-    failed = [f"{c['name']}: {c['detail']}" for c in data["checks"] if not c["passed"]]  # type: ignore[union-attr]
-    assert failed == [] and code == EXIT_PASSED and data["passed"] is True
     checks = by_name(data)
+    # The latency check compares wall-clock callback times with a budget: on a shared CI machine a stall
+    # of the whole process can break it, so here it must only have measured every series (the numbers are
+    # the `orders` benchmark's job; a latency that breaks the budget fails it in the test below).
+    latency = checks[CHECK_LATENCY]
+    for series in ("submit → acknowledged", "submit → first fill (marketable)", "fill → commission report"):
+        assert f"{series}: no samples" not in str(latency["detail"])
+        assert series in str(latency["detail"])
+    failed = [f"{c['name']}: {c['detail']}" for c in data["checks"] if not c["passed"] and c["name"] != CHECK_LATENCY]  # type: ignore[union-attr]
+    assert failed == []
+    if latency["passed"]:
+        assert code == EXIT_PASSED and data["passed"] is True
+    else:
+        assert code == EXIT_FAILED and "over 100 ms" in str(latency["detail"])
     assert {CHECK_FILLS, CHECK_LATENCY, CHECK_RISK, CHECK_PNL, "Faults during the day"} <= set(checks)
     assert sum(1 for c in checks.values() if c["section"] == "probe") >= 9
     assert len(data["pnl_curve"]) > 10  # type: ignore[arg-type]
@@ -56,6 +67,15 @@ def test_misreported_commissions_fail_the_pnl_check(tmp_path: Path) -> None:
     assert code == EXIT_FAILED and data["passed"] is False
     assert checks[CHECK_PNL]["passed"] is False
     assert checks[CHECK_RISK]["passed"] is True  # only the P&L check notices
+
+
+def test_late_commission_reports_fail_the_latency_check(tmp_path: Path) -> None:
+    code, data = run(tmp_path, minutes=12, delay_commission_s=0.3)
+    checks = by_name(data)
+    assert code == EXIT_FAILED and data["passed"] is False
+    detail = str(checks[CHECK_LATENCY]["detail"])
+    assert checks[CHECK_LATENCY]["passed"] is False and "fill → commission report p99" in detail, detail
+    assert "submit → acknowledged p99" not in detail  # only the delayed series is over budget
 
 
 def test_a_disabled_risk_rule_lets_its_probe_through_and_fails_enforcement(tmp_path: Path) -> None:
