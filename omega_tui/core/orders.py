@@ -189,6 +189,7 @@ PROTECTIVE_OCA_TYPE = 2
 OCA_REDUCE_TYPES = frozenset({2, 3})  # intent ids of protection pairs (`protect_positions`)
 TERMINAL_KEPT = 200  # terminal orders kept in the `orders` section for display
 LATENCY_WINDOW = 2048
+_UNRECORDED = 1 << 62  # `ManagedOrder.journal_seq` between the send and the "submit" record (`_place_group`)
 
 
 class OrderRefused(ValueError):
@@ -295,7 +296,10 @@ class _Group:
     seq: int
     intent_id: str = field(compare=False)
     legs: list[_Leg] = field(compare=False)
-    intent_record: dict[str, Any] | None = field(default=None, compare=False)  # journaled with the submission
+    # Journaled with the group's submission (or on its own if the group has to wait): the intent as a record,
+    # or the intent itself, made into one (with `groups`, how many groups it became) after the send.
+    intent_record: dict[str, Any] | OrderIntent | None = field(default=None, compare=False)
+    groups: int = field(default=1, compare=False)
 
     @property
     def entry_signed_qty(self) -> int:
@@ -569,15 +573,17 @@ class OrderManager(Component):
         """
         intent = self._validated(intent)
         groups = self._build_groups(intent)
-        # One journal line on the hot path: the intent rides in its first group's "submit" record, which is
-        # written before anything reaches the broker; if that group has to wait, the intent is journaled now.
-        groups[0].intent_record = intent_json(intent) | {"groups": len(groups)}
+        # One journal line on the hot path: the intent rides in its first group's "submit" record (serialised
+        # once the transmitting leg is on the wire); if that group has to wait, the intent is journaled now.
+        first = groups[0]
+        first.intent_record = intent
+        first.groups = len(groups)
         for group in groups:
             heapq.heappush(self._queue, group)
         placed = self._pump()
-        if groups[0].intent_record is not None and not any(g is groups[0] for g, _ in placed):
-            self.journal.record("intent", intent=groups[0].intent_record)
-            groups[0].intent_record = None
+        if first.intent_record is not None and not any(g is first for g, _ in placed):
+            self.journal.record("intent", intent=_intent_record(first))
+            first.intent_record = None
         self._wake_queue()
         return [oid for group, ids in placed if group.intent_id == intent.intent_id for oid in ids]
 
@@ -760,57 +766,83 @@ class OrderManager(Component):
         return max(self._bucket.wait_s(min(len(head.legs), self._bucket.capacity)), 0.001)
 
     def _place_group(self, group: _Group) -> list[int]:
+        """Send a group's legs back to back, then do the bookkeeping (journal, bus, views).
+
+        Only what the broker needs, and what a broker answering inside `place_order` needs to find the
+        order, happens before the transmitting leg's bytes leave: the ids, the `BrokerOrder`s and the book
+        entries. The "submit" record is numbered and serialised right after, in the same step of the loop:
+        the journal's writer runs after the step (see core/journal.py), so the record reaches the file no
+        later than if it had been queued before the send, and until it is durable every broker event about
+        these orders is held (`_hold`, `journal_seq` is `_UNRECORDED` meanwhile). The record carries every
+        leg of the group, sent or not (a leg whose send raised is journaled as before)."""
         broker = self.broker
         legs = group.legs
         ids = [broker.next_order_id() for _ in legs]
-        orders = [
-            BrokerOrder(order_id=ids[i], parent_id=ids[leg.parent] if leg.parent is not None else 0, **leg.fields)
-            for i, leg in enumerate(legs)
-        ]
-        # Written (flushed; fsynced by the group commit before the first ack is processed) before anything
-        # reaches the broker.
-        self.journal.record(
-            "submit",
-            intent_id=group.intent_id,
-            intent=group.intent_record,
-            legs=[{"role": leg.role, "order": order_json(order)} for leg, order in zip(legs, orders, strict=True)],
-        )
-        seq = self.journal.seq
         intent_id = group.intent_id
-        managed = [
-            ManagedOrder(order=order, role=leg.role, intent_id=intent_id, journal_seq=seq)
-            for leg, order in zip(legs, orders, strict=True)
-        ]
         book = self._orders
-        for mo in managed:
-            book[mo.order.order_id] = mo
+        managed: list[ManagedOrder] = []
+        for i, leg in enumerate(legs):
+            parent = leg.parent
+            order = BrokerOrder(order_id=ids[i], parent_id=ids[parent] if parent is not None else 0, **leg.fields)
+            mo = ManagedOrder(order=order, role=leg.role, intent_id=intent_id, journal_seq=_UNRECORDED)
+            book[order.order_id] = mo
+            managed.append(mo)
         now_ns = self.clock.monotonic_ns()
-        now_utc = self.clock.now_utc()
-        sent: list[ManagedOrder] = []
+        sent = 0
         try:
             for mo in managed:
                 mo.submit_ns = now_ns
                 broker.place_order(mo.order)
-                if mo.state is NEW:  # (a broker that answers synchronously may have moved it on already)
-                    mo.state = PENDING_SUBMIT
-                    mo.transitions.append((PENDING_SUBMIT, mo.ib_status, now_ns, now_utc))
-                    mo.last_ns = now_ns
-                    mo.view = None
-                    sent.append(mo)
+                sent += 1
         finally:
-            # The bus hears of the legs once the transmitting one is on the wire: its subscribers' work is not
-            # between the legs' writes. The submit record journals these transitions; the orders stay in the
-            # working index (NEW and PENDING_SUBMIT are both working), so `_apply` has nothing else to do.
-            if sent and not self._replaying:
-                for mo in sent:
-                    order = mo.order
-                    self.bus.publish(
-                        OrderStateChanged(
-                            order.order_id, order.key, order.order_ref, NEW, PENDING_SUBMIT, mo.ib_status, now_ns
-                        )
-                    )
-                self._request_publish()
+            self._after_send(group, managed, sent, now_ns)
         return ids
+
+    def _after_send(self, group: _Group, managed: list[ManagedOrder], sent: int, now_ns: int) -> None:
+        """The group's legs are on the wire (the first `sent` of them): journal the submission, mark the sent
+        legs PENDING_SUBMIT, tell the bus, and process any broker event that arrived meanwhile once the record
+        is durable."""
+        self.journal.record(
+            "submit",
+            intent_id=group.intent_id,
+            intent=_intent_record(group),
+            legs=[{"role": mo.role, "order": order_json(mo.order)} for mo in managed],
+        )
+        group.intent_record = None
+        seq = self.journal.seq
+        for mo in managed:
+            mo.journal_seq = seq
+        now_utc = self.clock.now_utc()
+        changed: list[ManagedOrder] = []
+        for mo in managed[:sent]:
+            if mo.state is NEW:  # (held events cannot have moved it; a replay may have)
+                mo.state = PENDING_SUBMIT
+                mo.transitions.append((PENDING_SUBMIT, mo.ib_status, now_ns, now_utc))
+                mo.last_ns = now_ns
+                mo.view = None
+                changed.append(mo)
+        # The submit record journals these transitions; the orders stay in the working index (NEW and
+        # PENDING_SUBMIT are both working), so `_apply` has nothing else to do.
+        if changed and not self._replaying:
+            publish = self.bus.publish
+            for mo in changed:
+                order = mo.order
+                publish(
+                    OrderStateChanged(
+                        order.order_id, order.key, order.order_ref, NEW, PENDING_SUBMIT, mo.ib_status, now_ns
+                    )
+                )
+            self._request_publish()
+        held = self._held_orders
+        if held:
+            waiting = [mo.order_id for mo in managed if held.get(mo.order_id) == _UNRECORDED]
+            if waiting:  # a broker answered inside `place_order`: its events wait for this record
+                for oid in waiting:
+                    held[oid] = seq
+                if self.journal.when_durable(seq, self._release_held):
+                    self._release_held()
+                else:
+                    self.held_events += sum(1 for item in self._held if item[0] in waiting)
 
     async def _run_queue(self) -> None:
         assert self._wake is not None
@@ -1043,7 +1075,7 @@ class OrderManager(Component):
         heapq.heappush(self._queue, group)
         placed = self._pump()
         if group.intent_record is not None and not any(g is group for g, _ in placed):
-            self.journal.record("intent", intent=group.intent_record)
+            self.journal.record("intent", intent=_intent_record(group))
             group.intent_record = None
         self._wake_queue()
         log.info("protecting %s %s: stop %s, take-profit %s (%s)", key, pos.quantity, stop, take_profit, reason)
@@ -1224,6 +1256,10 @@ class OrderManager(Component):
         o = self._orders.get(order_id)
         if o is None or o.journal_seq <= self.journal.durable_seq:
             return False
+        if o.journal_seq == _UNRECORDED:  # answered inside `place_order`: `_after_send` takes it from here
+            self._held_orders[order_id] = _UNRECORDED
+            self._held.append((order_id, handler, report))
+            return True
         if self.journal.when_durable(o.journal_seq, self._release_held):
             return False  # durable after all (or fsynced inline: no running loop)
         self._held_orders[order_id] = o.journal_seq
@@ -2138,6 +2174,13 @@ def order_json(o: BrokerOrder) -> dict[str, Any]:
         "what_if": o.what_if,
         "account": o.account,
     }
+
+
+def _intent_record(group: _Group) -> dict[str, Any] | None:
+    record = group.intent_record
+    if isinstance(record, OrderIntent):
+        return intent_json(record) | {"groups": group.groups}
+    return record
 
 
 def intent_json(i: OrderIntent) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import pytest
 
 from omega_tui.core.orders import OrderRefused
 from omega_tui.core.types import IntentSource, OrderState, OrderType, Side
+from tests.fakes import FakeBroker
 from tests.orders.conftest import RigFactory, intent, quote
 
 
@@ -54,21 +55,32 @@ def test_submit_entry_then_every_order_ref_links_to_the_intent_and_role(make_rig
     assert roles == ["entry", "take_profit", "stop_loss"]
 
 
-def test_submit_entry_then_submission_is_journaled_before_the_broker_sees_it(make_rig: RigFactory) -> None:
-    rig = make_rig()
+def test_submit_entry_then_submission_is_journaled_in_the_same_step_before_any_answer_is_acted_on(
+    make_rig: RigFactory,
+) -> None:
+    # The "submit" record is serialised right after the transmitting leg's send (not before the first leg:
+    # see OrderManager._place_group); a broker answering inside place_order is held until it is durable.
+    rig = make_rig(broker=FakeBroker(auto_ack=True))
     seen: list[list[str]] = []
     place = rig.broker.place_order
 
     def spy(order):  # type: ignore[no-untyped-def]
         seen.append(rig.kinds())
-        place(order)
+        place(order)  # the transmitting leg: acknowledged synchronously, the whole bracket at once
 
     rig.broker.place_order = spy  # type: ignore[method-assign]
-    rig.manager.submit(intent(10))
-    assert all("submit" in kinds for kinds in seen)
+    parent, tp, sl = rig.manager.submit(intent(10))
+    assert len(seen) == 3 and not any("submit" in kinds for kinds in seen)
+    kinds = rig.kinds()
+    assert "submit" in kinds and "order_state" in kinds
+    assert kinds.index("submit") < kinds.index("order_state")  # nothing acted on before the record
     (rec,) = rig.records("submit")
     assert rec["intent"]["intent_id"] == rig.broker.placed[0].order_ref.split(":")[0]  # the intent rides along
     assert [leg["role"] for leg in rec["legs"]] == ["entry", "take_profit", "stop_loss"]
+    order = rig.manager.order(parent)
+    assert order is not None and order.state is OrderState.SUBMITTED
+    assert [t[0] for t in order.transitions] == [OrderState.PENDING_SUBMIT, OrderState.SUBMITTED]
+    assert all(rig.manager.order(oid).state is OrderState.SUBMITTED for oid in (tp, sl))  # type: ignore[union-attr]
 
 
 def test_submit_sell_entry_then_protective_legs_are_buys_above_and_below(make_rig: RigFactory) -> None:
