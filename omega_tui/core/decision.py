@@ -65,7 +65,7 @@ from omega_tui.core.models.data import Priors, load_priors
 from omega_tui.core.models.features import logvol
 from omega_tui.core.models.market import simulate, snapshot_at
 from omega_tui.core.models.registry import load_models
-from omega_tui.core.scheduler import INF, Choice, Scheduler, SchedulerMetrics, SchedulerSnapshot, choose
+from omega_tui.core.scheduler import INF, Choice, Scheduler, SchedulerMetrics, SchedulerSnapshot, choose, fits
 from omega_tui.core.signals import DEFAULT_PARAMS, TradingParams, explain
 from omega_tui.core.types import (
     ComponentState,
@@ -688,7 +688,7 @@ class DecisionEngine(Component):
             margin = ssnap.margin_ns if ssnap is not None else 0.0
             wait = queue.get(choice.model, 0.0)
             bound = choice.bound_ns
-            if bound != INF and not start + bound + wait <= deadline - margin:
+            if bound != INF and not fits(bound, wait, deadline - margin - start):
                 core.metrics.withdrawn(choice.model)
                 outcome = DecisionOutcome(key, begun.seq, t0, choice, "abstain", reason=DISPATCH_ABSTAIN)
                 return self._done(begun, outcome)

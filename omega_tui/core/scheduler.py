@@ -247,9 +247,17 @@ DISPATCH_QUANTILE = 0.9  # of the delay from taking the budget to dispatch, set 
 DISPATCH_MIN_SAMPLES = 100  # …once it has this many samples (before, one stall would be the bound)
 
 
+def fits(bound_ns: float, wait_ns: float, limit_ns: float) -> bool:
+    """A run bounded by `bound_ns` after `wait_ns` in its queue ends within `limit_ns` (a NaN never fits).
+
+    The feasibility test of the choice (`choose` inlines it, for speed) and of the dispatch re-check.
+    """
+    return bound_ns + wait_ns <= limit_ns
+
+
 def feasible(stat: ModelStat, budget_ns: int, min_samples: int, margin_ns: float = 0.0) -> bool:
     """Enough samples, and bound plus queue wait within the budget less the headroom."""
-    return stat.samples >= min_samples and stat.bound_ns + stat.queue_wait_ns <= budget_ns - margin_ns
+    return stat.samples >= min_samples and fits(stat.bound_ns, stat.queue_wait_ns, budget_ns - margin_ns)
 
 
 def choose(snap: SchedulerSnapshot) -> Choice:
@@ -259,7 +267,7 @@ def choose(snap: SchedulerSnapshot) -> Choice:
     best: ModelStat | None = None
     for m in snap.models:
         name, samples, bound, wait, acc = m
-        if samples < min_samples or not bound + wait <= limit:  # `not <=`: a NaN is never feasible
+        if samples < min_samples or not bound + wait <= limit:  # `fits`, inlined; `not <=`: a NaN never fits
             continue
         if best is None or acc > best[4] or (acc == best[4] and (bound, name) < (best[2], best[0])):
             best = m
