@@ -160,3 +160,59 @@ async def test_a_write_error_keeps_the_records_queued_and_the_writer_retries(
     assert journal.durable_seq == 1 and journal.write_errors == 2
     journal.close()
     assert [r["kind"] for r in Journal(state_dir, FakeClock()).read()] == ["submit"]  # written once
+
+
+async def test_record_soon_is_numbered_after_the_step_in_order_and_with_the_time_of_the_call(state_dir: Path) -> None:
+    import asyncio
+
+    clock = FakeClock()
+    journal = Journal(state_dir, clock)
+    journal.record("submit", order_id=1)
+    box = {"qty": 10}
+    journal.record_soon("fill", lambda: {"exec_id": "e1", "qty": box["qty"]})
+    stamped = clock.monotonic_ns()
+    clock.advance(1.0)
+    journal.record_soon("fill", lambda: {"exec_id": "e2"})
+    assert journal.seq == 1  # not numbered yet: nothing serialised in this step
+    await asyncio.sleep(0)  # the step ends: numbered and queued, in the order recorded
+    assert journal.seq == 3
+    journal.record_soon("commission", lambda: {"exec_id": "e2"})
+    journal.record("modify", order_id=1)  # a plain record numbers the deferred ones first: file order = event order
+    assert journal.seq == 5
+    journal.record_soon("fill", lambda: {"exec_id": "e3"})
+    assert journal.drain() == 6
+    records = list(journal.read())
+    assert [(r["kind"], r.get("exec_id")) for r in records] == [
+        ("submit", None),
+        ("fill", "e1"),
+        ("fill", "e2"),
+        ("commission", "e2"),
+        ("modify", None),
+        ("fill", "e3"),
+    ]
+    assert records[1]["mono_ns"] == stamped and records[1]["qty"] == 10
+    assert records[2]["mono_ns"] == stamped + 1_000_000_000
+    journal.close()
+
+
+async def test_record_soon_is_flushed_by_read_close_and_when_durable_and_survives_a_failing_builder(
+    state_dir: Path,
+) -> None:
+    journal = Journal(state_dir, FakeClock())
+    journal.record_soon("fill", lambda: {"exec_id": "e1"})
+    assert [r["kind"] for r in journal.read()] == ["fill"]  # read() sees it without waiting for the step
+    journal.record_soon("fill", lambda: {"exec_id": "e2"})
+    assert journal.when_durable(2, lambda: None) is False  # numbered first, then waited for (not "unknown")
+    journal.record_soon("fill", lambda: 1 / 0)  # type: ignore[arg-type,return-value]
+    journal.record_soon("fill", lambda: {"exec_id": "e4"})
+    journal.close()
+    records = list(Journal(state_dir, FakeClock()).read())
+    assert [r.get("exec_id") for r in records] == ["e1", "e2", None, "e4"]
+    assert records[2]["error"] == "fields could not be built"
+
+
+def test_record_soon_without_a_loop_records_at_once(state_dir: Path) -> None:
+    journal = Journal(state_dir, FakeClock(), fsync=False)
+    journal.record_soon("fill", lambda: {"exec_id": "e1"})
+    assert journal.seq == 1
+    journal.close()

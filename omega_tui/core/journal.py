@@ -48,6 +48,16 @@ day, never a hole.
 If the writer cannot write (disk full, I/O error), it logs, keeps the records queued and retries; records
 that never become durable keep their orders' events held, which is the safe side.
 
+Deferred serialisation. `record_soon(kind, build)` is `record` for a record nothing needs numbered at once
+(a fill: its position and P&L, the bus and the risk engine come first): it keeps the time and a function
+that builds the fields, and numbers and serialises them in a `call_soon` after the current step of the loop,
+i.e. before the loop handles any further I/O. Durability is unchanged: the writer is only ever woken after the
+step that queued a record (above), so a record never reached the file sooner. The file stays in `seq` order
+and in the order things happened: `record` (and everything that writes, reads or waits: `flush`, `sync`,
+`read`, `when_durable`, `wait_durable`, `close`, `drain`) first numbers the deferred ones. `seq` does not count
+a deferred record until then; `drain()` numbers them now and returns `seq`. Without a running loop,
+`record_soon` records at once.
+
 `record` is called from one thread (the core loop); the queue is a deque (append and popleft are atomic).
 """
 
@@ -97,6 +107,7 @@ def _default(value: object) -> object:
 _DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_APPEND_NEWLINE
 
 DurableCallback = Callable[[], None]
+FieldsBuilder = Callable[[], dict[str, Any]]
 
 
 class Journal:
@@ -126,14 +137,46 @@ class Journal:
         self._wake_loop: asyncio.AbstractEventLoop | None = None  # a wake is posted on this loop
         self._closing = False
         self._writer: threading.Thread | None = None
+        # record_soon: (kind, fields builder, now_utc, monotonic_ns), numbered by `drain` (loop thread only).
+        self._deferred: list[tuple[str, FieldsBuilder, datetime, int]] = []
 
     # ------------------------------------------------------------------ recording (the loop)
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Number and serialise one record; queue it for the writer (or, for `SYNC_KINDS`, write and fsync it
         now). Returns the record; `self.seq` is its number right after the call."""
-        now = self._clock.now_utc()
-        rec: dict[str, Any] = {"ts": now.isoformat(), "mono_ns": self._clock.monotonic_ns(), "kind": kind}
+        if self._deferred:
+            self.drain()
+        return self._record(kind, fields, self._clock.now_utc(), self._clock.monotonic_ns())
+
+    def record_soon(self, kind: str, build: FieldsBuilder) -> None:
+        """Record `kind` with the fields `build()` returns, numbered and serialised after this step of the loop
+        (see "Deferred serialisation" above), stamped with the time of this call. `build` must not depend on
+        state that changes meanwhile (pass it immutable data)."""
+        loop = asyncio._get_running_loop()
+        if loop is None or kind in SYNC_KINDS or self._closing:
+            self.record(kind, **build())
+            return
+        deferred = self._deferred
+        if not deferred:
+            loop.call_soon(self.drain)
+        deferred.append((kind, build, self._clock.now_utc(), self._clock.monotonic_ns()))
+
+    def drain(self) -> int:
+        """Number and serialise the records `record_soon` deferred (in order); returns `seq`."""
+        while self._deferred:
+            batch, self._deferred = self._deferred, []
+            for kind, build, now, mono_ns in batch:
+                try:
+                    fields = build()
+                except Exception:  # a bug in one builder must not lose the records behind it
+                    log.exception("journal: cannot build a deferred %s record", kind)
+                    fields = {"error": "fields could not be built"}
+                self._record(kind, fields, now, mono_ns)
+        return self.seq
+
+    def _record(self, kind: str, fields: dict[str, Any], now: datetime, mono_ns: int) -> dict[str, Any]:
+        rec: dict[str, Any] = {"ts": now.isoformat(), "mono_ns": mono_ns, "kind": kind}
         rec.update(fields)
         line = orjson.dumps(rec, default=_default, option=_DUMPS_OPTIONS)
         self.seq = seq = self.seq + 1
@@ -179,6 +222,8 @@ class Journal:
         """True if record `seq` is durable now (the callback is not called). Otherwise False, and `callback`
         runs on the running loop (`call_soon_threadsafe`) once the writer has fsynced `seq`. Without a running
         loop this waits inline (`wait_durable`) and returns True."""
+        if self._deferred:
+            self.drain()
         if seq <= self.durable_seq:
             return True
         loop = asyncio._get_running_loop()
@@ -197,6 +242,8 @@ class Journal:
     def wait_durable(self, seq: int) -> None:
         """Return once record `seq` (and every earlier one) is fsynced: at once if it is, else write and fsync
         now on this thread (blocking: for callers without a loop; the order manager uses `when_durable`)."""
+        if self._deferred:
+            self.drain()
         if seq <= self.durable_seq:
             return
         self.inline_waits += 1
@@ -204,6 +251,8 @@ class Journal:
 
     def sync(self) -> None:
         """Write the queue and fsync it now, on this thread."""
+        if self._deferred:
+            self.drain()
         with self._io_lock:
             self._write_pending_locked()
             if self._fsync:
@@ -212,6 +261,8 @@ class Journal:
 
     def flush(self) -> None:
         """Write the queue to the file now (no fsync), on this thread: a reader then sees every record."""
+        if self._deferred:
+            self.drain()
         with self._io_lock:
             self._write_pending_locked()
 
@@ -305,6 +356,8 @@ class Journal:
     def close(self) -> None:
         """Write and fsync everything queued, stop the writer, close the file. Recording after `close`
         writes inline (a late shutdown record still lands)."""
+        if self._deferred:
+            self.drain()
         self._closing = True
         writer = self._writer
         if writer is not None:

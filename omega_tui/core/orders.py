@@ -34,9 +34,10 @@ What callers must know:
   with the corrected one (average cost is path-dependent), the journal keeps the new version (replayed alike
   after a restart) and a "fill_correction" audit record, and `FillCorrected` goes on the bus. A commission
   for the corrected execution replaces the earlier one's. An older version arriving late is ignored.
-- Journal: a bracket's "submit" record is queued for the journal's writer before its first byte goes out
-  (no file I/O on the loop, see core/journal.py); any broker event about an order whose "submit" record is
-  not yet fsynced is held (`_hold`) and processed, in arrival order, when the writer reports it durable.
+- Journal: a bracket's "submit" record is queued for the journal's writer in the same step of the loop as
+  its legs' sends, right after the transmitting leg (no file I/O on the loop, see core/journal.py; the writer
+  runs after the step either way); any broker event about an order whose "submit" record is not yet
+  recorded and fsynced is held (`_hold`) and processed, in arrival order, when the writer reports it durable.
 - Hot-state sections `orders`, `positions`, `pnl`, `latency` are published coalesced (once per loop turn
   after order changes, at most every `execution.pnl_publish_ms` while quotes move). Without a running loop
   (unit tests, benchmarks) call `publish()` yourself.
@@ -189,6 +190,7 @@ PROTECTIVE_OCA_TYPE = 2
 OCA_REDUCE_TYPES = frozenset({2, 3})  # intent ids of protection pairs (`protect_positions`)
 TERMINAL_KEPT = 200  # terminal orders kept in the `orders` section for display
 LATENCY_WINDOW = 2048
+_ONE = Decimal(1)
 _UNRECORDED = 1 << 62  # `ManagedOrder.journal_seq` between the send and the "submit" record (`_place_group`)
 
 
@@ -1314,7 +1316,10 @@ class OrderManager(Component):
         self._apply_ib_status(o, report.status, "openOrder")
 
     def on_execution(self, report: ExecutionReport) -> None:
-        if self._hold(report.order_id, self.on_execution, report):
+        o = self._orders.get(report.order_id)
+        if (self._held_orders or (o is not None and o.journal_seq > self.journal.durable_seq)) and self._hold(
+            report.order_id, self.on_execution, report
+        ):
             return  # a fill before any ack is an acknowledgement too
         exec_id = report.exec_id
         if exec_id in self._exec_to_order:
@@ -1326,7 +1331,6 @@ class OrderManager(Component):
                 self._on_exec_version(report, base, current)
                 return
             self._exec_versions[base] = exec_id
-        o = self._orders.get(report.order_id)
         if o is None:
             placeholder = BrokerOrder(
                 order_id=report.order_id,
@@ -1339,7 +1343,9 @@ class OrderManager(Component):
             )
             o = self._adopt(placeholder, "Submitted", report.perm_id, "execDetails")
         if not self._replaying:
-            self.journal.record("fill", fill=execution_json(report))
+            # Numbered and serialised after this step (the position, the bus and the risk engine first);
+            # nothing reaches the file sooner either way (core/journal.py, "Deferred serialisation").
+            self.journal.record_soon("fill", lambda: {"fill": execution_json(report)})
         self._exec_to_order[exec_id] = o.order_id
         o.fills[exec_id] = report
         o.fill_qty += report.quantity
@@ -1362,7 +1368,7 @@ class OrderManager(Component):
             history = self._pos_history[pos.key] = (replace(pos), [])
         opened = pos.opening_qty(report.side, report.quantity)
         if opened:
-            self._opened_share[exec_id] = Decimal(opened) / report.quantity
+            self._opened_share[exec_id] = _ONE if opened == report.quantity else Decimal(opened) / report.quantity
         before = pos.quantity
         pos.apply_fill(report.side, report.quantity, report.price)
         history[1].append(report)
@@ -2004,9 +2010,8 @@ class OrderManager(Component):
         self._views_dirty = True
         if self._publish_handle is not None or self._replaying:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = asyncio._get_running_loop()
+        if loop is None:
             return  # no loop: the caller publishes explicitly
         if throttled:
             wait_ns = self._last_publish_ns + self.execution.pnl_publish_ms * 1_000_000 - self.clock.monotonic_ns()
