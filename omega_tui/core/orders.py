@@ -52,7 +52,7 @@ import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -191,6 +191,7 @@ OCA_REDUCE_TYPES = frozenset({2, 3})  # intent ids of protection pairs (`protect
 TERMINAL_KEPT = 200  # terminal orders kept in the `orders` section for display
 LATENCY_WINDOW = 2048
 _ONE = Decimal(1)
+_OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
 _UNRECORDED = 1 << 62  # `ManagedOrder.journal_seq` between the send and the "submit" record (`_place_group`)
 
 
@@ -443,6 +444,7 @@ class OrderManager(Component):
         # order, with the journal seq each held order waits for.
         self._held: deque[tuple[int, Callable[[Any], None], Any]] = deque()
         self._held_orders: dict[int, int] = {}
+        self._placing: Collection[int] = ()  # ids of the group being sent (`_place_group`), not yet booked
         self.held_events = 0  # events that had to wait for the journal (normally none against IB)
         self._positions: dict[str, Position] = {}
         # Submission queue: brackets need their legs back-to-back, so the bucket holds at least three.
@@ -609,14 +611,20 @@ class OrderManager(Component):
             raise OrderRefused(f"intent {intent.intent_id}: order type {intent.order_type} is not LMT or MKT")
         if intent.reduce_only:
             return self._validated_reduce(intent, inst)
-        if intent.order_type is OrderType.LMT and intent.limit_price is None:
+        ref, tp, sl = intent.limit_price, intent.take_profit, intent.stop_loss
+        if ref is None and intent.order_type is OrderType.LMT:
             raise OrderRefused(f"intent {intent.intent_id}: a limit order needs a limit price")
-        for label, price in (("limit", intent.limit_price), ("take-profit", intent.take_profit)):
-            self._check_tick(intent, label, price, inst)
-        self._check_tick(intent, "stop-loss", intent.stop_loss, inst)
-        ref = intent.limit_price
+        tick = inst.min_tick
+        if (
+            tick <= 0
+            or (ref is not None and (ref <= 0 or ref % tick))
+            or (tp is not None and (tp <= 0 or tp % tick))
+            or (sl is not None and (sl <= 0 or sl % tick))
+        ):  # one test for the usual case (all on the grid); the reason, in order, otherwise
+            for label, price in (("limit", ref), ("take-profit", tp), ("stop-loss", sl)):
+                self._check_tick(intent, label, price, inst)
         if ref is not None:
-            s = intent.side.sign
+            s = 1 if intent.side is Side.BUY else -1
             if intent.take_profit is not None and (intent.take_profit - ref) * s <= 0:
                 raise OrderRefused(
                     f"intent {intent.intent_id}: take-profit {intent.take_profit} must be "
@@ -699,34 +707,55 @@ class OrderManager(Component):
         sliced = len(sizes) > 1
         interval_ns = self.execution.slice_interval_ms * 1_000_000
         algo_params = (("adaptivePriority", self._priority(intent)),)
-        exit_side = intent.side.opposite
+        exit_side = _OPPOSITE[intent.side]
+        key, con_id, tif = intent.key, inst.con_id, base["tif"]
+        take_profit, stop_loss = intent.take_profit, intent.stop_loss
         groups = []
         for k, qty in enumerate(sizes):
             suffix = f":{k}" if sliced else ""
             role = "slice" if sliced else "entry"
             oca = f"{iid}:oca{suffix}"
-            legs = [
-                _Leg(
-                    role,
-                    {
-                        **base,
-                        "quantity": qty,
-                        "order_ref": f"{iid}:{role}{suffix}",
-                        "algo_strategy": "Adaptive",
-                        "algo_params": algo_params,
-                    },
-                )
-            ]
-            child = {**base, "action": exit_side, "quantity": qty, "oca_group": oca, "oca_type": PROTECTIVE_OCA_TYPE}
-            if intent.take_profit is not None:
-                tp = {**child, "order_type": OrderType.LMT, "limit_price": intent.take_profit}
-                legs.append(_Leg("take_profit", {**tp, "order_ref": f"{iid}:take_profit{suffix}"}, parent=0))
-            if intent.stop_loss is not None:
-                sl = {**child, "order_type": OrderType.STP, "limit_price": None, "aux_price": intent.stop_loss}
-                legs.append(_Leg("stop_loss", {**sl, "order_ref": f"{iid}:stop_loss{suffix}"}, parent=0))
             # Transmit chain: only the last leg transmits, so IB releases the bracket whole.
-            for i, leg in enumerate(legs):
-                leg.fields["transmit"] = i == len(legs) - 1
+            entry = {
+                **base,
+                "quantity": qty,
+                "order_ref": f"{iid}:{role}{suffix}",
+                "algo_strategy": "Adaptive",
+                "algo_params": algo_params,
+                "transmit": take_profit is None and stop_loss is None,
+            }
+            legs = [_Leg(role, entry)]
+            if take_profit is not None:
+                tp = {
+                    "key": key,
+                    "con_id": con_id,
+                    "action": exit_side,
+                    "quantity": qty,
+                    "order_type": OrderType.LMT,
+                    "limit_price": take_profit,
+                    "tif": tif,
+                    "oca_group": oca,
+                    "oca_type": PROTECTIVE_OCA_TYPE,
+                    "order_ref": f"{iid}:take_profit{suffix}",
+                    "transmit": stop_loss is None,
+                }
+                legs.append(_Leg("take_profit", tp, 0))
+            if stop_loss is not None:
+                sl = {
+                    "key": key,
+                    "con_id": con_id,
+                    "action": exit_side,
+                    "quantity": qty,
+                    "order_type": OrderType.STP,
+                    "limit_price": None,
+                    "aux_price": stop_loss,
+                    "tif": tif,
+                    "oca_group": oca,
+                    "oca_type": PROTECTIVE_OCA_TYPE,
+                    "order_ref": f"{iid}:stop_loss{suffix}",
+                    "transmit": True,
+                }
+                legs.append(_Leg("stop_loss", sl, 0))
             groups.append(_Group(now + k * interval_ns, next(self._seq), iid, legs))
         return groups
 
@@ -768,42 +797,46 @@ class OrderManager(Component):
         return max(self._bucket.wait_s(min(len(head.legs), self._bucket.capacity)), 0.001)
 
     def _place_group(self, group: _Group) -> list[int]:
-        """Send a group's legs back to back, then do the bookkeeping (journal, bus, views).
+        """Send a group's legs back to back, then do the bookkeeping (book, journal, bus, views).
 
-        Only what the broker needs, and what a broker answering inside `place_order` needs to find the
-        order, happens before the transmitting leg's bytes leave: the ids, the `BrokerOrder`s and the book
-        entries. The "submit" record is numbered and serialised right after, in the same step of the loop:
-        the journal's writer runs after the step (see core/journal.py), so the record reaches the file no
-        later than if it had been queued before the send, and until it is durable every broker event about
-        these orders is held (`_hold`, `journal_seq` is `_UNRECORDED` meanwhile). The record carries every
-        leg of the group, sent or not (a leg whose send raised is journaled as before)."""
+        Only what the broker needs happens before the transmitting leg's bytes leave: the ids and the
+        `BrokerOrder`s. The orders join the book and the "submit" record is numbered and serialised right
+        after, in the same step of the loop: the journal's writer runs after the step (see core/journal.py),
+        so the record reaches the file no later than if it had been queued before the send, and until it is
+        durable every broker event about these orders is held (`_hold`: the ids are in `_placing` during the
+        sends, and their `journal_seq` is `_UNRECORDED` until the record exists). The record carries every leg
+        of the group, sent or not (a leg whose send raised is journaled, as it always was)."""
         broker = self.broker
         legs = group.legs
         ids = [broker.next_order_id() for _ in legs]
-        intent_id = group.intent_id
-        book = self._orders
-        managed: list[ManagedOrder] = []
-        for i, leg in enumerate(legs):
-            parent = leg.parent
-            order = BrokerOrder(order_id=ids[i], parent_id=ids[parent] if parent is not None else 0, **leg.fields)
-            mo = ManagedOrder(order=order, role=leg.role, intent_id=intent_id, journal_seq=_UNRECORDED)
-            book[order.order_id] = mo
-            managed.append(mo)
+        orders = [
+            BrokerOrder(order_id=ids[i], parent_id=0 if leg.parent is None else ids[leg.parent], **leg.fields)
+            for i, leg in enumerate(legs)
+        ]
+        self._placing = ids
         now_ns = self.clock.monotonic_ns()
         sent = 0
         try:
-            for mo in managed:
-                mo.submit_ns = now_ns
-                broker.place_order(mo.order)
+            for order in orders:
+                broker.place_order(order)
                 sent += 1
         finally:
-            self._after_send(group, managed, sent, now_ns)
+            self._after_send(group, orders, sent, now_ns)
         return ids
 
-    def _after_send(self, group: _Group, managed: list[ManagedOrder], sent: int, now_ns: int) -> None:
-        """The group's legs are on the wire (the first `sent` of them): journal the submission, mark the sent
-        legs PENDING_SUBMIT, tell the bus, and process any broker event that arrived meanwhile once the record
-        is durable."""
+    def _after_send(self, group: _Group, orders: list[BrokerOrder], sent: int, now_ns: int) -> None:
+        """The group's legs are on the wire (the first `sent` of them): book them, journal the submission,
+        mark the sent legs PENDING_SUBMIT, tell the bus, and process any broker event that arrived meanwhile
+        once the record is durable."""
+        book = self._orders
+        intent_id = group.intent_id
+        managed: list[ManagedOrder] = []
+        for leg, order in zip(group.legs, orders, strict=True):
+            mo = ManagedOrder(order=order, role=leg.role, intent_id=intent_id, journal_seq=_UNRECORDED)
+            mo.submit_ns = now_ns
+            book[order.order_id] = mo
+            managed.append(mo)
+        self._placing = ()
         self.journal.record(
             "submit",
             intent_id=group.intent_id,
@@ -1256,15 +1289,21 @@ class OrderManager(Component):
             self._held.append((order_id, handler, report))
             return True
         o = self._orders.get(order_id)
-        if o is None or o.journal_seq <= self.journal.durable_seq:
+        if o is not None:
+            seq = o.journal_seq
+        elif order_id in self._placing:
+            seq = _UNRECORDED
+        else:
             return False
-        if o.journal_seq == _UNRECORDED:  # answered inside `place_order`: `_after_send` takes it from here
+        if seq <= self.journal.durable_seq:
+            return False
+        if seq == _UNRECORDED:  # answered inside `place_order`: `_after_send` takes it from here
             self._held_orders[order_id] = _UNRECORDED
             self._held.append((order_id, handler, report))
             return True
-        if self.journal.when_durable(o.journal_seq, self._release_held):
+        if self.journal.when_durable(seq, self._release_held):
             return False  # durable after all (or fsynced inline: no running loop)
-        self._held_orders[order_id] = o.journal_seq
+        self._held_orders[order_id] = seq
         self._held.append((order_id, handler, report))
         self.held_events += 1
         return True
@@ -1317,9 +1356,9 @@ class OrderManager(Component):
 
     def on_execution(self, report: ExecutionReport) -> None:
         o = self._orders.get(report.order_id)
-        if (self._held_orders or (o is not None and o.journal_seq > self.journal.durable_seq)) and self._hold(
-            report.order_id, self.on_execution, report
-        ):
+        if (
+            self._held_orders or self._placing or (o is not None and o.journal_seq > self.journal.durable_seq)
+        ) and self._hold(report.order_id, self.on_execution, report):
             return  # a fill before any ack is an acknowledgement too
         exec_id = report.exec_id
         if exec_id in self._exec_to_order:
@@ -1531,7 +1570,8 @@ class OrderManager(Component):
 
     def on_broker_error(self, error: BrokerError) -> None:
         code = error.code
-        if code in PACING_CODES or (error.req_id in self._orders and "pacing" in error.message.lower()):
+        known = error.req_id in self._orders or error.req_id in self._placing
+        if code in PACING_CODES or (known and "pacing" in error.message.lower()):
             self._pacing_violation(error)
         self._on_order_error(error)
 
