@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from omega_tui.core.journal import Journal
-from omega_tui.core.types import OrderState, OrderStateChanged
+from omega_tui.core.types import BrokerOrder, OrderState, OrderStateChanged
+from tests.fakes import FakeBroker
 from tests.orders.conftest import Rig, RigFactory, intent
 
 D = Decimal
@@ -112,4 +113,44 @@ async def test_reconcile_first_processes_the_events_the_journal_held(
     await rig.manager.reconcile_now("test")
     order = rig.manager.order(parent)
     assert order is not None and order.state is OrderState.FILLED and rig.manager.position_qty("AAPL") == 10
+    journal.close()
+
+
+class _AnsweringBroker(FakeBroker):
+    """Answers inside place_order, before the manager has booked or journaled the group being sent: an
+    entry of 100 is rejected as it arrives, an entry of 10 filled as it arrives (execDetails first)."""
+
+    def place_order(self, order: BrokerOrder) -> None:
+        super().place_order(order)
+        if order.order_ref.endswith(":entry") and order.quantity == 100:
+            self.reject(order.order_id)
+        elif order.order_ref.endswith(":entry") and order.quantity == 10:
+            self.fill(order.order_id, 10, D("100.00"))
+
+
+@pytest.mark.parametrize("with_loop", [False, True])
+async def test_answers_inside_place_order_wait_for_the_submit_record_then_apply_in_order(
+    make_rig: RigFactory, monkeypatch: pytest.MonkeyPatch, with_loop: bool
+) -> None:
+    rig = make_rig(broker=_AnsweringBroker())
+    journal = fsynced(rig, monkeypatch) if with_loop else rig.journal
+    seen: list[tuple[int, OrderState, list[str]]] = []
+
+    def kinds() -> list[str]:
+        return [r["kind"] for r in journal.read()]
+
+    rig.bus.subscribe(OrderStateChanged, lambda e: seen.append((e.order_id, e.new, kinds())))
+    parent, tp, sl = rig.manager.submit(intent(100))
+    (single,) = rig.manager.submit(intent(10, tp=None, sl=None))
+    order, filled = rig.manager.order(parent), rig.manager.order(single)
+    assert order is not None and filled is not None
+    if with_loop:
+        assert order.state is OrderState.PENDING_SUBMIT and rig.manager.position_qty("AAPL") == 0  # held
+        await until(lambda: order.state is OrderState.REJECTED and filled.state is OrderState.FILLED)
+    assert order.state is OrderState.REJECTED and filled.state is OrderState.FILLED
+    assert rig.manager.position_qty("AAPL") == 10
+    assert seen and all("submit" in kinds for _oid, _state, kinds in seen)  # the record existed before any change
+    assert [(oid, state) for oid, state, _ in seen][:3] == [(o, OrderState.PENDING_SUBMIT) for o in (parent, tp, sl)]
+    written = kinds()
+    assert written.index("fill") > written.index("submit", written.index("submit") + 1)  # the 10: submit, then fill
     journal.close()
