@@ -242,6 +242,7 @@ class ManagedOrder:
     last_ns: int = 0
     cancel_requested: bool = False
     needs_reconcile: bool = False
+    modified_ns: int = 0  # when Omega last sent a modification (reconciliation leaves younger ones alone)
     view: OrderView | None = None  # cached, rebuilt when the order changes
 
     @property
@@ -952,6 +953,7 @@ class OrderManager(Component):
         new = replace(o.order, **changes)
         self.journal.record("modify", order_id=order_id, order=order_json(new))
         o.order = new
+        o.modified_ns = self.clock.monotonic_ns()
         o.view = None
         self.broker.place_order(new)
         self._request_publish()
@@ -1951,6 +1953,8 @@ class OrderManager(Component):
                 continue
             if report.perm_id:
                 o.perm_id = report.perm_id
+            if o.modified_ns <= started_ns:  # (a modification sent since the request may not be in the answer)
+                self._take_broker_figures(o, report.order, reason)
             target = IB_STATUS.get(report.status, SUBMITTED)
             if target is SUBMITTED and o.filled > 0:
                 target = PARTIALLY_FILLED
@@ -1979,6 +1983,34 @@ class OrderManager(Component):
             closed=closed,
             working=self.open_order_count(),
         )
+        self._request_publish()
+
+    def _take_broker_figures(self, o: ManagedOrder, theirs: BrokerOrder, reason: str) -> None:
+        """Make an open order's quantity and prices the broker's when they differ (the broker holds the
+        truth: e.g. a modification reached it but its journal record died with the engine, or it never arrived
+        and the broker still works the old figures). Journaled as a "modify" record (`source: reconcile`), so
+        a replay rebuilds the same order; nothing is sent. A figure the broker leaves unset (0 or none, e.g.
+        a stop's limit price) is not one it disagrees on."""
+        ours = o.order
+        changes: dict[str, Any] = {}
+        if theirs.quantity > 0 and theirs.quantity != ours.quantity:
+            changes["quantity"] = theirs.quantity
+        for name in ("limit_price", "aux_price"):
+            price: Decimal | None = getattr(theirs, name)
+            if price and price != getattr(ours, name):
+                changes[name] = price
+        if not changes:
+            return
+        new = replace(ours, **changes)
+        before = {name: _json_value(getattr(ours, name)) for name in changes}
+        after = {name: _json_value(value) for name, value in changes.items()}
+        self.journal.record(
+            "modify", order_id=o.order_id, order=order_json(new), source="reconcile", reason=reason, before=before
+        )
+        o.order = new
+        o.view = None
+        text = f"broker's figures taken at reconciliation: {before} -> {after}"
+        log.warning("order %s (%s): %s", o.order_id, ours.order_ref, text)
         self._request_publish()
 
     async def _journal_durable(self) -> None:
@@ -2191,6 +2223,10 @@ def _grid(price: Decimal, tick: Decimal, rounding: str) -> Decimal:
 
 def _str(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
+
+
+def _json_value(value: object) -> object:
+    return str(value) if isinstance(value, Decimal) else value
 
 
 def _dec(value: Any) -> Decimal | None:

@@ -130,3 +130,76 @@ async def test_kill_between_the_send_and_the_journal_write_then_orders_adopted_a
     assert orders[2].state is OrderState.SUBMITTED and orders[3].state is OrderState.SUBMITTED
     adopted = [r for r in second.records("adopted") if r["order"]["order_ref"].startswith("lost:")]
     assert len(adopted) == 3  # the journal now explains them
+
+
+async def test_modify_record_lost_in_a_crash_then_reconcile_takes_the_brokers_figures_and_journals_it(
+    make_rig: RigFactory,
+) -> None:
+    """A modification reached the broker but its "modify" record was still queued when the engine died: after
+    the restart the journal's order has the old figures, the broker's openOrder the new ones; reconciliation
+    copies the broker's (quantity, limit, stop) and journals that it did, so a later replay agrees."""
+    first = make_rig()
+    entry, tp, sl = first.manager.submit(intent(10, intent_id="m"))  # limit 100.00, TP 101.00, SL 99.00
+    for oid in (entry, tp, sl):
+        first.broker.ack(oid)
+    first.journal.flush()  # everything so far is in the file
+    first.journal._wake_writer = lambda: None  # type: ignore[method-assign]  # the writer never runs again
+    assert first.manager.modify(entry, quantity=20, limit_price=D("100.05"))
+    assert first.manager.modify(sl, aux_price=D("99.50"))
+    # ---- kill -9: the queued "modify" records die with the process; the broker has the modifications.
+    first.journal._pending.clear()
+    assert "modify" not in first.kinds()
+    broker = FakeBroker(first.clock, first_order_id=100)
+    for oid in (entry, tp, sl):
+        broker.place_order(first.broker.order(oid))  # the broker's current orders (modified ones included)
+    broker.snapshot_open_orders = [broker.open_order_report(oid, "Submitted") for oid in (entry, tp, sl)]
+    second = make_rig(broker=broker, clock=first.clock)
+    second.manager.replay_journal()
+    assert second.manager.order(entry).order.quantity == 10  # type: ignore[union-attr]  # the journal's view
+    second.manager.set_snapshot_source(broker)
+
+    await second.manager.recover()
+
+    m = second.manager
+    parent, stop, take = m.order(entry), m.order(sl), m.order(tp)
+    assert parent is not None and stop is not None and take is not None
+    assert (parent.order.quantity, parent.order.limit_price) == (20, D("100.05"))
+    assert stop.order.aux_price == D("99.50") and stop.order.limit_price is None  # an STP keeps no limit
+    assert (take.order.quantity, take.order.limit_price) == (10, D("101.00"))  # agreed: untouched
+    assert parent.state is OrderState.SUBMITTED and stop.state is OrderState.SUBMITTED
+    assert broker.placed == [first.broker.order(oid) for oid in (entry, tp, sl)]  # nothing was sent
+    records = [r for r in second.records("modify") if r.get("source") == "reconcile"]
+    assert {r["order_id"]: r["before"] for r in records} == {
+        entry: {"quantity": 10, "limit_price": "100.00"},
+        sl: {"aux_price": "99.00"},
+    }
+    # A later restart replays the reconciled figures from the journal.
+    third = make_rig(broker=FakeBroker(first.clock, first_order_id=200), clock=first.clock)
+    third.manager.replay_journal()
+    assert third.manager.order(entry).order.quantity == 20  # type: ignore[union-attr]
+    assert third.manager.order(sl).order.aux_price == D("99.50")  # type: ignore[union-attr]
+
+
+async def test_reconcile_leaves_a_modification_sent_after_its_request_alone(make_rig: RigFactory) -> None:
+    rig = make_rig()
+    rig.manager.set_snapshot_source(rig.broker)
+    (oid,) = rig.manager.submit(intent(10, tp=None, sl=None))
+    rig.broker.ack(oid)
+    stale = rig.broker.open_order_report(oid, "Submitted")  # taken before the modification below
+    source = rig.broker
+
+    class _Snapshot:
+        async def open_orders(self) -> list[object]:
+            rig.clock.advance(0.001)
+            assert rig.manager.modify(oid, limit_price=D("100.02"))  # sent while the request is out
+            return [stale]
+
+        async def executions(self) -> list[object]:
+            return await source.executions()  # type: ignore[return-value]
+
+    rig.manager.set_snapshot_source(_Snapshot())  # type: ignore[arg-type]
+    rig.clock.advance(0.001)
+    await rig.manager.reconcile_now("test")
+    order = rig.manager.order(oid)
+    assert order is not None and order.order.limit_price == D("100.02")
+    assert not [r for r in rig.records("modify") if r.get("source") == "reconcile"]
