@@ -191,6 +191,8 @@ OCA_REDUCE_TYPES = frozenset({2, 3})  # intent ids of protection pairs (`protect
 TERMINAL_KEPT = 200  # terminal orders kept in the `orders` section for display
 LATENCY_WINDOW = 2048
 _ONE = Decimal(1)
+_LIMIT_TYPES = frozenset({OrderType.LMT, OrderType.STP_LMT})
+_AUX_TYPES = frozenset({OrderType.STP, OrderType.STP_LMT, OrderType.TRAIL})
 _OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
 _UNRECORDED = 1 << 62  # `ManagedOrder.journal_seq` between the send and the "submit" record (`_place_group`)
 
@@ -1995,7 +1997,9 @@ class OrderManager(Component):
         changes: dict[str, Any] = {}
         if theirs.quantity > 0 and theirs.quantity != ours.quantity:
             changes["quantity"] = theirs.quantity
-        for name in ("limit_price", "aux_price"):
+        kind = ours.order_type
+        names = (("limit_price",) if kind in _LIMIT_TYPES else ()) + (("aux_price",) if kind in _AUX_TYPES else ())
+        for name in names:  # the prices this order type has: IB reports the others as 0 or unset, or echoes junk
             price: Decimal | None = getattr(theirs, name)
             if price and price != getattr(ours, name):
                 changes[name] = price

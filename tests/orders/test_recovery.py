@@ -152,7 +152,11 @@ async def test_modify_record_lost_in_a_crash_then_reconcile_takes_the_brokers_fi
     broker = FakeBroker(first.clock, first_order_id=100)
     for oid in (entry, tp, sl):
         broker.place_order(first.broker.order(oid))  # the broker's current orders (modified ones included)
-    broker.snapshot_open_orders = [broker.open_order_report(oid, "Submitted") for oid in (entry, tp, sl)]
+    reports = [broker.open_order_report(oid, "Submitted") for oid in (entry, tp, sl)]
+    # IB echoes prices an order type does not use (a stop's lmtPrice, a limit's auxPrice): not disagreements.
+    reports[1] = replace(reports[1], order=replace(reports[1].order, aux_price=D("3.00")))
+    reports[2] = replace(reports[2], order=replace(reports[2].order, limit_price=D("98.00")))
+    broker.snapshot_open_orders = reports
     second = make_rig(broker=broker, clock=first.clock)
     second.manager.replay_journal()
     assert second.manager.order(entry).order.quantity == 10  # type: ignore[union-attr]  # the journal's view
@@ -165,7 +169,7 @@ async def test_modify_record_lost_in_a_crash_then_reconcile_takes_the_brokers_fi
     assert parent is not None and stop is not None and take is not None
     assert (parent.order.quantity, parent.order.limit_price) == (20, D("100.05"))
     assert stop.order.aux_price == D("99.50") and stop.order.limit_price is None  # an STP keeps no limit
-    assert (take.order.quantity, take.order.limit_price) == (10, D("101.00"))  # agreed: untouched
+    assert (take.order.quantity, take.order.limit_price, take.order.aux_price) == (10, D("101.00"), None)
     assert parent.state is OrderState.SUBMITTED and stop.state is OrderState.SUBMITTED
     assert broker.placed == [first.broker.order(oid) for oid in (entry, tp, sl)]  # nothing was sent
     records = [r for r in second.records("modify") if r.get("source") == "reconcile"]
