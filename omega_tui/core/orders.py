@@ -181,6 +181,7 @@ WARNING_CODES = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})
 PACING_CODES = frozenset({100})
 ENTRY_ROLES = frozenset({"entry", "slice"})
 PROTECTIVE_ROLES = frozenset({"take_profit", "stop_loss"})
+OWN_ROLES = ENTRY_ROLES | PROTECTIVE_ROLES | {"reduce", "flatten"}  # what `_adopt` recognises in an orderRef
 PROTECT_PREFIX = "protect-"
 # IB's ocaType 2: "remaining orders are proportionately reduced in size with block" (3 is the same without the
 # block; 1 cancels them all). A partial fill of one protective leg shrinks the other by as much, so the stop
@@ -1384,7 +1385,7 @@ class OrderManager(Component):
                 order_type=OrderType.LMT,
                 order_ref=report.order_ref,
             )
-            o = self._adopt(placeholder, "Submitted", report.perm_id, "execDetails")
+            o = self._adopt(placeholder, "Submitted", report.perm_id, "execDetails", placeholder=True)
         if not self._replaying:
             # Numbered and serialised after this step (the position, the bus and the risk engine first);
             # nothing reaches the file sooner either way (core/journal.py, "Deferred serialisation").
@@ -1727,16 +1728,27 @@ class OrderManager(Component):
             if o.submit_ns and not self._replaying:
                 self._lat_ack.add(recv_ns - o.submit_ns)
 
-    def _adopt(self, order: BrokerOrder, status: str, perm_id: int, source: str) -> ManagedOrder:
-        """An order the broker knows and Omega did not: tracked from now on with role "adopted"."""
+    def _adopt(
+        self, order: BrokerOrder, status: str, perm_id: int, source: str, *, placeholder: bool = False
+    ) -> ManagedOrder:
+        """An order the broker knows and Omega did not: tracked from now on, linked to its intent by orderRef.
+
+        Its role is "adopted", unless the broker reported the whole order (`placeholder` False: an openOrder,
+        not just an execution of it) and its orderRef is one of Omega's (`"{intent}:{role}[:k]"`): then it is
+        Omega's own order whose "submit" record was lost (the journal's loss window, core/journal.py) and it
+        gets its role back, so a stop-loss or take-profit counts as the position's protection again (else
+        recovery would put a second protective pair beside it) and an entry as working exposure."""
         intent_id = order.order_ref.split(":", 1)[0] if ":" in order.order_ref else ""
-        o = ManagedOrder(order=order, role="adopted", intent_id=intent_id, perm_id=perm_id)
+        role = "adopted" if placeholder else _own_role(order.order_ref)
+        o = ManagedOrder(order=order, role=role, intent_id=intent_id, perm_id=perm_id)
         self._orders[order.order_id] = o
         target = IB_STATUS.get(status, SUBMITTED)
         if target is PENDING_SUBMIT:
             target = SUBMITTED
         if not self._replaying:
-            self.journal.record("adopted", order=order_json(order), status=status, perm_id=perm_id, source=source)
+            self.journal.record(
+                "adopted", order=order_json(order), status=status, perm_id=perm_id, source=source, role=role
+            )
             log.info(
                 "adopted order %s (%s %s %s) from %s", order.order_id, order.action, order.quantity, order.key, source
             )
@@ -1901,7 +1913,8 @@ class OrderManager(Component):
         elif kind == "adopted":
             order = _order_from(rec["order"])
             if order.order_id not in self._orders:
-                self._adopt(order, rec.get("status", "Submitted"), int(rec.get("perm_id", 0)), "journal")
+                status, perm_id = rec.get("status", "Submitted"), int(rec.get("perm_id", 0))
+                self._adopt(order, status, perm_id, "journal", placeholder=rec.get("source") == "execDetails")
         elif kind == "order_state":
             o = self._orders.get(int(rec["order_id"]))
             if o is None:
@@ -2207,6 +2220,12 @@ class OrderManager(Component):
 
 
 # ------------------------------------------------------------------------------------ journal decoding
+
+
+def _own_role(order_ref: str) -> str:
+    """The role in one of Omega's orderRefs (`"{intent}:{role}"`, `"{intent}:{role}:{k}"`), else "adopted"."""
+    parts = order_ref.split(":")
+    return parts[1] if len(parts) in (2, 3) and parts[1] in OWN_ROLES else "adopted"
 
 
 def _shrank(before: int, after: int) -> bool:

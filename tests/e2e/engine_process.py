@@ -4,12 +4,22 @@ It runs the real wired runtime (as `omega-tui --no-ui` does) against the gateway
 bracket entries through the risk engine, prints one `placed {json}` line with every order id once the broker
 has acknowledged every leg, then `filled {json}` once the marketable entry has filled and its protective legs
 are live, and then waits to be killed. There is no control command that places an order, hence this script.
+
+Test hook (this script only, never a product setting): with `OMEGA_E2E_KILL_AFTER_SEND=<intent id>` in its
+environment the process kills itself with SIGKILL the moment the bytes of that intent's transmitting leg
+(the bracket's last, transmit=True) have been handed to the socket: the order manager has not yet numbered,
+let alone written or fsynced, the bracket's "submit" record (it does that right after the send, in the same
+step of the loop: `OrderManager._place_group`), so the broker holds orders the journal knows nothing of.
+Just before, it prints one `killing {json}` line: the ids of that bracket's legs by role, and of every
+bracket acknowledged before it, and what the journal had numbered, written and fsynced.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -17,8 +27,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from omega_tui.config import load_settings
-from omega_tui.core.types import IntentSource, OrderIntent, OrderState, PlaceOrder, Side
+from omega_tui.core.runtime import Runtime
+from omega_tui.core.types import BrokerOrder, IntentSource, OrderIntent, OrderState, PlaceOrder, Side
 from omega_tui.core.wiring import build_runtime
+
+KILL_ENV = "OMEGA_E2E_KILL_AFTER_SEND"
 
 WAIT_S = 30.0
 # Resting: 1.5 % under the 230.00 / 230.02 touch, inside the 2 % price collar.
@@ -35,6 +48,41 @@ async def wait_for(predicate: Callable[[], object], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+def kill_after_send(runtime: Runtime, intent_id: str, ids: dict[str, dict[str, int]]) -> None:
+    """Wrap the order manager's broker port: after the transmitting leg of `intent_id` is on the socket,
+    print the `killing` line and SIGKILL this process (see the module docstring)."""
+    orders = runtime.engines.orders
+    port = orders.broker
+    place = port.place_order
+    legs: dict[str, int] = {}
+
+    def place_then_die(order: BrokerOrder) -> None:
+        place(order)  # ib_async's client has encoded it and written it to the transport
+        if not order.order_ref.startswith(f"{intent_id}:"):
+            return
+        legs[order.order_ref.split(":")[1]] = order.order_id
+        if not order.transmit:
+            return
+        transport = runtime.engines.broker.ib.client.conn.transport
+        unsent = transport.get_write_buffer_size() if transport is not None else -1
+        journal = runtime.journal
+        print(
+            "killing",
+            json.dumps(
+                {
+                    **ids,
+                    intent_id: legs,
+                    "unsent_bytes": unsent,
+                    "journal": {"seq": journal.seq, "written": journal.written_seq, "durable": journal.durable_seq},
+                }
+            ),
+            flush=True,
+        )
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    port.place_order = place_then_die  # type: ignore[method-assign]
+
+
 async def main(config: str, state_dir: str) -> int:
     settings = load_settings(config, state={"dir": state_dir})
     runtime = build_runtime(settings, strategy=False)
@@ -46,6 +94,8 @@ async def main(config: str, state_dir: str) -> int:
     orders = runtime.engines.orders
     await wait_for(lambda: runtime.hot_state.quote("AAPL") is not None, "a quote")
     ids: dict[str, dict[str, int]] = {}
+    if os.environ.get(KILL_ENV):
+        kill_after_send(runtime, os.environ[KILL_ENV], ids)
     for intent_id, limit, take_profit, stop_loss in (RESTING, MARKETABLE):
         intent = OrderIntent(
             intent_id=intent_id,

@@ -124,12 +124,19 @@ async def test_kill_between_the_send_and_the_journal_write_then_orders_adopted_a
     m = second.manager
     orders = {o.order_id: o for o in m.orders_for_intent("lost")}
     assert sorted(orders) == [1, 2, 3]  # every order of the bracket, linked to its intent
-    assert all(o.role == "adopted" and o.intent_id == "lost" for o in orders.values())
+    assert all(o.intent_id == "lost" for o in orders.values())
+    # The entry is known from its execution only (a placeholder: "adopted"); the children from their openOrder,
+    # with Omega's orderRef: their roles are back, so they protect the position and nothing is added beside them.
+    assert [orders[i].role for i in (1, 2, 3)] == ["adopted", "take_profit", "stop_loss"]
+    assert m.unprotected_positions() == [] and m.protect_positions("recovered") == []
     assert [orders[i].order.order_ref for i in (1, 2, 3)] == ["lost:entry", "lost:take_profit", "lost:stop_loss"]
     assert orders[1].state is OrderState.FILLED and m.position_qty("AAPL") == 10
     assert orders[2].state is OrderState.SUBMITTED and orders[3].state is OrderState.SUBMITTED
     adopted = [r for r in second.records("adopted") if r["order"]["order_ref"].startswith("lost:")]
     assert len(adopted) == 3  # the journal now explains them
+    third = make_rig(broker=FakeBroker(first.clock, first_order_id=200), clock=first.clock)
+    third.manager.replay_journal()  # a later restart rebuilds the same roles from the "adopted" records
+    assert [third.manager.order(i).role for i in (1, 2, 3)] == ["adopted", "take_profit", "stop_loss"]  # type: ignore[union-attr]
 
 
 async def test_modify_record_lost_in_a_crash_then_reconcile_takes_the_brokers_figures_and_journals_it(
