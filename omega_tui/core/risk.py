@@ -654,7 +654,9 @@ class RiskEngine(Component):
             self._day.denied += 1
         self._day_dirty = True
         self._view_dirty = True
-        self._journal.record("risk_decision", decision=decision, intent=intent)
+        # Numbered and serialised after the orders' bytes are out: the order manager's "submit" record numbers
+        # it first (core/journal.py, "Deferred serialisation"), so the file still reads decision, submission.
+        self._journal.record_soon("risk_decision", lambda: {"decision": decision, "intent": intent})
         self._bus.publish(decision)
         if not decision.approved:
             return decision, []

@@ -197,3 +197,28 @@ def test_submit_entry_without_protective_legs_then_single_adaptive_limit(make_ri
     (order,) = rig.broker.placed
     assert order.transmit and order.algo_strategy == "Adaptive"
     assert rig.manager.order(order.order_id).state is OrderState.PENDING_SUBMIT  # type: ignore[union-attr]
+
+
+async def test_through_the_risk_engine_on_a_loop_then_the_journal_reads_decision_submission_fill(
+    make_rig: RigFactory,
+) -> None:
+    """The decision and the fill are serialised after the step (Journal.record_soon), the submission right
+    after the send: the file still holds them in the order they happened, decision first."""
+    import asyncio
+
+    from omega_tui.core.risk import RiskEngine
+
+    rig = make_rig()
+    rig.hot.put_quote(quote("AAPL", "99.99", "100.01", rig.clock))
+    risk = RiskEngine(rig.manager.settings, rig.clock, rig.bus, rig.hot, rig.journal, rig.manager)
+    risk.set_instruments(rig.manager.instruments)
+    decision = risk.submit(intent(10, intent_id="r1"))
+    assert decision.approved, decision.reason
+    parent = rig.broker.placed[0].order_id
+    rig.broker.ack(parent)
+    rig.broker.fill(parent, 10, Decimal("100.00"), commission=None)
+    assert rig.manager.position_qty("AAPL") == 10
+    await asyncio.sleep(0)
+    kinds = [k for k in rig.kinds() if k in ("risk_decision", "submit", "order_state", "fill")]
+    assert kinds[:3] == ["risk_decision", "submit", "order_state"] and "fill" in kinds
+    assert kinds.index("fill") > kinds.index("submit")
