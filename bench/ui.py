@@ -1,48 +1,41 @@
-"""UI benchmark on the real engine: keypress → HALTED drawn, UI CPU share, and what the UI costs the core.
+"""UI benchmark on the real workstation: keypress → HALTED drawn, the CPU of each process, what the UI costs the core.
 
-The engine is the real one, built and run as `omega-tui` builds and runs it:
+The workstation is two processes since the UI left the engine's GIL (DESIGN §2), plus the gateway:
 
-- The simulated IB Gateway runs in its own process, as in production (`launcher.gateway_for` starts
-  `omega-tui sim-gateway` as a child process, as a real IB Gateway is a process of its own), and streams the
-  watchlist. Its benchmark knobs set the rate: the market steps every `--tick-interval` s and, in burst mode
-  (`--burst`, then `burst N` lines on its stdin), each step applies `burst` extra quote events to every
-  streamed contract. `burst` is chosen so that the tick messages (tickPrice + tickSize, what IB
-  sends and ib_async decodes) reach `--rate` per second in total; the rate actually decoded by the engine's
-  ib_async client is measured and reported (`ticks_per_s_*`), as are the normalised quote updates per second.
-- The watchlist is every unexpired contract the simulator lists (18 fixed ones: stocks, futures, options,
-  FX), then as many of its seeded synthetic US stocks (`sim.extra_stocks`) as it takes to reach
-  `--instruments` (default 100). The one contract the simulated account may not trade (CL) is streamed
-  watch-only, as a trader would configure it.
-- `build_runtime(settings)` wires every engine (broker session, order manager, risk, decision loop with its
-  models, AI tasks). The GIL switch interval is the one `omega-tui` sets (`UI_SWITCH_INTERVAL_S`) for the
-  whole process, and the garbage collector is frozen after startup in both phases, as both front ends do.
+- the engine: `python -m omega_tui … --no-ui --exit-with-parent`, started by `launcher.EngineProcess` exactly
+  as `omega-tui` starts it (here through `python -m bench.ui --probe-engine …`, which runs that same
+  command line, `omega_tui.cli.main`, with read-only probes installed once the engine has started; they
+  write one JSON line every 100 ms to a file: tick messages decoded, tick → decision samples, when the halt
+  latched and when the global cancel went to ib_async, stamped with CLOCK_MONOTONIC, which every process on
+  the machine shares);
+- the UI: the real `OmegaApp` over `attach.SpawnedEngine` (`run_test`, 160×48 dashboard, `ui.refresh_hz`) in
+  this process, which reads the engine's hot state from its state directory and sends commands through the
+  control queue, as `omega-tui` does;
+- the simulated IB Gateway, in its own process (`omega-tui sim-gateway`, `SimGatewayProcess`). In production
+  it is the engine's child (sim mode); here this process starts it and the engine connects to it in gateway
+  mode, so the benchmark can set and correct its rate (its stdin control lines): the market steps every
+  `--tick-interval` s and, in burst mode, each step applies `burst` extra quote events to every streamed
+  contract, chosen so that the tick messages (tickPrice + tickSize) reach `--rate` per second in total; the
+  rate actually decoded by the engine's ib_async client is measured and reported (`ticks_per_s_*`).
 
-Phases, each a fresh runtime on a fresh state directory and its own embedded gateway (same seed and rate;
-a run inherits no positions or orders from the one before, as each `omega-tui` run starts its own gateway):
+The watchlist is every unexpired contract the simulator lists (18 fixed ones), then as many of its seeded
+synthetic US stocks as it takes to reach `--instruments` (default 100); the one contract the simulated
+account may not trade (CL) is streamed watch-only.
 
-1. headless: the runtime alone, on its own thread and loop (what `LocalEngine` runs), no app;
-2. UI: the real `OmegaApp` over `LocalEngine(runtime)` (`run_test`, 160×48 dashboard, `ui.refresh_hz`);
-3. headless again, so a drift in machine load between the phases is not credited to either side.
+Phases, each a fresh engine process on a fresh state directory with its own gateway process (same seed and
+rate): 1. headless (the engine alone, no UI attached); 2. UI; 3. headless again, so a drift in machine load
+between phases is not credited to either side. `ui_vs_headless_latency_ratio` = the engine's tick → decision
+p99 with the UI / headless (both headless windows pooled); the p50 ratio is given too.
 
-The core's own tick → decision latency is the decision engine's `metrics.tick_to_decision` (what it publishes
-as `tick_to_decision_p50_us`/`p99_us` in the `scheduler` section); the bench reads the raw samples of each
-window from that window (read-only). `ui_vs_headless_latency_ratio` = p99 with the UI / p99 headless
-(both headless windows pooled); the p50 ratio is given too.
+Key → HALTED: a Pilot `press` of the kill-switch key (`--key-path driver`: handed on from another thread as
+`OmegaDriver`'s input thread does, which sends the Halt itself first) to the first frame whose terminal bytes,
+rendered as a real driver would (to a null file), carry the banner's "■ HALTED"; key → whole screen HALTED
+waits for the quotes pane's "Quotes ■ HALTED" title too. Also reported: key → halt latched in the engine and
+key → global cancel handed to ib_async (engine side), key → the engine's answer back in this process.
 
-Key → HALTED: a Pilot `press` of the kill-switch key (driver → priority binding → `Halt` to the engine;
-`--key-path driver` instead hands the key on from another thread as `OmegaDriver`'s input thread does, which
-sends the Halt itself before the app sees the key)
-to the first frame whose terminal bytes, rendered as a real driver would (to a null file, so writing to a tty
-is not included), carry the banner's "■ HALTED"; key → whole screen HALTED waits for the quotes pane's
-"Quotes ■ HALTED" title too. Also reported, from the engine side: key → halt latched (the risk engine's
-`TradingStateChanged`, on the core thread) and key → global cancel handed to ib_async (`reqGlobalCancel`),
-which must not depend on the UI at all. Between halts the bench sends `Resume` through the same client and
-waits for "● ACTIVE" to be drawn, then a random phase against the refresh timer.
-
-`ui_cpu_share`: the UI (main) thread's CPU seconds over the whole engine process's (engine, diskcache writer
-included; the gateway is another process now) during the UI streaming window, from /proc;
-`ui_cpu_core_fraction`: the UI thread's CPU seconds per wall second; `gateway_cpu_core_fraction`: the
-simulated gateway process's.
+CPU: `ui_cpu_share` = this (UI) process's CPU seconds / (UI + engine process) during the UI streaming window,
+from /proc (the UI process includes this benchmark's frame capture, as the old in-process figure did);
+`*_cpu_core_fraction`: each process's CPU seconds per wall second (UI, engine, gateway).
 
     python -m bench ui [--rate 20000] [--instruments 100] [--seconds 10] [--halts 40]
 """
@@ -51,8 +44,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import functools
 import io
+import json
 import logging
 import math
 import os
@@ -67,13 +61,17 @@ from pathlib import Path
 from typing import Any
 
 from omega_tui.config import Settings
-from omega_tui.core.runtime import Runtime
-from omega_tui.core.types import Resume, TradingState, TradingStateChanged
-from omega_tui.ui.client import UI_SWITCH_INTERVAL_S
+from omega_tui.core.types import Resume
 
 MSGS_PER_QUOTE_EVENT = 4.0
 """Tick messages per simulated quote event (a changed bid or ask is a tickPrice + tickSize; trades add
 more): only the first guess for the burst; the bench measures the real rate and corrects once."""
+PROBE_PERIOD_S = 0.1
+STAGES = ("action", "taken", "urgent", "latched", "handled", "answer", "cancel", "banner_updated", "banner", "screen")
+"""Key → stage: the binding's action ran (UI); the engine's control thread took the Halt off the queue; its
+urgent handler started, latched HALTED, returned (core loop); the answer reached this process; the global
+cancel went to ib_async; the banner was updated; the banner, then the whole screen, drawn HALTED."""
+PROBE_FILE = "bench-probe.jsonl"
 
 
 # --------------------------------------------------------------------------------------------- set-up
@@ -115,35 +113,60 @@ def _watchlist(seed: int, limit: int, extra_stocks: int) -> list[dict[str, Any]]
     return out
 
 
-def _settings(
-    state_dir: Path,
-    watchlist: list[dict[str, Any]],
-    refresh_hz: float,
-    client_id: int = 17,
-    seed: int = 7,
-    extra_stocks: int = 0,
-) -> Settings:
-    return Settings.model_validate(
-        {
-            # A client id per run: the previous run's connection may still be closing at the gateway.
-            "ib": {"mode": "sim", "client_id": client_id, "max_market_data_lines": max(100, len(watchlist))},
-            "sim": {"seed": seed, "extra_stocks": extra_stocks},
-            "instruments": {"watchlist": watchlist},
-            "market_data": {"warmup_bars": False},  # startup only; the streaming steady state is the same
-            "state": {"dir": str(state_dir)},
-            "ui": {"refresh_hz": refresh_hz},
-            "logging": {"status_every_s": 0},
-        }
-    )
+def _config(
+    state_dir: Path, watchlist: list[dict[str, Any]], refresh_hz: float, port: int, client_id: int
+) -> dict[str, Any]:
+    return {
+        # A client id per run: the previous run's connection may still be closing at the gateway.
+        "ib": {
+            "mode": "gateway",
+            "port": port,
+            "client_id": client_id,
+            "max_market_data_lines": max(100, len(watchlist)),
+        },
+        "instruments": {"watchlist": watchlist},
+        "market_data": {"warmup_bars": False},  # startup only; the streaming steady state is the same
+        "state": {"dir": str(state_dir)},
+        "ui": {"refresh_hz": refresh_hz},
+        "logging": {"status_every_s": 0},
+    }
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def _write_toml(data: dict[str, Any], path: Path) -> Path:
+    lines = []
+    for section, table in data.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------------- engine side
 
 
 class Probe:
-    """Read-only instruments on one started runtime: tick messages decoded, halt latched, global cancel sent."""
+    """Read-only instruments on the started engine (in the engine process): ticks decoded, halt, cancel."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Any) -> None:
+        from omega_tui.core.types import TradingState, TradingStateChanged
+
         self.runtime = runtime
         engines = runtime.engines
-        self.decision = engines.decision
+        self.window = engines.decision.core.metrics.tick_to_decision
         self.ticks = 0
         self.latched_at = 0.0
         self.global_cancel_at = 0.0
@@ -160,75 +183,202 @@ class Probe:
         original_cancel = ib.reqGlobalCancel
 
         def global_cancel(*args: Any, **kwargs: Any) -> Any:
-            self.global_cancel_at = time.perf_counter()
+            self.global_cancel_at = time.monotonic()
             return original_cancel(*args, **kwargs)
 
         ib.reqGlobalCancel = global_cancel
-        runtime.bus.subscribe(TradingStateChanged, self._state_changed)
+        # Stages of a Halt inside the engine: taken off the control queue (control thread), the urgent
+        # handler entered and returned (core loop).
+        self.taken_at = self.urgent_at = self.handled_at = 0.0
+        from omega_tui.core.control import ControlQueue
+        from omega_tui.core.types import Halt
 
-    def _state_changed(self, event: TradingStateChanged) -> None:
-        if event.new is TradingState.HALTED:
-            self.latched_at = time.perf_counter()
+        original_take = ControlQueue.take
 
-    def t2d_samples(self) -> tuple[int, list[int]]:
-        """(total so far, the window's samples in ns) of the decision engine's tick → decision latency."""
-        window = self.decision.core.metrics.tick_to_decision
-        return window.total, list(window._fifo)
+        def take(queue: ControlQueue) -> Any:
+            item = original_take(queue)
+            if item is not None:
+                self.taken_at = time.monotonic()
+            return item
 
-    def quotes_seq(self) -> int:
-        return sum(q.seq for q in self.runtime.hot_state.quotes().copy().values())
+        ControlQueue.take = take  # type: ignore[method-assign,assignment]
+        handler = runtime._urgent[Halt]
+
+        def urgent(command: Any) -> Any:
+            self.urgent_at = time.monotonic()
+            try:
+                return handler(command)
+            finally:
+                self.handled_at = time.monotonic()
+
+        runtime._urgent[Halt] = urgent
+        halted = TradingState.HALTED
+
+        def state_changed(event: Any) -> None:
+            if event.new is halted:
+                self.latched_at = time.monotonic()
+
+        runtime.bus.subscribe(TradingStateChanged, state_changed)
+
+    def samples_since(self, total0: int) -> tuple[int, list[int]]:
+        """(total now, the samples after `total0` still in the window) of tick → decision, in ns."""
+        for _ in range(10):
+            try:
+                total, fifo = self.window.total, list(self.window._fifo)
+                break
+            except RuntimeError:  # mutated while copied (another thread): try again
+                continue
+        else:
+            return total0, []
+        n = total - total0
+        return total, (fifo[len(fifo) - min(n, len(fifo)) :] if n > 0 else [])
+
+    def run(self, path: Path, startup_errors: list[str]) -> None:
+        """Write one JSON line every PROBE_PERIOD_S (a daemon thread of the engine process)."""
+        total = self.window.total
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"t": time.monotonic(), "started": True, "errors": startup_errors}) + "\n")
+            out.flush()
+            while True:
+                time.sleep(PROBE_PERIOD_S)
+                total, new = self.samples_since(total)
+                quotes = self.runtime.hot_state.quotes().copy()
+                line = {
+                    "t": time.monotonic(),
+                    "ticks": self.ticks,
+                    "new": new,
+                    "quotes": len(quotes),
+                    "seq": sum(q.seq for q in quotes.values()),
+                    "latched": self.latched_at,
+                    "taken": self.taken_at,
+                    "urgent": self.urgent_at,
+                    "handled": self.handled_at,
+                    "cancel": self.global_cancel_at,
+                }
+                out.write(json.dumps(line) + "\n")
+                out.flush()
 
 
-GATEWAY_PID: list[int] = []
-"""The running simulated gateway's process id (set while a phase runs)."""
+def probe_engine_main(argv: list[str]) -> int:
+    """`python -m bench.ui --probe-engine OMEGA-OPTIONS…`: `omega_tui.cli.main(OPTIONS)` with the probe."""
+    import omega_tui.headless as headless
+    from omega_tui.cli import main as omega_main
+
+    path = Path(os.environ["OMEGA_BENCH_PROBE"])
+    build = headless.build_runtime  # type: ignore[attr-defined]
+
+    def build_with_probe(settings: Settings) -> Any:
+        runtime = build(settings)
+
+        def attach() -> None:
+            runtime.wait_started()
+            if runtime.startup_errors:
+                path.write_text(json.dumps({"t": time.monotonic(), "errors": runtime.startup_errors}) + "\n")
+                return
+            Probe(runtime).run(path, [])
+
+        threading.Thread(target=attach, name="bench-probe", daemon=True).start()
+        return runtime
+
+    headless.build_runtime = build_with_probe  # type: ignore[attr-defined,assignment]
+    return omega_main(argv)
 
 
-async def _window(probe: Probe, seconds: float) -> dict[str, Any]:
-    """Measure one streaming window: tick → decision samples, tick messages and quote updates per second."""
-    total0, _ = probe.t2d_samples()
-    gateway_cpu0 = _process_cpu_s(GATEWAY_PID[0]) if GATEWAY_PID else float("nan")
-    ticks0, seq0, wall0 = probe.ticks, probe.quotes_seq(), time.perf_counter()
-    await asyncio.sleep(seconds)
-    wall = time.perf_counter() - wall0
-    gateway_cpu = (_process_cpu_s(GATEWAY_PID[0]) if GATEWAY_PID else float("nan")) - gateway_cpu0
-    total1, fifo = probe.t2d_samples()
-    n = total1 - total0
-    if n > len(fifo):
-        print(f"warning: {n} decisions in the window but only the last {len(fifo)} are kept", file=sys.stderr)
-    samples = fifo[len(fifo) - min(n, len(fifo)) :] if n > 0 else []
-    return {
-        "t2d_ns": samples,
-        "ticks_per_s": (probe.ticks - ticks0) / wall,
-        "quotes_per_s": (probe.quotes_seq() - seq0) / wall,
-        "wall": wall,
-        "gateway_core_fraction": gateway_cpu / wall,
-    }
+# --------------------------------------------------------------------------------------------- bench side
 
 
-LOG_FILE: list[Path] = []
-"""The log file every phase writes to (set once logging is set up), shown when the bench gives up."""
+class ProbeReader:
+    """Tails the engine's probe file: every line so far, and the latest counters."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = ""
+        self.lines: list[dict[str, Any]] = []
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                f.seek(self._offset)
+                data = f.read()
+                self._offset = f.tell()
+        except FileNotFoundError:
+            return self.lines
+        data = self._partial + data
+        *complete, self._partial = data.split("\n")
+        self.lines.extend(json.loads(line) for line in complete if line)
+        return self.lines
+
+    @property
+    def last(self) -> dict[str, Any]:
+        counters = [line for line in self.read() if "ticks" in line]
+        return counters[-1] if counters else {}
+
+    def errors(self) -> list[str] | None:
+        for line in self.read():
+            if "errors" in line:
+                return list(line["errors"])
+        return None
 
 
-async def _wait(predicate: Callable[[], bool], seconds: float, what: str, quiet: bool = False) -> None:
-    deadline = time.perf_counter() + seconds
-    while not predicate():
-        if time.perf_counter() > deadline:
-            for path in LOG_FILE if not quiet else []:
-                lines = path.read_text(errors="replace").splitlines()[-40:]
-                print("\n".join(["--- last lines of the engine log:", *lines]), file=sys.stderr)
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+class Phase:
+    """One phase's processes: the gateway (this process's child) and the engine (the product's child process)."""
 
+    def __init__(self, args: argparse.Namespace, tmp: Path, run: int) -> None:
+        from omega_tui.launcher import EngineProcess
+        from omega_tui.sim.process import SimGatewayProcess
 
-async def _wait_streaming(runtime: Runtime, instruments: int, seconds: float = 30.0) -> None:
-    """Until every instrument has a quote; after `seconds`, go on with what streams (and say so)."""
-    try:
-        await _wait(lambda: len(runtime.hot_state.quotes()) >= instruments, seconds, "", quiet=True)
-    except TimeoutError:
-        have = len(runtime.hot_state.quotes())
-        if not have:
-            raise
-        print(f"warning: only {have} of {instruments} instruments have quotes after {seconds:g} s; going on")
+        self.args = args
+        self.state_dir = tmp / f"run-{run}"
+        self.state_dir.mkdir(mode=0o700)
+        self.gateway = SimGatewayProcess(
+            seed=args.seed,
+            max_lines=max(100, len(args.watchlist)),
+            extra_stocks=args.extra_stocks,
+            tick_interval=args.tick_interval,
+            burst=args.burst,
+            log_level="WARNING",
+        )
+        self.gateway.start()  # on the main thread: PR_SET_PDEATHSIG follows the thread that started it
+        data = _config(self.state_dir, args.watchlist, args.refresh_hz, self.gateway.port, 17 + run)
+        self.settings = Settings.model_validate(data)
+        config = _write_toml(data, tmp / f"config-{run}.toml")
+        self.probe = ProbeReader(self.state_dir / PROBE_FILE)
+        os.environ["OMEGA_BENCH_PROBE"] = str(self.probe.path)
+        from omega_tui.launcher import engine_argv
+
+        argv = engine_argv(["--config", str(config)])
+        # The product's command line, run by this module with the probe installed (same interpreter, options).
+        argv[1:3] = ["-m", "bench.ui", "--probe-engine"]
+        self.engine = EngineProcess(argv, cwd=str(Path(__file__).resolve().parents[1]))
+        self.engine.start()
+
+    async def wait_streaming(self, seconds: float = 120.0) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            errors = self.probe.errors()
+            if errors:
+                raise NotTradable.from_lines(errors)
+            if errors is not None and self.probe.last.get("quotes", 0) >= len(self.args.watchlist):
+                return
+            if not self.engine.running():
+                raise RuntimeError(f"the engine exited ({self.engine.returncode}): {self.engine.failure_lines()}")
+            if time.monotonic() > deadline:
+                have = self.probe.last.get("quotes", 0)
+                if errors is not None and have:
+                    print(f"warning: only {have} of {len(self.args.watchlist)} instruments have quotes; going on")
+                    return
+                log = self.state_dir / "logs" / "omega.log"
+                tail = log.read_text(errors="replace").splitlines()[-30:] if log.exists() else []
+                print("\n".join(["--- last lines of the engine log:", *tail]), file=sys.stderr)
+                raise TimeoutError("timed out waiting for the engine to stream")
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        try:
+            self.engine.stop(60.0)
+        finally:
+            self.gateway.stop()
 
 
 class NotTradable(RuntimeError):
@@ -238,57 +388,43 @@ class NotTradable(RuntimeError):
         super().__init__("; ".join(lines))
         self.keys = keys
 
-
-def _check_started(runtime: Runtime) -> None:
-    lines = runtime.startup_errors
-    if not lines:
-        return
-    refused = [line.split(" ", 1)[0] for line in lines if "may not trade it" in line]
-    if len(refused) == len(lines):
-        raise NotTradable(refused, lines)
-    raise RuntimeError("the engine did not start: " + "; ".join(lines))
+    @classmethod
+    def from_lines(cls, lines: list[str]) -> Exception:
+        refused = [line.split(" ", 1)[0] for line in lines if "may not trade it" in line]
+        if len(refused) == len(lines):
+            return cls(refused, lines)
+        return RuntimeError("the engine did not start: " + "; ".join(lines))
 
 
-# --------------------------------------------------------------------------------------------- phases
-
-
-async def _headless_phase(settings: Settings, args: argparse.Namespace, label: str) -> dict[str, Any]:
-    """The runtime alone on its own thread and loop (what LocalEngine runs), no app."""
-    from omega_tui.core.wiring import build_runtime
-
-    runtime = build_runtime(settings)
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        loop = asyncio.new_event_loop()
-        stop = asyncio.Event()
-        box["stop"] = (loop, stop)
-        try:
-            box["code"] = loop.run_until_complete(runtime.run(stop))
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, name=f"bench-engine-{label}", daemon=True)
-    thread.start()
-    try:
-        await _wait(lambda: runtime.wait_started(0), 120, "the engine to start")
-        _check_started(runtime)
-        gc.freeze()  # as the headless front end does once started
-        await _wait_streaming(runtime, args.streamed)
-        probe = Probe(runtime)
-        await asyncio.sleep(args.warmup)
-        if args.calibrate is not None:
-            await args.calibrate(probe)
-            args.calibrate = None
-        result = await _window(probe, args.seconds / 2)
-    finally:
-        if "stop" in box:
-            loop, stop = box["stop"]
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(stop.set)
-        await asyncio.to_thread(thread.join, 60)
-    _print_window(f"headless ({label})", result)
-    return result
+async def _window(phase: Phase, seconds: float) -> dict[str, Any]:
+    """One streaming window: tick → decision samples, tick messages and quote updates per second, CPU."""
+    first = phase.probe.last
+    engine_cpu0 = _process_cpu_s(phase.engine.pid or 0)
+    gateway_cpu0 = _process_cpu_s(phase.gateway.pid or 0)
+    ui_cpu0, wall0 = time.process_time(), time.monotonic()
+    threads0 = _threads_cpu_s()
+    await asyncio.sleep(seconds)
+    threads = {name: cpu - threads0.get(name, 0.0) for name, cpu in _threads_cpu_s().items()}
+    wall = time.monotonic() - wall0
+    engine_cpu = _process_cpu_s(phase.engine.pid or 0) - engine_cpu0
+    gateway_cpu = _process_cpu_s(phase.gateway.pid or 0) - gateway_cpu0
+    ui_cpu = time.process_time() - ui_cpu0
+    await asyncio.sleep(PROBE_PERIOD_S * 2)  # the probe line covering the window's end
+    lines = [line for line in phase.probe.read() if "ticks" in line and first["t"] < line["t"] <= wall0 + wall]
+    last = lines[-1] if lines else first
+    span = (last["t"] - first["t"]) or float("nan")
+    return {
+        "t2d_ns": [ns for line in lines for ns in line["new"]],
+        "ticks_per_s": (last["ticks"] - first["ticks"]) / span,
+        "quotes_per_s": (last["seq"] - first["seq"]) / span,
+        "wall": wall,
+        "engine_core_fraction": engine_cpu / wall,
+        "gateway_core_fraction": gateway_cpu / wall,
+        "ui_core_fraction": ui_cpu / wall,
+        "cpu_engine": engine_cpu,
+        "cpu_ui": ui_cpu,
+        "threads_core_fraction": {name: round(cpu / wall, 3) for name, cpu in threads.items() if cpu > 0},
+    }
 
 
 def _print_window(label: str, r: dict[str, Any]) -> None:
@@ -296,21 +432,52 @@ def _print_window(label: str, r: dict[str, Any]) -> None:
     print(
         f"{label}: {len(t2d)} decisions, tick→decision p50 {_percentile(t2d, 50) / 1e3:,.0f} µs "
         f"p99 {_percentile(t2d, 99) / 1e3:,.0f} µs; {r['ticks_per_s']:,.0f} tick msgs/s, "
-        f"{r['quotes_per_s']:,.0f} quote updates/s; gateway process {r['gateway_core_fraction']:.2f} core"
+        f"{r['quotes_per_s']:,.0f} quote updates/s; CPU cores: engine {r['engine_core_fraction']:.2f}, "
+        f"gateway {r['gateway_core_fraction']:.2f}, this process {r['ui_core_fraction']:.2f}"
     )
 
 
-async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+async def _calibrate(phase: Phase, args: argparse.Namespace) -> None:
+    """Correct the market step from what the engine really decodes (up to 3 times, until within 5%), then
+    keep it for every phase."""
+    for _ in range(3):
+        first = phase.probe.last
+        await asyncio.sleep(2.0)
+        last = phase.probe.last
+        rate = (last["ticks"] - first["ticks"]) / ((last["t"] - first["t"]) or float("nan"))
+        step = args.tick_interval
+        corrected = min(0.5, max(0.002, round(step * rate / args.rate, 4))) if rate > 0 else step
+        if abs(rate / args.rate - 1) < 0.05 or corrected == step:
+            print(f"burst {args.burst}, step {step} s: {rate:,.0f} tick msgs/s decoded; keeping it")
+            break
+        print(f"burst {args.burst}, step {step} s: {rate:,.0f} tick msgs/s decoded; step {corrected} s from now on")
+        args.tick_interval = corrected
+        phase.gateway.set_tick_interval(corrected)
+        await asyncio.sleep(1.0)
+
+
+async def _headless_phase(phase: Phase, args: argparse.Namespace, label: str) -> dict[str, Any]:
+    """The engine process alone: nothing attached to it."""
+    await phase.wait_streaming()
+    await asyncio.sleep(args.warmup)
+    if args.calibrate:
+        await _calibrate(phase, args)
+        args.calibrate = False
+    result = await _window(phase, args.seconds / 2)
+    _print_window(f"headless ({label})", result)
+    return result
+
+
+async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
     from rich.console import Console
 
-    from omega_tui.core.wiring import build_runtime
+    from omega_tui.attach import SpawnedEngine
     from omega_tui.ui.app import OmegaApp
-    from omega_tui.ui.client import LocalEngine
     from omega_tui.ui.panes.base import Pane
 
-    runtime = build_runtime(settings)
-    client = LocalEngine(runtime)
-    app = OmegaApp(client, settings, freeze_gc=True)  # as `omega-tui` runs it (launcher.run_ui)
+    settings = phase.settings
+    client = SpawnedEngine(settings, phase.engine)
+    app = OmegaApp(client, settings, freeze_gc=True)  # as `omega-tui` runs it (launcher.run_workstation)
     sink = io.StringIO()
     seen: dict[str, float] = {}
     wanted: dict[str, asyncio.Event] = {"banner": asyncio.Event(), "screen": asyncio.Event()}
@@ -326,7 +493,7 @@ async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, A
         frame = sink.getvalue()
         sink.seek(0)
         sink.truncate()
-        now = time.perf_counter()
+        now = time.monotonic()
         if "■ HALTED" in frame and "banner" not in seen:
             seen["banner"] = now
             wanted["banner"].set()
@@ -338,12 +505,20 @@ async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, A
 
     app._display = display  # type: ignore[method-assign]
 
-    # Stage stamps on the UI thread: the binding's action ran; the banner was first updated to HALTED.
     original_halt = app.action_halt
 
     def action_halt() -> None:
-        seen.setdefault("action", time.perf_counter())
+        seen.setdefault("action", time.monotonic())
         original_halt()
+
+    app.action_halt = action_halt  # type: ignore[method-assign]
+    original_take = client._take_state
+
+    def take_state(answer: Any) -> None:
+        seen.setdefault("answer", time.monotonic())
+        original_take(answer)
+
+    client._take_state = take_state  # type: ignore[method-assign]
 
     def watch_banner() -> None:
         """Stamp the first poll that turns the banner HALTED, from either path (key answer or timer tick)."""
@@ -355,43 +530,30 @@ async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, A
         def poll(*a: Any, **kw: Any) -> Any:
             result = original_poll(*a, **kw)
             if banner.state == "HALTED":
-                seen.setdefault("banner_updated", time.perf_counter())
+                seen.setdefault("banner_updated", time.monotonic())
             return result
 
         banner.poll = poll  # type: ignore[method-assign]
         banner._bench_watched = True  # type: ignore[attr-defined]
 
-    app.action_halt = action_halt  # type: ignore[method-assign]
-    ui_thread = threading.main_thread().native_id or 0
-    stages = ("action", "latched", "cancel", "banner_updated", "banner", "screen")
+    stages = STAGES
     out: dict[str, Any] = {stage: [] for stage in stages}
     async with app.run_test(size=(160, 48)) as pilot:
-        await _wait(lambda: runtime.wait_started(0), 60, "the engine to start")
-        _check_started(runtime)
-        await _wait_streaming(runtime, args.streamed)
-        probe = Probe(runtime)
+        await phase.wait_streaming()
         await asyncio.sleep(args.warmup)
-        await _wait(lambda: active_drawn.is_set(), 10, "ACTIVE drawn")
+        await _wait(lambda: active_drawn.is_set() and len(client.quotes()) >= len(args.watchlist), 30, "ACTIVE drawn")
         watch_banner()
-        profiler = _Profiler(args.profile, "steady")
-        cpu_ui0, cpu_all0 = _thread_cpu_s(ui_thread), time.process_time()
-        window = await _window(probe, args.seconds)
-        cpu_ui = _thread_cpu_s(ui_thread) - cpu_ui0
-        cpu_all = time.process_time() - cpu_all0
-        profiler.stop()
-        window.update(cpu_ui=cpu_ui, cpu_all=cpu_all)
+        window = await _window(phase, args.seconds)
         _print_window("with UI", window)
-        print(f"UI thread {cpu_ui:.2f} s of {cpu_all:.2f} s process CPU in {window['wall']:.1f} s")
+        print(f"this (UI) process's threads, CPU cores: {window['threads_core_fraction']}")
         out["window"] = window
 
         rng = random.Random(11)
-        profiler = _Profiler(args.profile, "halts")
         for _ in range(args.halts):
             seen.clear()
             for event in wanted.values():
                 event.clear()
-            probe.latched_at = probe.global_cancel_at = 0.0
-            t0 = time.perf_counter()
+            t0 = time.monotonic()
             if args.key_path == "pilot":
                 press = asyncio.create_task(pilot.press("ctrl+k"))  # driver.send_message → bindings → action
             else:
@@ -399,10 +561,13 @@ async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, A
             await asyncio.wait_for(wanted["banner"].wait(), 10)
             await asyncio.wait_for(wanted["screen"].wait(), 10)
             await press
-            await _wait(lambda: probe.global_cancel_at > 0, 10, "the global cancel")
-            seen["latched"], seen["cancel"] = probe.latched_at, probe.global_cancel_at
+            cancelled_after: Callable[[], bool] = functools.partial(_cancel_after, phase.probe, t0)
+            await _wait(cancelled_after, 10, "the global cancel")
+            last = phase.probe.last
+            for stage in ("taken", "urgent", "latched", "handled", "cancel"):
+                seen[stage] = last[stage]
             for stage in stages:
-                out[stage].append(seen[stage] - t0)
+                out[stage].append(seen.get(stage, float("nan")) - t0)
             await asyncio.sleep(0.3)  # let the cancel-all settle before re-arming
             active_drawn.clear()
             answer = await asyncio.wrap_future(client.submit(Resume(source="bench", reason="bench re-arm")))
@@ -412,15 +577,24 @@ async def _ui_phase(settings: Settings, args: argparse.Namespace) -> dict[str, A
             await _wait(
                 lambda: not any("HALTED" in str(p.border_title) for p in app.main.query(Pane)), 10, "panes re-armed"
             )
-            # A random phase against the refresh timer, so the figure is not one lucky alignment.
+            # A random phase against the refresh timer and the engine's flushes.
             await asyncio.sleep(rng.uniform(0.05, 0.15))
-        profiler.stop()
         await pilot.press("ctrl+q")
         await _wait(lambda: client.stopped, 60, "the engine to stop")
+    client.close()
     return out
 
 
-# --------------------------------------------------------------------------------------------- helpers
+def _cancel_after(probe: ProbeReader, t0: float) -> bool:
+    return bool(probe.last.get("cancel", 0) > t0)
+
+
+async def _wait(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def _input_thread_key(app: Any, key: str) -> None:
@@ -435,27 +609,7 @@ def _input_thread_key(app: Any, key: str) -> None:
     app._driver.send_message(event)  # then the key goes to the app as process_message hands it on
 
 
-class _Profiler:
-    """`--profile DIR`: pyinstrument on the UI thread (only), written as DIR/ui-NAME.txt and .pyisession."""
-
-    def __init__(self, directory: str | None, name: str) -> None:
-        self.directory, self.name, self.profiler = directory, name, None
-        if directory:
-            from pyinstrument import Profiler
-
-            self.profiler = Profiler(interval=0.0005, async_mode="disabled")
-            self.profiler.start()
-
-    def stop(self) -> None:
-        if self.profiler is None or self.directory is None:
-            return
-        self.profiler.stop()
-        out = Path(self.directory)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"ui-{self.name}.txt").write_text(self.profiler.output_text(unicode=True, show_all=False))
-        if self.profiler.last_session is not None:
-            self.profiler.last_session.save(str(out / f"ui-{self.name}.pyisession"))
-        print(f"profile of the UI thread ({self.name}): {out / f'ui-{self.name}.txt'}")
+# --------------------------------------------------------------------------------------------- helpers
 
 
 def _process_cpu_s(pid: int) -> float:
@@ -468,14 +622,18 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _thread_cpu_s(native_id: int) -> float:
-    """CPU seconds (user + system) of one thread of this process, from /proc."""
-    try:
-        text = Path(f"/proc/self/task/{native_id}/stat").read_text()
-    except OSError:
-        return float("nan")
-    fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _threads_cpu_s() -> dict[str, float]:
+    """CPU seconds of each thread of this process by name (threads of one name summed), from /proc."""
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            text = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        name = thread.name.split("_")[0].rstrip("-0123456789") or thread.name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def _percentile(values: list[float] | list[int], q: float) -> float:
@@ -487,87 +645,56 @@ def _percentile(values: list[float] | list[int], q: float) -> float:
 
 
 def _ms(values: list[float], q: float) -> float:
-    return round(_percentile(values, q) * 1e3, 2)
+    return round(_percentile([v for v in values if v == v], q) * 1e3, 2)
 
 
 async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
-    from omega_tui.launcher import embedded_gateway, gateway_for
     from omega_tui.logs import setup_logging
-    from omega_tui.sim.process import SimGatewayProcess
+    from omega_tui.ui.client import UI_SWITCH_INTERVAL_S
 
-    sys.setswitchinterval(args.switch_interval)  # what launcher.run_ui sets for the whole process
-    extra_stocks = _extra_stocks(args.seed, args.instruments)
-    watchlist = _watchlist(args.seed, args.instruments, extra_stocks)
-    args.streamed = len(watchlist)
+    sys.setswitchinterval(UI_SWITCH_INTERVAL_S)  # what launcher.run_workstation sets for the UI process
+    args.extra_stocks = _extra_stocks(args.seed, args.instruments)
+    args.watchlist = _watchlist(args.seed, args.instruments, args.extra_stocks)
     if args.tick_interval is None:  # one burst event per step per instrument gives the rate
-        args.tick_interval = round(len(watchlist) * MSGS_PER_QUOTE_EVENT / args.rate, 4)
-    burst = max(1, math.ceil(args.rate * args.tick_interval / (len(watchlist) * MSGS_PER_QUOTE_EVENT)))
-    current: list[SimGatewayProcess] = []
-
-    async def on_gateway(phase: Callable[[Settings], Awaitable[dict[str, Any]]], tmp: Path) -> dict[str, Any]:
-        """Run one phase on its own embedded gateway (as each `omega-tui` run starts one), on a fresh state
-        directory: a run inherits no positions, orders, latch or journal from the one before (the engine's
-        recovery would otherwise protect the previous run's positions in a burst of orders)."""
-        run = next(runs)
-        settings = _settings(tmp / f"run-{run}", watchlist, args.refresh_hz, 17 + run, args.seed, extra_stocks)
-        gateway = embedded_gateway(settings, tick_interval=args.tick_interval, burst=burst)
-        # Started on this (the main) thread: the child's PR_SET_PDEATHSIG follows the thread that started it.
-        with gateway_for(settings, gateway) as effective:
-            current[:] = [gateway]
-            GATEWAY_PID[:] = [gateway.pid or 0]
-            try:
-                return await phase(effective)
-            finally:
-                current.clear()
-                GATEWAY_PID.clear()
-
-    async def calibrate(probe: Probe) -> None:
-        """Correct the market step from what the engine really decodes (up to 3 times, until within 5%), then
-        keep it for every phase."""
-        for _ in range(3):
-            ticks0, wall0 = probe.ticks, time.perf_counter()
-            await asyncio.sleep(2.0)
-            rate = (probe.ticks - ticks0) / (time.perf_counter() - wall0)
-            step = args.tick_interval
-            corrected = min(0.5, max(0.002, round(step * rate / args.rate, 4))) if rate > 0 else step
-            if abs(rate / args.rate - 1) < 0.05 or corrected == step or not current:
-                print(f"burst {burst}, step {step} s: {rate:,.0f} tick msgs/s decoded; keeping it")
-                break
-            print(f"burst {burst}, step {step} s: {rate:,.0f} tick msgs/s decoded; step {corrected} s from now on")
-            args.tick_interval = corrected
-            current[0].set_tick_interval(corrected)
-            await asyncio.sleep(1.0)
-
-    def headless_phase(label: str) -> Callable[[Settings], Awaitable[dict[str, Any]]]:
-        return lambda settings: _headless_phase(settings, args, label)
-
+        args.tick_interval = round(len(args.watchlist) * MSGS_PER_QUOTE_EVENT / args.rate, 4)
+    args.burst = max(1, math.ceil(args.rate * args.tick_interval / (len(args.watchlist) * MSGS_PER_QUOTE_EVENT)))
     runs = iter(range(100))
+
+    async def on_processes(tmp: Path, body: Callable[[Phase], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """Run one phase on a fresh engine process, state directory and gateway process."""
+        phase = Phase(args, tmp, next(runs))
+        try:
+            return await body(phase)
+        finally:
+            await asyncio.to_thread(phase.stop)
+
     with tempfile.TemporaryDirectory(prefix="omega-bench-ui-") as name:
         tmp = Path(name)
-        LOG_FILE[:] = [setup_logging(tmp, "INFO")]  # as the CLI does: a log file in the state directory
-        logging.getLogger("ib_async").setLevel(logging.WARNING)  # not its periodic portfolio lines
-        args.calibrate = calibrate
+        setup_logging(tmp, "INFO", log_name="ui.log")  # as run_workstation does: this process's log file
+        logging.getLogger("ib_async").setLevel(logging.WARNING)
+        args.calibrate = True
         try:
-            before = await on_gateway(headless_phase("before"), tmp)
+            before = await on_processes(tmp, lambda phase: _headless_phase(phase, args, "before"))
         except NotTradable as refused:
-            # Stream them anyway, display only (as a trader would configure them), and start again.
             print(f"watch only (no trading permission at the simulated account): {', '.join(refused.keys)}")
-            for item in watchlist:
+            for item in args.watchlist:
                 if item["key"] in refused.keys:
                     item["watch_only"] = True
-            before = await on_gateway(headless_phase("before"), tmp)
-        ui = await on_gateway(lambda settings: _ui_phase(settings, args), tmp)
-        after = await on_gateway(headless_phase("after"), tmp)
+            before = await on_processes(tmp, lambda phase: _headless_phase(phase, args, "before"))
+        ui = await on_processes(tmp, lambda phase: _ui_phase(phase, args))
+        after = await on_processes(tmp, lambda phase: _headless_phase(phase, args, "after"))
 
     headless = before["t2d_ns"] + after["t2d_ns"]
     window = ui["window"]
     with_ui = window["t2d_ns"]
     banner = ui["banner"]
     print("key → stage, ms (p50 / p99 / max):")
-    for stage in ("action", "latched", "cancel", "banner_updated", "banner", "screen"):
-        values = ui[stage]
-        print(f"  {stage:15} {_ms(values, 50):8.1f} {_ms(values, 99):8.1f} {max(values) * 1e3:8.1f}")
+    for stage in STAGES:
+        values = [v for v in ui[stage] if v == v]
+        if values:
+            print(f"  {stage:15} {_ms(values, 50):8.1f} {_ms(values, 99):8.1f} {max(values) * 1e3:8.1f}")
     headless_rate = (before["ticks_per_s"] + after["ticks_per_s"]) / 2
+    cpu_both = window["cpu_ui"] + window["cpu_engine"]
     return {
         "key_to_halted_p50_ms": round(statistics.median(banner) * 1e3, 2),
         "key_to_halted_p99_ms": _ms(banner, 99),
@@ -575,6 +702,8 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "key_to_screen_halted_p50_ms": _ms(ui["screen"], 50),
         "key_to_screen_halted_p99_ms": _ms(ui["screen"], 99),
         "key_to_action_p99_ms": _ms(ui["action"], 99),
+        "key_to_answer_p50_ms": _ms(ui["answer"], 50),
+        "key_to_answer_p99_ms": _ms(ui["answer"], 99),
         "key_to_halt_latched_p50_ms": _ms(ui["latched"], 50),
         "key_to_halt_latched_p99_ms": _ms(ui["latched"], 99),
         "key_to_global_cancel_p50_ms": _ms(ui["cancel"], 50),
@@ -592,24 +721,28 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "decisions_with_ui": len(with_ui),
         "ticks_per_s_headless": round(headless_rate),
         "ticks_per_s_with_ui": round(window["ticks_per_s"]),
+        "quote_updates_per_s_headless": round((before["quotes_per_s"] + after["quotes_per_s"]) / 2),
         "quote_updates_per_s_with_ui": round(window["quotes_per_s"]),
         "ticks_mean": "tick messages (tickPrice + tickSize) decoded by the engine's ib_async client",
-        "ui_cpu_share": round(window["cpu_ui"] / window["cpu_all"], 3) if window["cpu_all"] else None,
-        "ui_cpu_share_means": "UI (main) thread CPU seconds / engine process CPU seconds, UI streaming window",
-        "ui_cpu_core_fraction": round(window["cpu_ui"] / window["wall"], 3),
-        "engine_process_cpu_core_fraction_with_ui": round(window["cpu_all"] / window["wall"], 3),
+        "ui_cpu_share": round(window["cpu_ui"] / cpu_both, 3) if cpu_both else None,
+        "ui_cpu_share_means": "UI process CPU seconds / (UI process + engine process), UI streaming window",
+        "ui_cpu_core_fraction": round(window["ui_core_fraction"], 3),
+        "engine_cpu_core_fraction_with_ui": round(window["engine_core_fraction"], 3),
+        "engine_cpu_core_fraction_headless": round(
+            (before["engine_core_fraction"] + after["engine_core_fraction"]) / 2, 3
+        ),
         "gateway_cpu_core_fraction_with_ui": round(window["gateway_core_fraction"], 3),
         "gateway_cpu_core_fraction_headless": round(
             (before["gateway_core_fraction"] + after["gateway_core_fraction"]) / 2, 3
         ),
-        "engine": "real: build_runtime + LocalEngine + OmegaApp; the simulated gateway in its own process",
+        "engine": "real, two processes: `omega-tui --no-ui --exit-with-parent` (EngineProcess) + OmegaApp over "
+        "SpawnedEngine; the simulated gateway in a third process",
         "instruments_requested": args.instruments,
-        "instruments_streamed": len(watchlist),
-        "instruments_synthetic": extra_stocks,
-        "sim_burst": burst,
+        "instruments_streamed": len(args.watchlist),
+        "instruments_synthetic": args.extra_stocks,
+        "sim_burst": args.burst,
         "sim_tick_interval_s": args.tick_interval,
         "target_ticks_per_s": args.rate,
-        "switch_interval_s": args.switch_interval,
         "refresh_hz": args.refresh_hz,
         "cpus": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
@@ -635,13 +768,13 @@ def main(argv: list[str]) -> dict[str, Any]:
         help="pilot: Pilot.press on the UI loop; driver: the key from another thread as OmegaDriver's input "
         "thread hands it on (the kill switch sent from that thread first)",
     )
-    parser.add_argument("--profile", metavar="DIR", help="pyinstrument the UI thread (needs pyinstrument)")
     parser.add_argument("--refresh-hz", type=float, default=Settings().ui.refresh_hz)
-    parser.add_argument(
-        "--switch-interval",
-        type=float,
-        default=UI_SWITCH_INTERVAL_S,
-        help="sys.setswitchinterval for the run (default: what `omega-tui` sets; Python's own is 0.005)",
-    )
     args = parser.parse_args(argv)
     return asyncio.run(_run_bench(args))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--probe-engine"]:
+        sys.exit(probe_engine_main(sys.argv[2:]))
+    print("run `python -m bench ui`", file=sys.stderr)
+    sys.exit(2)

@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"omega-tui {__version__}")
     parser.add_argument("--config", metavar="PATH", help="config file (default: $OMEGA_CONFIG, else ./config.toml)")
     parser.add_argument("--no-ui", action="store_true", help="run the engine headless, logging JSON lines to stderr")
+    # The workstation's engine child (launcher.EngineProcess): log to the file only, stop with the parent.
+    parser.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--set",
         metavar="SECTION.FIELD=VALUE",
@@ -82,7 +84,24 @@ def _config_error(exc: ConfigError) -> int:
     return EXIT_USAGE
 
 
-def run_engine(settings: Settings, *, headless: bool) -> int:
+def engine_options(args: argparse.Namespace) -> list[str]:
+    """The options that chose these settings, for the workstation's engine child (same cwd and environment)."""
+    out: list[str] = []
+    if args.config:
+        out += ["--config", args.config]
+    for override in args.overrides:
+        out += ["--set", override]
+    if args.state_dir:
+        out += ["--state-dir", args.state_dir]
+    if args.mode:
+        out += ["--mode", args.mode]
+    return out
+
+
+def run_engine(
+    settings: Settings, *, headless: bool, exit_with_parent: bool = False, options: Sequence[str] = ()
+) -> int:
+    """`omega-tui --no-ui` (the engine, in this process), or `omega-tui` (the UI here, the engine a child)."""
     # Refuse a second engine before starting a simulator or touching the terminal; the runtime's own lock
     # (taken first thing in Runtime.run) still settles a race between two starts.
     from omega_tui.core.control import already_running, engine_running
@@ -91,18 +110,22 @@ def run_engine(settings: Settings, *, headless: bool) -> int:
     if holder is not None:
         print(f"omega-tui: {already_running(settings.state.dir, holder)}", file=sys.stderr)
         return EXIT_USAGE
+    if not headless:
+        from omega_tui.launcher import run_workstation
+
+        return run_workstation(settings, list(options))
     from omega_tui.sim.process import SimProcessError
 
-    setup_logging(settings.state.dir, settings.logging.level, stderr_json=headless)
+    setup_logging(settings.state.dir, settings.logging.level, stderr_json=not exit_with_parent)
+    if exit_with_parent:
+        from omega_tui.headless import die_with_parent
+
+        die_with_parent()  # before the simulated gateway starts: it is this process's child in turn
     try:
         with gateway_for(settings) as effective:
-            if headless:
-                from omega_tui.headless import run_headless
+            from omega_tui.headless import run_headless
 
-                return run_headless(effective)
-            from omega_tui.launcher import run_ui
-
-            return run_ui(effective)
+            return run_headless(effective, exit_with_parent=exit_with_parent)
     except SimProcessError as exc:
         log.error("%s", exc)
         print(f"omega-tui: startup failed: {exc}", file=sys.stderr)
@@ -125,7 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config_error(exc)
     if args.command is None:
         try:
-            return run_engine(settings, headless=args.no_ui)
+            return run_engine(
+                settings,
+                headless=args.no_ui or args.exit_with_parent,
+                exit_with_parent=args.exit_with_parent,
+                options=engine_options(args),
+            )
         except ConfigError as exc:
             return _config_error(exc)
     from omega_tui import control

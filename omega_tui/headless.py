@@ -8,13 +8,20 @@ while stopping does not cut the policy short: it is bounded anyway, and only SIG
 Logs go to `<state.dir>/logs/omega.log` and, as JSON lines, to stderr; every `logging.status_every_s` one
 INFO line summarises the engine (`status: trading ACTIVE | connection UP | …`). Exit codes (DESIGN §6): 0
 stopped cleanly, 2 another engine holds the state directory (or bad config), 3 startup verification failed.
+
+The workstation (`omega-tui` without `--no-ui`) runs this same engine as its child process with the hidden
+`--exit-with-parent` flag (`launcher.EngineProcess`): logs go to the file only (the parent's terminal is the
+UI's), and the engine stops gracefully (shutdown policy included) when its parent dies (PR_SET_PDEATHSIG →
+SIGTERM) or when its stdin reaches EOF (the parent closed the pipe, or died any way at all).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
+import os
 import signal
 import sys
 
@@ -28,6 +35,7 @@ log = logging.getLogger(__name__)
 
 EXIT_ALREADY_RUNNING = 2  # DESIGN §6 "bad usage": the state directory is taken; nothing was touched
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 async def log_status_every(runtime: Runtime, period_s: float) -> None:
@@ -38,8 +46,45 @@ async def log_status_every(runtime: Runtime, period_s: float) -> None:
             log.info("status: %s", summary_line(runtime.hot_state.get))
 
 
-async def run_runtime(runtime: Runtime) -> int:
-    """Run until a stop signal arrives; returns the runtime's exit code."""
+def die_with_parent() -> None:
+    """Ask Linux for SIGTERM (a graceful stop) when the parent dies; exit now if it is already gone."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    if parent == 1 or os.getppid() != parent:  # the parent died before (or while) the request was made
+        log.error("the parent process is gone before the engine started; not starting")
+        sys.exit(0)
+
+
+def _stop_at_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> int | None:
+    """Set `stop` when stdin reaches EOF (the parent closed the pipe or died); returns the watched fd."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        return None
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # anything else the parent writes is ignored
+            loop.remove_reader(fd)
+            if not stop.is_set():
+                log.info("stdin closed (the workstation UI stopped or ended); stopping")
+                stop.set()
+
+    loop.add_reader(fd, readable)
+    return fd
+
+
+async def run_runtime(runtime: Runtime, *, exit_with_parent: bool = False) -> int:
+    """Run until a stop signal arrives (or, with `exit_with_parent`, stdin's EOF); returns the exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -53,6 +98,7 @@ async def run_runtime(runtime: Runtime) -> int:
 
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
+    stdin_fd = _stop_at_stdin_eof(loop, stop) if exit_with_parent else None
     period = runtime.settings.logging.status_every_s
     summary = asyncio.create_task(log_status_every(runtime, period), name="status-summary") if period > 0 else None
     freezer = asyncio.create_task(_freeze_gc_after_start(runtime), name="gc-freeze")
@@ -64,6 +110,8 @@ async def run_runtime(runtime: Runtime) -> int:
             summary.cancel()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
+        if stdin_fd is not None:
+            loop.remove_reader(stdin_fd)
 
 
 def freeze_startup_heap() -> None:
@@ -82,11 +130,11 @@ async def _freeze_gc_after_start(runtime: Runtime) -> None:
         freeze_startup_heap()
 
 
-def run_headless(settings: Settings) -> int:
+def run_headless(settings: Settings, *, exit_with_parent: bool = False) -> int:
     """Build the runtime and run it headless; returns the process exit code."""
     runtime = build_runtime(settings)
     try:
-        code = asyncio.run(run_runtime(runtime))
+        code = asyncio.run(run_runtime(runtime, exit_with_parent=exit_with_parent))
     except EngineAlreadyRunning as exc:
         print(f"omega-tui: {exc}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING

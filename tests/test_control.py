@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from omega_tui.core.types import CommandResult, Halt, Resume
 
 HOLD_LOCK = """
 import sys, time
+from datetime import UTC, datetime
 from pathlib import Path
 from omega_tui.core.control import EngineLock
 lock = EngineLock(Path(sys.argv[1]))
@@ -143,3 +145,91 @@ async def test_urgent_command_runs_before_work_already_waiting_on_the_loop(state
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
+
+
+async def test_answer_carries_the_state_published_after_the_command_acted_and_is_written_off_the_loop(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The risk engine publishes its view in a callback after the halt latched (call_soon): the answer's risk
+    section must be that view, and the SQLite write of the answer must not run on the core loop."""
+    runtime = Runtime(Settings(state={"dir": state_dir}))
+    runtime.hot_state.set("risk", {"trading_state": "ACTIVE"})
+
+    def on_halt(command: Halt) -> CommandResult:
+        asyncio.get_running_loop().call_soon(runtime.hot_state.set, "risk", {"trading_state": "HALTED"})
+        return CommandResult("h", True, "halted", runtime.clock.now_utc())
+
+    runtime.on_urgent_command(Halt, on_halt)
+    writers: list[str] = []
+    original = ControlQueue.answer
+
+    def answer(self: ControlQueue, *args: object, **kwargs: object) -> None:
+        writers.append(threading.current_thread().name)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ControlQueue, "answer", answer)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    queue = ControlQueue(state_dir)
+    try:
+        await asyncio.wait_for(asyncio.to_thread(runtime.wait_started, 5), 10)
+        command_id = await asyncio.to_thread(queue.send, Halt(source="control:halt", reason="test"))
+        got = await asyncio.to_thread(queue.wait_answer, command_id, 5.0)
+        assert got is not None and got.result.ok and got.result.message == "halted"
+        assert got.state == {"risk": {"trading_state": "HALTED"}}
+        assert writers == ["control-server"], writers
+        # The plain result API still answers (the CLI's `halt` uses it).
+        command_id = await asyncio.to_thread(queue.send, Halt(source="control:halt", reason="again"))
+        result = await asyncio.to_thread(queue.wait_result, command_id, 5.0)
+        assert result is not None and result.ok
+    finally:
+        queue.close()
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+def test_answer_state_is_read_on_the_loop_even_when_the_command_resolved_before_its_callback_was_added(
+    state_dir: Path,
+) -> None:
+    """The control thread adds its done-callback after `submit` returns; the loop may have run the Halt by
+    then. The state must still be read on the loop, behind the publication the Halt queued there."""
+    from concurrent.futures import Future
+
+    from omega_tui.core.control import ControlServer
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    risk = {"trading_state": "ACTIVE"}
+
+    gate = threading.Event()
+    threading.Timer(0.3, gate.set).start()  # the loop is busy with other work this long before publishing
+
+    def halt_on_loop(answer: Future[CommandResult]) -> None:
+        # Latch, then publish in a later callback (as the risk engine defers its view).
+        loop.call_soon(gate.wait, 5)
+        loop.call_soon(risk.update, {"trading_state": "HALTED"})
+        answer.set_result(CommandResult("h", True, "halted", datetime.now(UTC)))
+
+    def submit(command: object) -> Future[CommandResult]:
+        answer: Future[CommandResult] = Future()
+        loop.call_soon_threadsafe(halt_on_loop, answer)
+        answer.result(5)  # resolved before the server adds its callback: the race, made certain
+        return answer
+
+    queue = ControlQueue(state_dir)
+    server = ControlServer(queue, submit, lambda: {"risk": dict(risk)}, loop.call_soon_threadsafe)
+    server.start()
+    client = ControlQueue(state_dir)
+    try:
+        command_id = client.send(Halt(source="test", reason="race"))
+        got = client.wait_answer(command_id, 5.0)
+        assert got is not None and got.result.ok
+        assert got.state == {"risk": {"trading_state": "HALTED"}}
+    finally:
+        server.stop()
+        client.close()
+        queue.close()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

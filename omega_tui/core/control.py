@@ -8,21 +8,26 @@ Two pieces, both on diskcache (process-safe; no home-made IPC, DESIGN §3):
 - `ControlQueue`: commands go into a diskcache `Deque` (`<state.dir>/control/queue`), results come back in
   a diskcache `Cache` keyed by command id. The engine side (`ControlServer`) drains the queue from its own
   thread and hands each command to `Runtime.submit`, so a control command is applied within milliseconds
-  and never waits on SQLite on the core loop.
+  and never waits on SQLite on the core loop: the answer is written by the control thread too, never by
+  the loop that resolved it. An answer may carry hot-state sections as the engine published them once the
+  command had acted (`Answer.state`, e.g. the risk section after a Halt latched), so a UI in another
+  process can show the engine's new state without waiting for the next hot-state flush.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import functools
 import json
 import logging
 import os
+import queue as queue_module
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +42,15 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "engine.lock"
 POLL_S = 0.005
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the engine writes back for one command: its result and, optionally, hot-state sections as
+    published right after the command acted (read on the core loop, after the command's own follow-ups)."""
+
+    result: CommandResult
+    state: Mapping[str, Any] | None = None
 
 
 class EngineAlreadyRunning(Exception):
@@ -145,14 +159,20 @@ class ControlQueue:
 
     def wait_result(self, command_id: str, timeout_s: float) -> CommandResult | None:
         """Poll for the engine's answer; None when it did not answer in time."""
+        answer = self.wait_answer(command_id, timeout_s)
+        return answer.result if answer is not None else None
+
+    def wait_answer(self, command_id: str, timeout_s: float, poll_s: float = POLL_S) -> Answer | None:
+        """Poll for the engine's answer with the state it published after acting; None when it did not answer."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            result = self._results.get(command_id)
-            if isinstance(result, CommandResult):
+        while True:
+            value = self._results.get(command_id)
+            if isinstance(value, Answer | CommandResult):
                 self._results.delete(command_id)
-                return result
-            time.sleep(POLL_S)
-        return None
+                return value if isinstance(value, Answer) else Answer(value)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(poll_s)
 
     # ---------------------------------------------------------------- engine side
 
@@ -163,8 +183,8 @@ class ControlQueue:
             return None
         return item if isinstance(item, tuple) and len(item) == 3 else None
 
-    def answer(self, command_id: str, result: CommandResult) -> None:
-        self._results.set(command_id, result, expire=300)
+    def answer(self, command_id: str, result: CommandResult, state: Mapping[str, Any] | None = None) -> None:
+        self._results.set(command_id, Answer(result, dict(state) if state is not None else None), expire=300)
 
     def clear(self) -> None:
         """Drop commands left from a previous engine: they were never acknowledged, so nobody waits."""
@@ -175,12 +195,33 @@ class ControlQueue:
 
 
 class ControlServer:
-    """Drains the control queue in its own thread and submits each command to the runtime."""
+    """Drains the control queue in its own thread, submits each command to the runtime, writes the answers.
 
-    def __init__(self, queue: ControlQueue, submit: Callable[[Command], Future[CommandResult]]) -> None:
+    `state()`, when given, is called on the core loop once a command has acted (after the callbacks the
+    command queued there, e.g. the risk engine publishing its view after a halt) and its sections travel
+    with the answer; `call_on_loop(fn, *args)` schedules onto that loop from another thread (for a command
+    resolved before its callback was added). Only the control thread touches SQLite: the loop hands results
+    over in memory.
+    """
+
+    def __init__(
+        self,
+        queue: ControlQueue,
+        submit: Callable[[Command], Future[CommandResult]],
+        state: Callable[[], Mapping[str, Any]] | None = None,
+        call_on_loop: Callable[..., object] | None = None,
+        poll_s: float = POLL_S,
+    ) -> None:
         self._queue = queue
         self._submit = submit
+        self._state = state
+        self._call_on_loop = call_on_loop
+        self._poll_s = poll_s
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._done: queue_module.SimpleQueue[tuple[str, CommandResult, Mapping[str, Any] | None]] = (
+            queue_module.SimpleQueue()
+        )
         self._thread: threading.Thread | None = None
         self.handled = 0
 
@@ -191,27 +232,67 @@ class ControlServer:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self._write_answers()  # answers resolved while stopping still reach whoever waits
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._write_answers()
             item = self._queue.take()
             if item is None:
-                self._stop.wait(POLL_S)
+                self._wake.wait(self._poll_s)
+                self._wake.clear()
                 continue
             command_id, _sent_at, command = item
             future = self._submit(command)
-            future.add_done_callback(functools.partial(self._answer, command_id))
+            future.add_done_callback(functools.partial(self._resolved, command_id))
             self.handled += 1
 
-    def _answer(self, command_id: str, future: Future[CommandResult]) -> None:
+    def _resolved(self, command_id: str, future: Future[CommandResult]) -> None:
+        """On whichever thread resolved the command (normally the core loop): hand the answer over, no I/O."""
         try:
             result = future.result()
         except Exception as exc:
             result = CommandResult(command_id, False, f"command failed: {exc}", datetime.now(UTC))
         try:
-            self._queue.answer(command_id, result)
-        except Exception:
-            log.exception("could not write the answer to control command %s", command_id)
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if self._state is None:
+            self._hand_over(command_id, result, False)
+        elif loop is not None:
+            # After what the command queued on this loop (call_soon is FIFO), so the sections show its effect.
+            loop.call_soon(self._hand_over, command_id, result, True)
+        elif self._call_on_loop is not None:
+            # Resolved before the callback was added (this is the control thread): read the state on the loop
+            # all the same, behind what the command queued there.
+            try:
+                self._call_on_loop(self._hand_over, command_id, result, True)
+            except RuntimeError:  # the loop is closed: no state to send
+                self._hand_over(command_id, result, False)
+        else:
+            self._hand_over(command_id, result, True)
+
+    def _hand_over(self, command_id: str, result: CommandResult, with_state: bool) -> None:
+        state: Mapping[str, Any] | None = None
+        if with_state and self._state is not None:
+            try:
+                state = self._state()
+            except Exception:
+                log.exception("could not read the state to send with the answer to %s", command_id)
+        self._done.put((command_id, result, state))
+        self._wake.set()
+
+    def _write_answers(self) -> None:
+        while True:
+            try:
+                command_id, result, state = self._done.get_nowait()
+            except queue_module.Empty:
+                return
+            try:
+                self._queue.answer(command_id, result, state)
+            except Exception:
+                log.exception("could not write the answer to control command %s", command_id)

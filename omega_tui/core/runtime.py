@@ -113,7 +113,11 @@ class Runtime:
         self._stop = stop or asyncio.Event()
         self.hot_state.set_engine_info(dict(info.__dict__, state_dir=str(self.settings.state.dir)))
         self.hot_state.start()
-        control = ControlServer(ControlQueue(self.settings.state.dir), self.submit)
+        # The risk section travels with every answer (as published once the command acted): a UI in another
+        # process shows HALTED from the Halt's answer, not one hot-state flush and poll later.
+        control = ControlServer(
+            ControlQueue(self.settings.state.dir), self.submit, self._answer_state, self._loop.call_soon_threadsafe
+        )
         started: list[Component] = []
         control.start()  # before the engines, so a halt from another terminal works even during startup
         try:
@@ -155,6 +159,10 @@ class Runtime:
             self._loop = None
             self.lock.release()
         return self.exit_code
+
+    def _answer_state(self) -> dict[str, Any]:
+        """Sections sent with each control command's answer (called on the core loop; a dict read)."""
+        return {"risk": self.hot_state.get("risk")}
 
     def _journal_unmanaged_exit(self, outcome: str, errors: list[str]) -> None:
         """Journal an exit before the shutdown policy could run: nobody checked the broker's working orders."""

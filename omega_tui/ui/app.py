@@ -1,18 +1,21 @@
 """The Omega workstation app: panes over an `EngineClient`, keyboard kill switch, order ticket, themes.
 
-Construct and run (the CLI does this):
+Construct and run (`launcher.run_workstation` does this; the engine is a child process):
 
-    runtime = build_runtime(settings)                  # the integrator's wiring
-    app = OmegaApp(LocalEngine(runtime), settings)
+    process = EngineProcess(engine_argv(options)); process.start()
+    app = OmegaApp(SpawnedEngine(settings, process), settings)
     app.run()                                          # returns once the engine has stopped (bounded)
+
+Tests run it over `LocalEngine(runtime)` (the engine in a thread of this process) or a fake engine.
 
 The app reads published snapshots on a timer (`ui.refresh_hz`), skipping sections whose version did not
 change, and flushes every table change of one tick inside one `batch_update()`. It sends commands and shows
 the engine's answers; it never decides anything about trading.
 
 Exit: ctrl+q, SIGHUP or a lost terminal ask the engine to stop and exit once it has (or after
-`ui.engine_stop_timeout_s` + 3 s at most); a second ctrl+q exits at once (the engine thread is still
-bounded by LocalEngine).
+`ui.engine_stop_timeout_s` + 3 s at most); a second ctrl+q exits at once (the launcher still waits, bounded,
+for the engine process, then kills it). An engine that ends on its own is shown (`EngineGone`): the UI exits
+with its status if it never started (2, 3), else says NO ENGINE until the operator quits.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from omega_tui.core.types import CancelAll, CancelOrder, Command, CommandResult,
 from omega_tui.ui.client import ENGINE_WORKER_NAME, EngineClient
 from omega_tui.ui.commands import OmegaCommands
 from omega_tui.ui.format import Styles
-from omega_tui.ui.messages import CommandAnswered, TerminalLost, TradingStateNoticed
+from omega_tui.ui.messages import CommandAnswered, EngineGone, TerminalLost, TradingStateNoticed
 from omega_tui.ui.panes.banner import TradingBanner
 from omega_tui.ui.panes.base import Pane
 from omega_tui.ui.panes.events import EventsPane
@@ -71,6 +74,10 @@ BANNER_FIRST_S = 0.3
 
 HALT_DEDUP_S = 2.0
 """A kill-switch key's binding sends no second Halt if the driver's input thread sent one this recently."""
+
+ENGINE_REFUSED_CODES = (2, 3)
+"""Engine exit statuses that mean it never ran (DESIGN §6: 2 refused, e.g. the state directory is taken; 3
+startup verification failed): the UI exits with the same status instead of showing a dead engine."""
 
 COMMAND_TIMEOUT_S = 10.0
 """How long the UI waits for the engine's answer to a command before saying it got none."""
@@ -354,7 +361,7 @@ class OmegaApp(App[int]):
 
         The banner (one widget) is painted first; the panes' borders follow after that frame.
         """
-        look = state if state in ("HALTED", "REDUCING") else "ACTIVE"
+        look = state if state in ("HALTED", "REDUCING", "GONE") else "ACTIVE"
         if main.trading_look != look:
             main.trading_look = look
             self.call_after_refresh(self._dress_panes, main, look)
@@ -370,11 +377,11 @@ class OmegaApp(App[int]):
         look = main.trading_look
         variables = self.theme_variables
         for pane in self._pane_map.values():
-            if look == "HALTED":
+            if look in ("HALTED", "GONE"):
                 colour = variables.get("halted", "red")
                 pane.styles.border = ("heavy", colour)
                 pane.styles.border_title_color = colour
-                pane.set_trading_mark("■ HALTED")
+                pane.set_trading_mark("■ HALTED" if look == "HALTED" else "✖ NO ENGINE")
             elif look == "REDUCING":
                 pane.styles.border = ("round", variables.get("warning", "yellow"))
                 pane.styles.clear_rule("border_title_color")
@@ -580,6 +587,37 @@ class OmegaApp(App[int]):
 
     def on_unmount(self) -> None:
         self.client.stop()  # every exit path, not only ctrl+q
+
+    @on(EngineGone)
+    def _engine_gone(self, message: EngineGone) -> None:
+        """The engine's process ended: exit if we asked for it or it never started, else say so unmistakably."""
+        code = message.code
+        if self._quitting:
+            self.exit(code or 0)
+            return
+        if code in ENGINE_REFUSED_CODES:
+            # It never ran (startup failed, or the state directory is taken): the launcher prints its lines
+            # once the terminal is given back, and exits with the same code.
+            self.exit(code)
+            return
+        said = "; ".join(message.lines)
+        what = f"the engine process exited (status {code})" if code is not None else "the engine is gone"
+        text = f"{what}: {said}" if said else what
+        if self._banner is not None:
+            self._banner.set_engine_lost(what)
+        main = self._main
+        if main is not None and self._banner is not None:
+            self._sync_screen_state(main, self._banner.state)
+        if self._status is not None:
+            self._status.engine_error = what
+        self.refresh_panes(force=True)
+        self.notify(
+            f"{text}. Nothing is being traded or managed from this screen, and working orders at the broker "
+            "are not watched; check the log, then restart omega-tui (a halt stays latched).",
+            title="ENGINE GONE",
+            severity="error",
+            timeout=3600,
+        )
 
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:

@@ -4,8 +4,9 @@ The app only ever reads immutable snapshot values and submits commands through t
 app can later drive an engine in another process (`omega-tui attach`, over the state directory) with a
 second implementation of it.
 
-`LocalEngine` runs `Runtime.run` in ONE Textual thread worker on its own asyncio loop (DESIGN §2): rendering
-never delays ticks, risk checks or the kill switch, and a slow engine never freezes the screen. Stopping is
+`LocalEngine` runs `Runtime.run` in ONE Textual thread worker on its own asyncio loop, in the UI's process (the
+snapshot and pilot tests use it: a deterministic state); `omega-tui` itself runs its engine as a child process
+(`omega_tui.attach.SpawnedEngine`), so the engine does not share the UI's GIL. Stopping is
 bounded: after `stop()` the worker returns within `stop_timeout_s` (+2 s to cancel what is left) even if a
 component hangs, because a thread worker that never returns keeps `App.run()` from returning.
 """
@@ -36,7 +37,9 @@ ENGINE_WORKER_NAME = "omega-engine"
 """The Textual worker name the app watches in its `Worker.StateChanged` handler."""
 
 UI_SWITCH_INTERVAL_S = 0.001
-"""The GIL switch interval for a process that runs the UI and the engine as two threads (`run_ui`).
+"""The GIL switch interval of the UI process (`launcher.run_workstation`); it was chosen when the UI and the
+engine were two threads of one process. The UI process still has several threads (input, hot-state poller,
+command senders): a command sender waits at most 1 ms, not 5, for a frame being rendered.
 
 Python's default (5 ms) lets a busy thread keep the GIL for 5 ms after the other asked for it, so a tick
 could wait a whole slice of rendering and a key a whole slice of tick processing; 1 ms bounds both waits.

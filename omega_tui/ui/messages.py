@@ -32,3 +32,16 @@ class CommandAnswered(Message):
 
 class TerminalLost(Message):
     """The terminal went away (stdin at EOF or SIGHUP): exit gracefully instead of spinning."""
+
+
+class EngineGone(Message):
+    """The engine's process ended (or no longer holds its state directory) while the UI was showing it.
+
+    `code`: its exit status when known (the UI's own engine child), else None; `lines`: what it said last
+    (e.g. `omega-tui: startup failed: …`), for the screen and for the terminal after the UI has exited.
+    """
+
+    def __init__(self, code: int | None, lines: list[str]) -> None:
+        super().__init__()
+        self.code = code
+        self.lines = lines

@@ -5,6 +5,7 @@ The engine is started once for the module; each test leaves it ACTIVE again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import time
@@ -200,3 +201,46 @@ def test_headless_logs_json_lines_on_stderr_with_a_periodic_status_summary(engin
     assert found[-1]["msg"].startswith("status: trading ACTIVE | connection UP | positions ")
     log_file = engine.state_dir / "logs" / "omega.log"
     assert "status: trading" in log_file.read_text(encoding="utf-8")
+
+
+async def test_the_ui_kill_switch_through_the_control_queue_halts_cancels_and_shows_halted_from_the_answer(
+    engine: Engine, workdir: Path
+) -> None:
+    """The workstation's UI is another process than its engine: ctrl+k goes through the control queue to the
+    engine's urgent Halt, which cancels the working orders; the banner shows HALTED from the engine's answer
+    (its risk section as published after the latch), not from a later poll of the hot state."""
+    from omega_tui.attach import RemoteEngine
+    from omega_tui.config import Settings
+    from omega_tui.ui.app import OmegaApp
+
+    answer = engine.request("rest AAPL")
+    assert answer["ok"], answer
+    eventually(lambda: working_orders(engine.report()), 10, "bracket working")
+
+    client = RemoteEngine(Settings(state={"dir": str(engine.state_dir)}))
+    assert (client.read("risk") or {}).get("trading_state") == "ACTIVE"
+    client.poll = lambda: None  # type: ignore[method-assign]  # no hot-state polls: only the answer can say HALTED
+    app = OmegaApp(client, client.settings, watch_hangup=False)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            banner = app.main.query_one("#banner")
+            await pilot.pause()
+            assert banner.state == "ACTIVE"  # type: ignore[attr-defined]
+            started = time.monotonic()
+            await pilot.press("ctrl+k")
+            while banner.state != "HALTED":  # type: ignore[attr-defined]
+                assert time.monotonic() - started < 5, "the banner never showed the engine's HALTED"
+                await asyncio.sleep(0.01)
+            shown_after = time.monotonic() - started
+            while app.last_result is None:
+                assert time.monotonic() - started < 5, "the answer was never recorded"
+                await asyncio.sleep(0.01)
+            assert app.last_result.ok, app.last_result
+            risk = client.read("risk")
+            assert (risk["trading_state"], risk["source"]) == ("HALTED", "operator:key")
+            print(f"key → banner HALTED from the engine's answer: {shown_after * 1000:.0f} ms")
+    finally:
+        client.close()
+    eventually(lambda: not working_orders(engine.report()), 10, "every order cancelled after the UI's halt")
+    assert any(r["source"] == "operator:key" for r in journal_records(engine.state_dir, "halt"))
+    resume(engine, workdir)

@@ -24,11 +24,19 @@ class TradingBanner(Static):
         self.state = "UNKNOWN"
         self._seen = -1
         self._pending = ""
+        self.lost = ""
+
+    def set_engine_lost(self, text: str) -> None:
+        """The engine's process is gone: say so instead of its last published state (kept until exit)."""
+        self.lost = text
+        self.state = "GONE"
+        self._set_state_class("-halted")
+        self.update(Text(f" ✖ NO ENGINE · {text} · nothing is traded or managed by this UI"), layout=False)
 
     def poll(self, client: EngineClient, force: bool = False) -> bool:
         """Redraw when the risk section changed; returns whether it did."""
         version = client.version("risk")
-        if version == self._seen and not force:
+        if (version == self._seen and not force) or self.lost:
             return False
         self._seen = version
         self.show(client.read("risk"))
