@@ -1,11 +1,15 @@
 """Order manager latency: intent → placeOrder written to the socket, and fill event → position and P&L updated.
 
-`intent_to_wire_*` (the issue's figure) is measured end to end against the simulated gateway: the real order
-manager, journal (fsync on, as in production), `IbOrderAdapter` and an `ib_async.IB` connected over loopback
-TCP to `omega_tui.sim` (a virtual-clock gateway on the same loop, stopped at the end). The clock starts when
-`OrderManager.submit(intent)` is called and stops when the bytes of the bracket's transmitting leg (the
-stop-loss, whose transmit=True makes IB release the chain) have been handed to the socket: the benchmark wraps
-the connection's `transport.write` and takes the time after it returns. Every bracket is checked to have sent
+`intent_to_wire_*` (the issue's figure) is measured end to end against the simulated gateway: the real risk
+engine, order manager, journal (fsync on, as in production), `IbOrderAdapter` and an `ib_async.IB` connected
+over loopback TCP to `omega_tui.sim` (a virtual-clock gateway on the same loop, stopped at the end). Each intent
+goes in as in the engine, through `RiskEngine.submit` (every pre-trade rule; the bench's risk limits only lift
+the order rate and open-order caps a benchmark loop would hit). The clock starts when the risk engine calls
+`OrderManager.submit(intent)` (as in every earlier run of this benchmark) and stops when the bytes of the
+bracket's transmitting leg (the stop-loss, whose transmit=True makes IB release the chain) have been handed to
+the socket: the benchmark wraps the connection's `transport.write` and takes the time after it returns.
+`risk_share_*` is the time from `RiskEngine.submit` to that call (the pre-trade checks), and
+`intent_via_risk_to_wire_*` the whole production path, risk engine included. Every bracket is checked to have sent
 exactly three placeOrder messages, the last one the stop-loss. Each bracket rests below the market and is
 cancelled after its acknowledgements arrived (outside the timed window), so the book stays small.
 
@@ -16,8 +20,12 @@ ib_async's own `Client.send` to compare.
 Two breakdowns of the same run:
 - `ib_async_leg_*`: one leg's `ib_async` `Client.placeOrder` (its field-by-field encoder and the socket
   write), which Omega cannot change; `ib_async_bracket_p50_us` is the three legs of one bracket;
-- `omega_share_*`: per bracket, `intent_to_wire` minus those three `Client.placeOrder` calls, i.e.
-  validation, bracket construction, the submission queue, the journal and the adapter's own translation.
+- `omega_share_*`: per bracket, `intent_to_wire` minus those three `Client.placeOrder` calls, i.e. the order
+  manager's validation, bracket construction and submission queue, and the adapter's own translation
+  (`IbOrderAdapter.place_order` around `Client.placeOrder`). The journal's "submit" record, the order book,
+  the bus events and the views are done right after the transmitting leg's send, in the same step of the loop
+  (`OrderManager._place_group`), so they are not in the window; the risk engine's decision record is
+  serialised with them (`Journal.record_soon`).
 
 `journal_held_events` counts the broker events the order manager held because the record of the order's
 submission was not yet fsynced (the simulated gateway answers within a millisecond, often before the journal's
@@ -30,10 +38,13 @@ path costs, without the time the thread waited for a core, so it stays meaningfu
 `inprocess_*` repeats the earlier measurement: the transmitting leg handed to an in-process fake
 `OrderPort.place_order` (no ib_async, no socket), with and without journal fsync.
 
-"Fill → P&L" (`fill_to_pnl_*`) is `on_execution` (dedupe, journal "fill" record, position and average cost,
-state machine, FillReceived on the bus, protection fitted to the new position) plus `day_pnl()` over every
-position, i.e. what the risk engine reads next; measured with 48 working orders in the book (the risk limit is
-50), journal fsync on (`_nofsync`: off).
+"Fill → P&L" (`fill_to_pnl_*`) is `on_execution` (dedupe, position and average cost, state machine,
+FillReceived on the bus, protection fitted to the new position; the journal "fill" record is numbered and
+serialised after the step, `Journal.record_soon`) plus `day_pnl()` over every position, i.e. what the risk
+engine reads next; measured with 48 working orders in the book (the risk limit is 50), journal fsync on
+(`_nofsync`: off), with nothing subscribed to the bus. `fill_to_risk_checked_*` is the same window with the
+risk engine subscribed to FillReceived, as in the engine: its daily-loss and position-limit checks and the
+write of the persisted risk day.
 
 As the headless engine and the UI do once started, the garbage collector's long-lived objects are frozen
 (`gc.freeze()`) after setup. ib_async's own request throttle (45 messages/s) and the simulated gateway's
@@ -59,7 +70,7 @@ from pathlib import Path
 
 from ib_async import IB, Stock
 
-from omega_tui.config import ExecutionSettings, Settings, StateSettings
+from omega_tui.config import ExecutionSettings, RiskSettings, Settings, StateSettings
 from omega_tui.core.broker.orders_adapter import IbOrderAdapter
 from omega_tui.core.broker.wire_send import install as install_wire_send
 from omega_tui.core.bus import EventBus
@@ -67,12 +78,15 @@ from omega_tui.core.clock import FakeClock
 from omega_tui.core.hot_state import HotState
 from omega_tui.core.journal import Journal
 from omega_tui.core.orders import OrderManager
+from omega_tui.core.risk import RiskEngine
 from omega_tui.core.types import (
     BrokerOrder,
     ExecutionReport,
+    FillReceived,
     InstrumentSpec,
     IntentSource,
     OrderIntent,
+    Quote,
     Side,
     VerifiedInstrument,
 )
@@ -110,13 +124,19 @@ class _TimedBroker:
 SPACING_S = 0.001
 
 
+# The production risk limits but those a benchmark loop runs into (1 intent per business second, each bracket
+# cancelled a millisecond after its acknowledgements): every rule is still evaluated on every intent.
+_BENCH_RISK = RiskSettings(max_orders_per_second=1000.0, max_orders_per_minute=10**6, max_open_orders=10**6)
+
+
 def _pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float]]:
-    """(intent → first leg, intent → transmitting leg, fill → P&L) samples in microseconds.
+async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float], list[float]]:
+    """(intent → first leg, intent → transmitting leg, fill → P&L, fill → P&L and the risk engine's checks)
+    samples in microseconds.
 
     On a running loop, as in the engine: the journal's group commit and the hot-state publication are
     posted to the loop and run between events (each iteration idles `SPACING_S`), not inside the timed window."""
@@ -179,8 +199,11 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
         hot.close()
         hot = HotState(state / "fills")
         journal = Journal(state / "fills", clock, fsync=fsync)
-        manager = OrderManager(settings, clock, EventBus(), hot, journal, broker)
+        bus = EventBus()
+        manager = OrderManager(settings, clock, bus, hot, journal, broker)
         manager.set_instruments({"AAPL": inst})
+        risk = RiskEngine(settings, clock, bus, hot, journal, manager)  # subscribed for the last loop only
+        risk.set_instruments({"AAPL": inst})
         for i in range(16):
             clock.advance(1.0)
             manager.submit(
@@ -201,8 +224,11 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
         gc.collect()
         gc.freeze()
         fill_us: list[float] = []
+        risk_fill_us: list[float] = []
         cum = {buy: 0, sell: 0}
-        for i in range(n + 200):
+        for i in range(2 * (n + 200)):
+            if i == n + 200:  # the second half: as in the engine, the risk engine hears of every fill
+                bus.subscribe(FillReceived, risk.on_fill)
             oid, side = (buy, Side.BUY) if i % 2 == 0 else (sell, Side.SELL)
             price = Decimal("190.00") + Decimal(i % 7) / 100
             cum[oid] += 10
@@ -213,21 +239,23 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
             manager.on_execution(report)
             manager.day_pnl()
             t1 = time.perf_counter_ns()
-            if i >= 200:
+            if 200 <= i < n + 200:
                 fill_us.append((t1 - t0) / 1000)
+            elif i >= n + 400:
+                risk_fill_us.append((t1 - t0) / 1000)
             await asyncio.sleep(SPACING_S)
         gc.unfreeze()
         journal.close()
         hot.close()
-    return to_first_leg, to_wire, fill_us
+    return to_first_leg, to_wire, fill_us, risk_fill_us
 
 
 async def _measure_wire(
     n: int, stock_send: bool = False
-) -> tuple[list[float], list[float], list[float], list[float], dict[str, int]]:
+) -> tuple[list[float], list[float], list[float], list[float], list[float], dict[str, int]]:
     """(intent → transmitting leg's bytes written, ib_async Client.placeOrder per leg, Omega's share, the same
-    window in this thread's CPU time) in us, and the journal's counters (acknowledgements held for the group
-    commit, group commits, inline fsyncs)."""
+    window in this thread's CPU time, the risk engine's share) in us, and the journal's counters
+    (acknowledgements held for the group commit, group commits, inline fsyncs)."""
     gw = SimGateway(seed=7, clock="virtual", rate_limit=10**9)
     port = await gw.start_async()
     ib = IB()
@@ -241,22 +269,39 @@ async def _measure_wire(
             state = Path(tmp)
             clock = FakeClock()  # business time for the manager's throttle: 1 s per intent, nothing queues
             settings = Settings(
-                execution=ExecutionSettings(orders_per_second=45, max_child_qty=10**9), state=StateSettings(dir=state)
+                execution=ExecutionSettings(orders_per_second=45, max_child_qty=10**9),
+                state=StateSettings(dir=state),
+                risk=_BENCH_RISK,
             )
             hot = HotState(state)
             journal = Journal(state, clock)  # fsync on, as in production
             adapter = IbOrderAdapter(ib, clock)
             adapter.register_contract(contract.conId, "AAPL", contract)
-            manager = OrderManager(settings, clock, EventBus(), hot, journal, adapter)
+            bus = EventBus()
+            manager = OrderManager(settings, clock, bus, hot, journal, adapter)
             adapter.set_order_events(manager)
             inst = VerifiedInstrument(
                 InstrumentSpec("AAPL", "AAPL"), contract.conId, Decimal("0.01"), 1, "SMART", "NASDAQ", "USD",
                 "Apple", "", "", (), True,
             )  # fmt: skip
             manager.set_instruments({"AAPL": inst})
+            risk = RiskEngine(settings, clock, bus, hot, journal, manager)
+            risk.set_instruments({"AAPL": inst})
             [ticker] = await ib.reqTickersAsync(contract)
             bid = Decimal(str(ticker.bid if ticker.bid == ticker.bid and ticker.bid > 0 else 200.0))
             limit = (bid - Decimal("1.00")).quantize(Decimal("0.01"))  # rests: never fills
+            # When the risk engine handed the intent to OrderManager.submit (wall, thread CPU), and what it placed.
+            entered: list[tuple[int, int]] = []
+            placed: list[list[int]] = []
+            manager_submit = manager.submit
+
+            def timed_submit(intent: OrderIntent) -> list[int]:
+                entered.append((time.perf_counter_ns(), time.thread_time_ns()))
+                ids = manager_submit(intent)
+                placed.append(ids)
+                return ids
+
+            manager.submit = timed_submit  # type: ignore[method-assign]
 
             writes: list[tuple[int, bytes]] = []
             cpu_at_write: list[int] = []
@@ -285,6 +330,7 @@ async def _measure_wire(
             cpu_us: list[float] = []
             leg_us: list[float] = []
             omega_us: list[float] = []
+            risk_us: list[float] = []
             for i in range(n + 200):
                 intent = OrderIntent(
                     intent_id=f"w{i}", key="AAPL", side=Side.BUY, quantity=100, limit_price=limit,
@@ -292,20 +338,27 @@ async def _measure_wire(
                     source=IntentSource.STRATEGY, created_ns=0,
                 )  # fmt: skip
                 clock.advance(1.0)
+                hot.put_quote(Quote("AAPL", i, clock.monotonic_ns(), clock.now_utc(), bid, bid + Decimal("0.02")))
                 writes.clear()
                 cpu_at_write.clear()
                 legs_ns.clear()
-                c0 = time.thread_time_ns()
+                entered.clear()
+                placed.clear()
                 t0 = time.perf_counter_ns()
-                ids = manager.submit(intent)
+                decision = risk.submit(intent)
+                if not decision.approved:
+                    raise RuntimeError(f"bracket {i}: the risk engine denied it: {decision.reason}")
                 if len(writes) != 3 or len(legs_ns) != 3 or b":stop_loss" not in writes[-1][1]:
                     raise RuntimeError(f"bracket {i}: expected 3 placeOrder writes ending with the stop-loss")
+                (ids,) = placed
                 if i >= 200:  # warm-up excluded
-                    wire_ns = writes[-1][0] - t0
+                    (t_om, c_om), *_ = entered
+                    wire_ns = writes[-1][0] - t_om
                     to_wire.append(wire_ns / 1000)
-                    cpu_us.append((cpu_at_write[-1] - c0) / 1000)
+                    cpu_us.append((cpu_at_write[-1] - c_om) / 1000)
                     leg_us += [x / 1000 for x in legs_ns]
                     omega_us.append((wire_ns - sum(legs_ns)) / 1000)
+                    risk_us.append((t_om - t0) / 1000)
                 for _ in range(200):  # let the acknowledgements arrive (bounded), then clear the book
                     await asyncio.sleep(0.0005)
                     if all(o is not None and o.ack_ns for o in map(manager.order, ids)):
@@ -323,7 +376,7 @@ async def _measure_wire(
     finally:
         ib.disconnect()
         await gw.stop_async()
-    return to_wire, leg_us, omega_us, cpu_us, counters
+    return to_wire, leg_us, omega_us, cpu_us, risk_us, counters
 
 
 class _SinkTransport:
@@ -460,7 +513,8 @@ def main(argv: list[str]) -> dict[str, object]:
     encoder = "ib_async Client.send" if args.stock_send else "wire_send"
     print(f"intent -> wire, where wire = {wire}; n={args.n}; messages encoded by {encoder}")
     figures: dict[str, object] = {"wire": wire, "n": args.n, "encoder": encoder}
-    to_wire, leg_us, omega_us, cpu_us, counters = asyncio.run(_measure_wire(args.n, args.stock_send))
+    to_wire, leg_us, omega_us, cpu_us, risk_us, counters = asyncio.run(_measure_wire(args.n, args.stock_send))
+    via_risk = [a + b for a, b in zip(to_wire, risk_us, strict=True)]
     bracket_ib = [sum(leg_us[k : k + 3]) for k in range(0, len(leg_us), 3)]
     print(
         f"intent -> transmitting leg on the socket: p50 {_pct(to_wire, 0.5)} us p99 {_pct(to_wire, 0.99)} us "
@@ -468,6 +522,11 @@ def main(argv: list[str]) -> dict[str, object]:
         f"p99 {_pct(leg_us, 0.99)} us, three legs p50 {_pct(bracket_ib, 0.5)} us; "
         f"Omega's share p50 {_pct(omega_us, 0.5)} us p99 {_pct(omega_us, 0.99)} us; the same window in the "
         f"thread's CPU time (immune to other processes' load) p50 {_pct(cpu_us, 0.5)} us p99 {_pct(cpu_us, 0.99)} us"
+    )
+    print(
+        f"before that, the risk engine (RiskEngine.submit until OrderManager.submit): p50 {_pct(risk_us, 0.5)} us "
+        f"p99 {_pct(risk_us, 0.99)} us; intent through the risk engine -> transmitting leg on the socket: "
+        f"p50 {_pct(via_risk, 0.5)} us p99 {_pct(via_risk, 0.99)} us"
     )
     figures |= {
         "intent_to_wire_p50_us": _pct(to_wire, 0.5),
@@ -479,6 +538,10 @@ def main(argv: list[str]) -> dict[str, object]:
         "omega_share_p99_us": _pct(omega_us, 0.99),
         "intent_to_wire_cpu_p50_us": _pct(cpu_us, 0.5),
         "intent_to_wire_cpu_p99_us": _pct(cpu_us, 0.99),
+        "risk_share_p50_us": _pct(risk_us, 0.5),
+        "risk_share_p99_us": _pct(risk_us, 0.99),
+        "intent_via_risk_to_wire_p50_us": _pct(via_risk, 0.5),
+        "intent_via_risk_to_wire_p99_us": _pct(via_risk, 0.99),
         "journal_held_events": counters["held_events"],
         "journal_group_syncs": counters["group_syncs"],
         "journal_inline_waits": counters["inline_waits"],
@@ -491,12 +554,14 @@ def main(argv: list[str]) -> dict[str, object]:
     # Production journals fsync "submit" and "fill" records (group commit, see core/journal.py); the run
     # without fsync shows the order manager's own cost.
     for fsync, suffix in ((True, ""), (False, "_nofsync")):
-        first, to_place, fill_us = asyncio.run(_measure(args.n, fsync))
+        first, to_place, fill_us, risk_fill_us = asyncio.run(_measure(args.n, fsync))
         print(
             f"in-process, journal fsync {'on ' if fsync else 'off'}: intent -> first leg p50 {_pct(first, 0.5)} us; "
             f"-> transmitting leg handed to the OrderPort p50 {_pct(to_place, 0.5)} us p99 {_pct(to_place, 0.99)} us; "
             f"fill -> position + day P&L p50 {_pct(fill_us, 0.5)} us p99 {_pct(fill_us, 0.99)} us "
-            f"mean {statistics.fmean(fill_us):.1f} us (target p99 < 100 us)"
+            f"mean {statistics.fmean(fill_us):.1f} us (target p99 < 100 us); the same with the risk engine "
+            f"subscribed (its daily-loss and position checks, the persisted risk day) p50 "
+            f"{_pct(risk_fill_us, 0.5)} us p99 {_pct(risk_fill_us, 0.99)} us"
         )
         figures |= {
             f"inprocess_intent_to_first_leg_p50_us{suffix}": _pct(first, 0.5),
@@ -504,5 +569,7 @@ def main(argv: list[str]) -> dict[str, object]:
             f"inprocess_intent_to_place_p99_us{suffix}": _pct(to_place, 0.99),
             f"fill_to_pnl_p50_us{suffix}": _pct(fill_us, 0.5),
             f"fill_to_pnl_p99_us{suffix}": _pct(fill_us, 0.99),
+            f"fill_to_risk_checked_p50_us{suffix}": _pct(risk_fill_us, 0.5),
+            f"fill_to_risk_checked_p99_us{suffix}": _pct(risk_fill_us, 0.99),
         }
     return figures
