@@ -11,7 +11,7 @@ import pytest
 
 from omega_tui.core.positions import Position
 from omega_tui.core.trading_day import TradingDay
-from omega_tui.core.types import Side, TradingState
+from omega_tui.core.types import FillReceived, Side, TradingState
 from tests.risk.conftest import Harness
 from tests.risk.fakes import intent
 
@@ -125,3 +125,35 @@ def test_day_when_losses_accumulate_across_a_restart_then_the_limit_still_halts(
     assert engine.trading_state is TradingState.HALTED
     assert engine.state_source == "rule:max_daily_loss"
     assert engine.check(intent(side=Side.BUY)).rule == "trading_state"
+
+
+async def test_fills_write_the_risk_day_through_only_when_its_figures_moved_and_a_restart_keeps_them(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[dict[str, object]] = []
+    write_through = h.hot.write_through
+
+    def counted(name: str, value: dict[str, object]) -> None:
+        writes.append(value)
+        write_through(name, value)
+
+    monkeypatch.setattr(h.hot, "write_through", counted)
+
+    def fill(order_id: int, qty: int, price: str) -> None:  # commissions come later, in their own reports
+        report = h.orders.fill(order_id, qty, Decimal(price), commission=Decimal(0))
+        assert report is not None
+        h.bus.publish(FillReceived(report))
+
+    async with h.running():
+        (entry,) = h.orders.submit(intent(side=Side.BUY, quantity=100, tp=None, sl=None))
+        h.engine.tick()  # the submission moved the day's order count: persisted by the ticker
+        writes.clear()
+        fill(entry, 100, "100.00")  # opens: realised P&L and commissions as persisted, nothing to write
+        assert writes == []
+        (close,) = h.orders.submit(intent(side=Side.SELL, quantity=40, tp=None, sl=None, reduce_only=True))
+        h.engine.tick()
+        writes.clear()
+        fill(close, 40, "101.00")  # closes 40: +40.00 realised, written through before the fill's step ends
+        assert [w["realized"] for w in writes] == ["40.00"]
+    engine = h.restart()
+    assert engine.day_pnl() == Decimal("40.00") + engine.unrealized()
