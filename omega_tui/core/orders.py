@@ -192,6 +192,7 @@ OCA_REDUCE_TYPES = frozenset({2, 3})  # intent ids of protection pairs (`protect
 TERMINAL_KEPT = 200  # terminal orders kept in the `orders` section for display
 LATENCY_WINDOW = 2048
 _ONE = Decimal(1)
+_OPENING_TYPES = frozenset({OrderType.LMT, OrderType.MKT})  # an adopted parentless order of these may open
 _LIMIT_TYPES = frozenset({OrderType.LMT, OrderType.STP_LMT})
 _AUX_TYPES = frozenset({OrderType.STP, OrderType.STP_LMT, OrderType.TRAIL})
 _OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
@@ -275,11 +276,7 @@ class ManagedOrder:
         """Entries and slices; an adopted parentless LMT/MKT counts too (we cannot know it reduces)."""
         if self.role in ENTRY_ROLES:
             return True
-        return (
-            self.role == "adopted"
-            and self.order.parent_id == 0
-            and self.order.order_type in (OrderType.LMT, OrderType.MKT)
-        )
+        return self.role == "adopted" and self.order.parent_id == 0 and self.order.order_type in _OPENING_TYPES
 
 
 @dataclass(slots=True)
@@ -529,9 +526,17 @@ class OrderManager(Component):
         """Signed remaining quantity that would open or increase exposure: working entries and slices,
         including slices still queued; protective children are excluded (they only reduce)."""
         total = 0
-        for o in self._orders.working.values():
-            if o.key == key and o.opens_exposure:
-                total += o.order.action.sign * o.remaining
+        for o in self._orders.working.values():  # (`opens_exposure` and `remaining` inlined: every pre-trade check)
+            order = o.order
+            if order.key != key:
+                continue
+            role = o.role
+            if role in ENTRY_ROLES or (
+                role == "adopted" and order.parent_id == 0 and order.order_type in _OPENING_TYPES
+            ):
+                filled = o.fill_qty if o.fill_qty > o.broker_filled else o.broker_filled
+                if order.quantity > filled:
+                    total += order.quantity - filled if order.action is Side.BUY else filled - order.quantity
         for group in self._queue:
             if group.legs and group.legs[0].fields["key"] == key:
                 total += group.entry_signed_qty
