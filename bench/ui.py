@@ -272,6 +272,9 @@ def probe_engine_main(argv: list[str]) -> int:
 
         def attach() -> None:
             runtime.wait_started()
+            interval = os.environ.get("OMEGA_BENCH_ENGINE_SWITCH_INTERVAL")
+            if interval:  # --engine-switch-interval: an A/B of the engine's GIL switch interval
+                sys.setswitchinterval(float(interval))
             if runtime.startup_errors:
                 path.write_text(json.dumps({"t": time.monotonic(), "errors": runtime.startup_errors}) + "\n")
                 return
@@ -345,6 +348,8 @@ class Phase:
         config = _write_toml(data, tmp / f"config-{run}.toml")
         self.probe = ProbeReader(self.state_dir / PROBE_FILE)
         os.environ["OMEGA_BENCH_PROBE"] = str(self.probe.path)
+        if args.engine_switch_interval:
+            os.environ["OMEGA_BENCH_ENGINE_SWITCH_INTERVAL"] = repr(args.engine_switch_interval)
         from omega_tui.launcher import engine_argv
 
         argv = engine_argv(["--config", str(config)])
@@ -543,12 +548,15 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(args.warmup)
         await _wait(lambda: active_drawn.is_set() and len(client.quotes()) >= len(args.watchlist), 30, "ACTIVE drawn")
         watch_banner()
+        profiler = _Profiler(args.profile, "steady")
         window = await _window(phase, args.seconds)
+        profiler.stop()
         _print_window("with UI", window)
         print(f"this (UI) process's threads, CPU cores: {window['threads_core_fraction']}")
         out["window"] = window
 
         rng = random.Random(11)
+        profiler = _Profiler(args.profile, "halts")
         for _ in range(args.halts):
             seen.clear()
             for event in wanted.values():
@@ -579,6 +587,7 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
             )
             # A random phase against the refresh timer and the engine's flushes.
             await asyncio.sleep(rng.uniform(0.05, 0.15))
+        profiler.stop()
         await pilot.press("ctrl+q")
         await _wait(lambda: client.stopped, 60, "the engine to stop")
     client.close()
@@ -620,6 +629,33 @@ def _process_cpu_s(pid: int) -> float:
         return float("nan")
     fields = text.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Profiler:
+    """`--profile DIR`: pyinstrument on the UI thread (only), written as DIR/ui-NAME.txt and .pyisession."""
+
+    def __init__(self, directory: str | None, name: str) -> None:
+        self.directory, self.name, self.profiler = directory, name, None
+        if directory:
+            from pyinstrument import Profiler
+
+            self.profiler = Profiler(interval=0.0005, async_mode="disabled")
+            self.profiler.start()
+
+    def stop(self) -> None:
+        if self.profiler is None or self.directory is None:
+            return
+        self.profiler.stop()
+        out = Path(self.directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"ui-{self.name}.txt").write_text(self.profiler.output_text(unicode=True, show_all=False))
+        print(f"profile of the UI thread ({self.name}): {out / f'ui-{self.name}.txt'}")
+
+
+def _engine_switch_interval() -> float:
+    from omega_tui.headless import ENGINE_SWITCH_INTERVAL_S
+
+    return ENGINE_SWITCH_INTERVAL_S
 
 
 def _threads_cpu_s() -> dict[str, float]:
@@ -744,6 +780,7 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "sim_tick_interval_s": args.tick_interval,
         "target_ticks_per_s": args.rate,
         "refresh_hz": args.refresh_hz,
+        "engine_switch_interval_s": args.engine_switch_interval or _engine_switch_interval(),
         "cpus": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
@@ -769,6 +806,13 @@ def main(argv: list[str]) -> dict[str, Any]:
         "thread hands it on (the kill switch sent from that thread first)",
     )
     parser.add_argument("--refresh-hz", type=float, default=Settings().ui.refresh_hz)
+    parser.add_argument("--profile", metavar="DIR", help="pyinstrument the UI thread (needs pyinstrument)")
+    parser.add_argument(
+        "--engine-switch-interval",
+        type=float,
+        help="the engine process's GIL switch interval, for an A/B (default: the engine's own, "
+        "headless.ENGINE_SWITCH_INTERVAL_S)",
+    )
     args = parser.parse_args(argv)
     return asyncio.run(_run_bench(args))
 
