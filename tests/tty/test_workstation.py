@@ -199,3 +199,13 @@ def test_a_startup_failure_is_shown_and_the_ui_exits_3(state_dir: Path, terminal
     assert re.search(r"omega-tui: startup failed: NOPE .*no such contract", terminal.text), terminal.text[-2000:]
     assert engine_running(state_dir) is None
     assert not children_of(terminal.proc.pid)
+
+
+def test_an_ssh_drop_stops_the_ui_and_its_engine(state_dir: Path, terminals: list[Terminal]) -> None:
+    """SIGHUP reaches the UI only (the engine runs in its own session); the UI stops the engine gracefully."""
+    terminal, engine, gateway = start_streaming(state_dir, terminals)
+    os.kill(terminal.proc.pid, signal.SIGHUP)
+    terminal.exit_code(60)
+    wait_gone([engine, gateway], 5)
+    log = (state_dir / "logs" / "omega.log").read_text(encoding="utf-8")
+    assert "received SIGTERM, stopping" in log and "shutdown policy cancel" in log
