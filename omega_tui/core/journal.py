@@ -21,7 +21,9 @@ too: whatever reads the journal (replay, the validation runner, tests) sees ever
 Durability. The rule is "written before the action it records is acknowledged":
 
 - the order manager does not act on any broker event about an order (openOrder, orderStatus, an execution
-  before any acknowledgement, an error) while the "submit" record of that order is not durable: it holds
+  before any acknowledgement, an error) while the "submit" record of that order is not durable (it records
+  it right after the bracket's transmitting leg is sent, in the same step of the loop, so an event arriving
+  within `place_order` finds it not even recorded yet, and waits the same way): it holds
   the event, asks `when_durable(seq, callback)`, and processes the held events of that order, in arrival
   order and ahead of any that arrive meanwhile, once the writer reports the record fsynced (the callback
   comes through `loop.call_soon_threadsafe`; the loop never blocks). Against IB, whose acknowledgements take

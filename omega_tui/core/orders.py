@@ -830,7 +830,10 @@ class OrderManager(Component):
                 broker.place_order(order)
                 sent += 1
         finally:
-            self._after_send(group, orders, sent, now_ns)
+            try:
+                self._after_send(group, orders, sent, now_ns)
+            finally:
+                self._placing = ()
         return ids
 
     def _after_send(self, group: _Group, orders: list[BrokerOrder], sent: int, now_ns: int) -> None:
@@ -845,7 +848,7 @@ class OrderManager(Component):
             mo.submit_ns = now_ns
             book[order.order_id] = mo
             managed.append(mo)
-        self._placing = ()
+        self._placing = ()  # booked: `_hold` finds them (`journal_seq` still `_UNRECORDED`)
         self.journal.record(
             "submit",
             intent_id=group.intent_id,
