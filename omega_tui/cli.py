@@ -117,6 +117,9 @@ def run_engine(
     from omega_tui.sim.process import SimProcessError
 
     setup_logging(settings.state.dir, settings.logging.level, stderr_json=not exit_with_parent)
+    from omega_tui.headless import ENGINE_SWITCH_INTERVAL_S
+
+    sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_S)  # this process is the engine (see the constant)
     if exit_with_parent:
         from omega_tui.headless import die_with_parent
 

@@ -44,6 +44,7 @@ server, the hot-state and journal writers) hand the GIL back to it at every SQLi
 until the loop is made to yield, up to one switch interval. A control command (the kill switch from the
 workstation's UI process, `omega-tui halt`) crosses about a dozen such handoffs between the control queue
 and its answer; at 5 ms each they dominated its latency. 1 ms bounds each wait; the loop does the same work.
+Set for the whole process by its entry point (`cli.run_engine`), not by `run_headless`.
 """
 
 
@@ -141,7 +142,6 @@ async def _freeze_gc_after_start(runtime: Runtime) -> None:
 
 def run_headless(settings: Settings, *, exit_with_parent: bool = False) -> int:
     """Build the runtime and run it headless; returns the process exit code."""
-    sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_S)
     runtime = build_runtime(settings)
     try:
         code = asyncio.run(run_runtime(runtime, exit_with_parent=exit_with_parent))

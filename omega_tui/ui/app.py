@@ -472,7 +472,10 @@ class OmegaApp(App[int]):
         as CommandAnswered like any other. The key event still reaches the app afterwards, and action_halt
         then only shows the pending note instead of sending a second Halt.
         """
-        self._halt_sent_at = time.monotonic()
+        self._halt_sent_at = now = time.monotonic()
+        # From here until the answer is drawn the refresh timer skips the panes, so the UI thread is free to
+        # draw the banner as soon as the engine answers (a float store: safe from the input thread).
+        self._banner_first_until = now + BANNER_FIRST_S
         self._submit_answered(Halt(source="operator:key", reason="operator halt from the UI"))
 
     def action_halt(self) -> None:
