@@ -170,8 +170,9 @@ class RemoteEngine:
                 self._quotes = quotes
 
     def _apply(self, section: str, value: Any) -> None:
-        if value != self._sections.get(section):
-            self._sections[section] = value
+        old = self._sections.get(section)
+        if value != old:
+            self._sections[section] = _reuse_equal(old, value)
             self._versions[section] = self._versions.get(section, 0) + 1
 
     def _run(self) -> None:
@@ -246,6 +247,36 @@ class RemoteEngine:
                     continue
                 self._apply(section, value)
                 self._holds[section] = hold
+
+
+_ITEM_KEYS = ("order_id", "key", "name")
+
+
+def _item_key(index: int, item: Any) -> Any:
+    if isinstance(item, dict):
+        for name in _ITEM_KEYS:
+            if name in item:
+                return (name, item[name])
+    return index
+
+
+def _reuse_equal(old: Any, new: Any) -> Any:
+    """`new`, with the items (of a list or dict) equal to the previous value's replaced by those same objects.
+
+    Every read from disk unpickles new objects; panes cache what they drew by identity (an order's row, the
+    selected order's detail, whose redraw re-lays out the screen), as an in-process engine's unchanged
+    views allow. Done here, on the poller thread, so the UI thread redraws only what changed.
+    """
+    if isinstance(new, list) and isinstance(old, list):
+        before = {_item_key(i, item): item for i, item in enumerate(old)}
+        out = []
+        for i, item in enumerate(new):
+            prior = before.get(_item_key(i, item))
+            out.append(prior if prior is not None and prior == item else item)
+        return out
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {k: (old[k] if k in old and old[k] == v else v) for k, v in new.items()}
+    return new
 
 
 class SpawnedEngine(RemoteEngine):

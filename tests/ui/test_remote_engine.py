@@ -76,3 +76,30 @@ def test_a_spawned_engine_is_not_shown_the_previous_engines_state(tmp_path: Path
     finally:
         client.close()
         hot.close()
+
+
+def test_unchanged_items_keep_their_identity_across_polls(tmp_path: Path) -> None:
+    """Panes cache rows by identity (the orders pane, its detail): an order that did not change between two
+    flushes is the same object, as with an in-process engine."""
+    hot, settings = _engine(tmp_path)
+    first = {"order_id": 1, "state": "SUBMITTED"}
+    _publish(hot, orders=[first], positions={"AAPL": {"quantity": 1}})
+    client = RemoteEngine(settings)
+    try:
+        kept = client.read("orders")[0]
+        position = client.read("positions")["AAPL"]
+        _publish(
+            hot,
+            orders=[{"order_id": 2, "state": "SUBMITTED"}, first],
+            positions={"AAPL": {"quantity": 1}, "MSFT": {"quantity": 2}},
+        )
+        client.poll()
+        orders = client.read("orders")
+        assert [o["order_id"] for o in orders] == [2, 1]
+        assert orders[1] is kept and client.read("positions")["AAPL"] is position
+        _publish(hot, orders=[{"order_id": 2, "state": "SUBMITTED"}, {"order_id": 1, "state": "FILLED"}])
+        client.poll()
+        assert client.read("orders")[1] is not kept and client.read("orders")[1]["state"] == "FILLED"
+    finally:
+        client.close()
+        hot.close()
