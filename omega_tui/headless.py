@@ -63,9 +63,11 @@ def die_with_parent() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
             log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
-    if parent == 1 or os.getppid() != parent:  # the parent died before (or while) the request was made
+    if os.getppid() != parent:  # the parent died while the request was made
         log.error("the parent process is gone before the engine started; not starting")
         sys.exit(0)
+    # A parent already gone before `parent` was read (or a UI that is PID 1 in a container: not a reason to
+    # refuse) is caught by the stdin watch: the pipe's other end is closed, so stdin is at EOF at once.
 
 
 def _stop_at_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> int | None:
