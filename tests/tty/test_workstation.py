@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from omega_tui.control import status_report
 from omega_tui.core.control import engine_running
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc and ptys")
@@ -150,6 +151,12 @@ def start_streaming(state_dir: Path, terminals: list[Terminal]) -> tuple[Termina
     terminal = Terminal(state_dir)
     terminals.append(terminal)
     terminal.wait_for(lambda: "ACTIVE" in terminal.text and "AAPL" in terminal.text, 60, "ACTIVE with quotes")
+
+    def started() -> bool:
+        components = status_report(state_dir)["components"]
+        return bool(components) and all(c.get("state") == "RUNNING" for c in components.values())
+
+    terminal.wait_for(started, 60, "every engine component running")
     holder = engine_running(state_dir)
     assert holder is not None and holder.pid != terminal.proc.pid, "the engine is not a process of its own"
     assert children_of(terminal.proc.pid) == [holder.pid], "the engine is not the UI's child"
@@ -165,8 +172,9 @@ def test_the_engine_and_its_gateway_die_with_the_ui_even_on_sigkill(state_dir: P
     wait_gone([engine, gateway])
     # A graceful stop (its shutdown policy ran), not a kill: the engine's parent-death signal is SIGTERM.
     log = (state_dir / "logs" / "omega.log").read_text(encoding="utf-8")
-    assert "received SIGTERM, stopping" in log or "stdin closed" in log
-    assert "shutdown policy cancel" in log
+    tail = "\n".join(log.splitlines()[-40:])
+    assert "received SIGTERM, stopping" in log or "stdin closed" in log, tail
+    assert "shutdown policy cancel" in log, tail
     assert engine_running(state_dir) is None
 
 
@@ -208,4 +216,4 @@ def test_an_ssh_drop_stops_the_ui_and_its_engine(state_dir: Path, terminals: lis
     terminal.exit_code(60)
     wait_gone([engine, gateway], 5)
     log = (state_dir / "logs" / "omega.log").read_text(encoding="utf-8")
-    assert "received SIGTERM, stopping" in log and "shutdown policy cancel" in log
+    assert "received SIGTERM, stopping" in log and "shutdown policy cancel" in log, log[-3000:]
