@@ -67,10 +67,25 @@ MSGS_PER_QUOTE_EVENT = 4.0
 """Tick messages per simulated quote event (a changed bid or ask is a tickPrice + tickSize; trades add
 more): only the first guess for the burst; the bench measures the real rate and corrects once."""
 PROBE_PERIOD_S = 0.1
-STAGES = ("action", "taken", "urgent", "latched", "handled", "answer", "cancel", "banner_updated", "banner", "screen")
+STAGES = (
+    "action",
+    "taken",
+    "urgent",
+    "latched",
+    "handled",
+    "handed",
+    "written",
+    "answer",
+    "cancel",
+    "banner_updated",
+    "banner",
+    "screen",
+)
 """Key → stage: the binding's action ran (UI); the engine's control thread took the Halt off the queue; its
-urgent handler started, latched HALTED, returned (core loop); the answer reached this process; the global
-cancel went to ib_async; the banner was updated; the banner, then the whole screen, drawn HALTED."""
+urgent handler started, latched HALTED, returned (core loop); the answer with its state was handed to the
+control thread (core loop, one iteration later), written to the results cache (control thread); the answer
+reached this process; the global cancel went to ib_async; the banner was updated; the banner, then the whole
+screen, drawn HALTED."""
 PROBE_FILE = "bench-probe.jsonl"
 
 
@@ -202,6 +217,23 @@ class Probe:
             return item
 
         ControlQueue.take = take  # type: ignore[method-assign,assignment]
+        self.handed_at = self.written_at = 0.0
+        from omega_tui.core.control import ControlServer
+
+        original_hand_over = ControlServer._hand_over
+
+        def hand_over(server: ControlServer, *args: Any) -> None:
+            self.handed_at = time.monotonic()
+            original_hand_over(server, *args)
+
+        ControlServer._hand_over = hand_over  # type: ignore[method-assign,assignment]
+        original_answer = ControlQueue.answer
+
+        def answer(queue: ControlQueue, *args: Any) -> None:
+            original_answer(queue, *args)
+            self.written_at = time.monotonic()
+
+        ControlQueue.answer = answer  # type: ignore[method-assign,assignment]
         handler = runtime._urgent[Halt]
 
         def urgent(command: Any) -> Any:
@@ -253,6 +285,8 @@ class Probe:
                     "taken": self.taken_at,
                     "urgent": self.urgent_at,
                     "handled": self.handled_at,
+                    "handed": self.handed_at,
+                    "written": self.written_at,
                     "cancel": self.global_cancel_at,
                 }
                 out.write(json.dumps(line) + "\n")
@@ -572,7 +606,7 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
             cancelled_after: Callable[[], bool] = functools.partial(_cancel_after, phase.probe, t0)
             await _wait(cancelled_after, 10, "the global cancel")
             last = phase.probe.last
-            for stage in ("taken", "urgent", "latched", "handled", "cancel"):
+            for stage in ("taken", "urgent", "latched", "handled", "handed", "written", "cancel"):
                 seen[stage] = last[stage]
             for stage in stages:
                 out[stage].append(seen.get(stage, float("nan")) - t0)
