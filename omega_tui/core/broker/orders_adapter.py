@@ -22,7 +22,9 @@ the message, then builds a `Trade` (a dozen eventkit events), emits `newOrderEve
 eagerly formatted f-string (the `repr` of a 150-field Order and its Contract, whether INFO is enabled or
 not): in ib_async 2.1.0 that bookkeeping costs about as much as the encoding itself, three times per bracket,
 and it sat between the first leg's write and the transmitting leg's. So `place_order` calls
-`ib.client.placeOrder` (ib_async's own encoder and socket write) and leaves the same bookkeeping
+`ib.client.placeOrder` (the encoder and socket write: ib_async's own, or, where the broker session installed
+Omega's encoders, `order_wire`'s byte-identical template, which `build_order`'s orders may skip the
+per-attribute check of via `order_wire.vouch`) and leaves the same bookkeeping
 (`_book_placed`, which mirrors `IB.placeOrder` after its send) to a `call_soon` callback. That callback runs
 before the loop reads the socket again, so ib_async has its `Trade` before any openOrder, orderStatus or
 execDetails about the order is decoded; anything that needs the books sooner (a cancel or modification in
@@ -40,6 +42,7 @@ from typing import Any
 
 from ib_async import IB, Contract, Order, OrderStatus, SoftDollarTier, TagValue, Trade, TradeLogEntry
 
+from omega_tui.core.broker import order_wire
 from omega_tui.core.clock import Clock
 from omega_tui.core.ports import OrderEvents
 from omega_tui.core.types import (
@@ -60,6 +63,33 @@ UNSET_INTEGER = 2**31 - 1
 _SIDES = {"BOT": Side.BUY, "BUY": Side.BUY, "SLD": Side.SELL, "SELL": Side.SELL}
 _ORDER_TYPES = {t.value: t for t in OrderType}
 _ORDER_DEFAULTS: dict[str, Any] = dict(vars(Order()))  # every field of a default ib_async Order
+# The attributes `build_order` may set to something other than a default Order's own objects; every other
+# attribute is one (tests/data/test_order_wire.py checks it), which `order_wire.vouch` relies on.
+BUILT_ATTRS = frozenset(
+    {
+        "orderId",
+        "action",
+        "totalQuantity",
+        "orderType",
+        "tif",
+        "parentId",
+        "ocaGroup",
+        "ocaType",
+        "transmit",
+        "orderRef",
+        "account",
+        "whatIf",
+        "algoParams",
+        "smartComboRoutingParams",
+        "orderComboLegs",
+        "orderMiscOptions",
+        "conditions",
+        "softDollarTier",
+        "lmtPrice",
+        "auxPrice",
+        "algoStrategy",
+    }
+)
 
 
 def _dec(value: float | None) -> Decimal | None:
@@ -150,7 +180,11 @@ class IbOrderAdapter:
         if trade is not None and trade.isDone():
             # ib_async asserts on modifying a finished order; IB would refuse it anyway (error 10148/104).
             raise ValueError(f"order {order.order_id} is already {trade.orderStatus.status}; it cannot be modified")
-        self.ib.client.placeOrder(order.order_id, contract, ib_order)  # raises ConnectionError if not connected
+        order_wire.vouch(ib_order, BUILT_ATTRS)  # (for the template encoder, when installed: see build_order)
+        try:
+            self.ib.client.placeOrder(order.order_id, contract, ib_order)  # ConnectionError if not connected
+        finally:
+            order_wire.unvouch()  # never left for a later send (ib_async's own placeOrder does not consume it)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

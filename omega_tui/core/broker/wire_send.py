@@ -23,20 +23,38 @@ the bytes handed to `sendMsg` by both implementations, for random fields and for
 Each field is followed by a NUL; no fields give the empty message (which `sendMsg` does not send).
 
 `install(client)` puts it on one `Client` instance (an instance attribute, so every `Client` method that
-calls `self.send` uses it); it is idempotent. ib_async's `IB` keeps one `Client` for its lifetime and
-reuses it across reconnects, so installing once per client is enough; the broker session nevertheless
-re-checks on every connect in case the client object was replaced.
+calls `self.send` uses it), together with `order_wire`'s template `placeOrder` (core/broker/order_wire.py,
+which builds on `encode_field` here and bypasses `send` for orders); it is idempotent. ib_async's `IB` keeps
+one `Client` for its lifetime and reuses it across reconnects, so installing once per client is enough; the
+broker session nevertheless re-checks on every connect in case the client object was replaced.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import types
 from collections.abc import Callable
 from typing import Any
 
 from ib_async import Client, Contract
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
+
+# The contract's twelve identifying fields, in the order `_contract` encodes them.
+CONTRACT_FIELDS = operator.attrgetter(
+    "conId",
+    "symbol",
+    "secType",
+    "lastTradeDateOrContractMonth",
+    "strike",
+    "right",
+    "multiplier",
+    "exchange",
+    "primaryExchange",
+    "currency",
+    "localSymbol",
+    "tradingClass",
+)
 
 
 def _contract(c: Any) -> str:
@@ -101,6 +119,25 @@ _ENCODE_KEEP: dict[type, Callable[[Any], str]] = {
 }
 
 
+def encode_field(field: Any, make_empty: bool = True) -> str:
+    """One field as `Client.send` of ib_async 2.1 writes it (without its NUL terminator)."""
+    kind = type(field)
+    if kind is str:
+        return field  # type: ignore[no-any-return]
+    if kind is int:
+        return "" if make_empty and field == UNSET_INTEGER else str(field)
+    if kind is bool:
+        return "1" if field else "0"
+    if kind is float:
+        if make_empty and field == UNSET_DOUBLE:
+            return ""
+        return "Infinite" if field == math.inf else str(field)
+    convert = (_ENCODE_EMPTY if make_empty else _ENCODE_KEEP).get(kind)
+    if convert is None:
+        convert = _contract if isinstance(field, Contract) else str
+    return convert(field)
+
+
 def encode(fields: tuple[Any, ...], make_empty: bool = True) -> str:
     """The message `Client.send(*fields, makeEmpty=make_empty)` of ib_async 2.1 hands to `sendMsg`."""
     table = _ENCODE_EMPTY if make_empty else _ENCODE_KEEP
@@ -143,14 +180,24 @@ def wire_send(self: Client, *fields: Any, makeEmpty: bool = True) -> None:
 
 
 def install(client: Client) -> bool:
-    """Use `wire_send` for this client's messages; False if it already did (idempotent)."""
-    current = client.__dict__.get("send")
-    if isinstance(current, types.MethodType) and current.__func__ is wire_send:
-        return False
-    client.send = types.MethodType(wire_send, client)
-    return True
+    """Use Omega's encoders for this client's messages: `wire_send` for every message, and `order_wire`'s
+    template `placeOrder` (core/broker/order_wire.py) for orders. False if both were already in place
+    (idempotent; a missing one is put back)."""
+    from omega_tui.core.broker import order_wire  # it builds on this module: imported here, not at the top
+
+    changed = False
+    if not _send_installed(client):
+        client.send = types.MethodType(wire_send, client)
+        changed = True
+    return order_wire.install(client) or changed
 
 
 def installed(client: Client) -> bool:
+    from omega_tui.core.broker import order_wire
+
+    return _send_installed(client) and order_wire.installed(client)
+
+
+def _send_installed(client: Client) -> bool:
     current = client.__dict__.get("send")
     return isinstance(current, types.MethodType) and current.__func__ is wire_send
