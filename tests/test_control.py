@@ -150,13 +150,16 @@ async def test_urgent_command_runs_before_work_already_waiting_on_the_loop(state
 async def test_answer_carries_the_state_published_after_the_command_acted_and_is_written_off_the_loop(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The risk engine publishes its view in a callback after the halt latched (call_soon): the answer's risk
-    section must be that view, and the SQLite write of the answer must not run on the core loop."""
+    """An urgent handler (the risk engine's halt) publishes its view before it returns: the answer's risk
+    section is that view, read at once rather than after the callbacks queued behind the halt (under load a
+    batch of ticks), and the SQLite write of the answer does not run on the core loop."""
     runtime = Runtime(Settings(state={"dir": state_dir}))
     runtime.hot_state.set("risk", {"trading_state": "ACTIVE"})
 
     def on_halt(command: Halt) -> CommandResult:
-        asyncio.get_running_loop().call_soon(runtime.hot_state.set, "risk", {"trading_state": "HALTED"})
+        runtime.hot_state.set("risk", {"trading_state": "HALTED"})
+        # Work queued behind the halt on the loop: the answer does not wait for it.
+        asyncio.get_running_loop().call_soon(runtime.hot_state.set, "risk", {"trading_state": "LATER"})
         return CommandResult("h", True, "halted", runtime.clock.now_utc())
 
     runtime.on_urgent_command(Halt, on_halt)

@@ -211,9 +211,11 @@ class ControlServer:
         state: Callable[[], Mapping[str, Any]] | None = None,
         call_on_loop: Callable[..., object] | None = None,
         poll_s: float = POLL_S,
+        acts_at_once: Callable[[Command], bool] | None = None,
     ) -> None:
         self._queue = queue
         self._submit = submit
+        self._acts_at_once = acts_at_once
         self._state = state
         self._call_on_loop = call_on_loop
         self._poll_s = poll_s
@@ -247,11 +249,12 @@ class ControlServer:
                 self._wake.clear()
                 continue
             command_id, _sent_at, command = item
+            at_once = self._acts_at_once is not None and self._acts_at_once(command)
             future = self._submit(command)
-            future.add_done_callback(functools.partial(self._resolved, command_id))
+            future.add_done_callback(functools.partial(self._resolved, command_id, at_once))
             self.handled += 1
 
-    def _resolved(self, command_id: str, future: Future[CommandResult]) -> None:
+    def _resolved(self, command_id: str, at_once: bool, future: Future[CommandResult]) -> None:
         """On whichever thread resolved the command (normally the core loop): hand the answer over, no I/O."""
         try:
             result = future.result()
@@ -263,6 +266,11 @@ class ControlServer:
             loop = None
         if self._state is None:
             self._hand_over(command_id, result, False)
+        elif loop is not None and at_once:
+            # A command whose handler published its effect before returning (the urgent Halt): its state is
+            # current now, and waiting for the rest of this loop iteration (a batch of ticks) would delay the
+            # answer the kill switch's banner is drawn from.
+            self._hand_over(command_id, result, True)
         elif loop is not None:
             # After what the command queued on this loop (call_soon is FIFO), so the sections show its effect.
             loop.call_soon(self._hand_over, command_id, result, True)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -145,7 +145,9 @@ class ExposureView(Protocol):
 
     def cancel(self, order_id: int) -> bool: ...
 
-    async def cancel_all(self, reason: str) -> bool: ...
+    def cancel_all(self, reason: str) -> Coroutine[Any, Any, bool]:
+        """Send the global cancel now; the coroutine waits for every order to end (see OrderManager)."""
+        ...
 
     def protect_positions(self, reason: str) -> list[int]: ...
 
@@ -733,7 +735,6 @@ class RiskEngine(Component):
         journal: bool = True,
         old: TradingState | None = None,
         at: datetime | None = None,
-        defer_view: bool = False,
     ) -> None:
         old = self._state if old is None else old
         at = at or self.clock.now_utc()
@@ -744,18 +745,8 @@ class RiskEngine(Component):
             self._journal.record("trading_state", old=old, new=new, source=source, reason=reason)
         self._bus.publish(event)
         level = "error" if new is TradingState.HALTED else "warn" if new is TradingState.REDUCING else "info"
-        if defer_view:
-            # After the cancel-all's first step (already scheduled), so the view never delays the cancels.
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                defer_view = False
-            else:
-                loop.call_soon(self._event, level, f"{old} → {new} by {source}: {reason}")
-                loop.call_soon(self.publish_view)
-        if not defer_view:
-            self._event(level, f"{old} → {new} by {source}: {reason}")
-            self.publish_view()
+        self._event(level, f"{old} → {new} by {source}: {reason}")
+        self.publish_view()
 
     def halt(self, source: str, reason: str) -> CommandResult:
         """Stop trading now: latch HALTED, persist it, then cancel every working order. Idempotent.
@@ -789,7 +780,9 @@ class RiskEngine(Component):
         except Exception:
             log.exception("the halt could not be journaled")
         self._schedule_cancel_all(f"halt: {reason}")
-        self._set_state(TradingState.HALTED, source, reason, journal=False, old=old, at=at, defer_view=True)
+        # The cancel-all sent the global cancel above, so publishing the view here never delays it; the view is
+        # then current when the halt's answer leaves (the kill switch's banner is drawn from it).
+        self._set_state(TradingState.HALTED, source, reason, journal=False, old=old, at=at)
         log.error("trading HALTED by %s: %s", source, reason)
         return self._result(True, f"halted: {reason}", source=source)
 
@@ -801,12 +794,20 @@ class RiskEngine(Component):
         except RuntimeError:
             log.error("no running loop: the cancel-all after the halt is deferred to the next reconnection")
             return
-        self._cancel_task = loop.create_task(self._cancel_all(reason), name="risk:cancel_all")
+        # The global cancel goes out in this call (a halt on the urgent path sends it in the same callback
+        # that latched); the task only waits for the orders to end.
+        try:
+            waiting: Coroutine[Any, Any, bool] | Exception = self._orders.cancel_all(reason)
+        except Exception as exc:
+            waiting = exc
+        self._cancel_task = loop.create_task(self._cancel_all(reason, waiting), name="risk:cancel_all")
         self._keep(self._cancel_task)
 
-    async def _cancel_all(self, reason: str) -> bool:
+    async def _cancel_all(self, reason: str, waiting: Coroutine[Any, Any, bool] | Exception) -> bool:
         try:
-            ok = await self._orders.cancel_all(reason)
+            if isinstance(waiting, Exception):
+                raise waiting
+            ok = await waiting
         except ConnectionError as exc:
             # Expected when the halt was caused by the lost connection: the reconnection retries it.
             log.warning("cancel-all not sent (%s): it is sent again on reconnection", exc)

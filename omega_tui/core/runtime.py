@@ -73,12 +73,18 @@ class Runtime:
         """Route one command type to the component that owns it (risk: Halt/Flatten/Resume, …)."""
         self._handlers[command_type] = handler
 
+    def is_urgent(self, command: Command) -> bool:
+        """True for a command run by a synchronous urgent handler, which publishes its effect before returning."""
+        return type(command) in self._urgent
+
     def on_urgent_command(self, command_type: type, handler: UrgentHandler) -> None:
         """Route a command that must not wait behind other work (Halt) to a synchronous handler.
 
         `submit` from another thread runs it directly in the loop's next callback batch, one loop iteration
         sooner than a coroutine handler (which needs a callback to create its task, then a step of the task):
-        under a burst of market data each iteration can carry milliseconds of decoding.
+        under a burst of market data each iteration can carry milliseconds of decoding. The handler must have
+        published its effect to the hot state when it returns: a control command's answer carries that state
+        at once (`is_urgent`), not one loop iteration later.
         """
         self._urgent[command_type] = handler
 
@@ -116,7 +122,11 @@ class Runtime:
         # The risk section travels with every answer (as published once the command acted): a UI in another
         # process shows HALTED from the Halt's answer, not one hot-state flush and poll later.
         control = ControlServer(
-            ControlQueue(self.settings.state.dir), self.submit, self._answer_state, self._loop.call_soon_threadsafe
+            ControlQueue(self.settings.state.dir),
+            self.submit,
+            self._answer_state,
+            self._loop.call_soon_threadsafe,
+            acts_at_once=self.is_urgent,
         )
         started: list[Component] = []
         control.start()  # before the engines, so a halt from another terminal works even during startup

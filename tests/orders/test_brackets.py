@@ -222,3 +222,30 @@ async def test_through_the_risk_engine_on_a_loop_then_the_journal_reads_decision
     kinds = [k for k in rig.kinds() if k in ("risk_decision", "submit", "order_state", "fill")]
     assert kinds[:3] == ["risk_decision", "submit", "order_state"] and "fill" in kinds
     assert kinds.index("fill") > kinds.index("submit")
+
+
+async def test_a_halt_sends_the_global_cancel_and_publishes_halted_before_it_returns(make_rig: RigFactory) -> None:
+    """The kill switch's urgent path: when `halt` returns, the global cancel is on the broker port, the working
+    orders are PENDING_CANCEL and the `risk` section says HALTED (the control answer is read from it at once)."""
+    import asyncio
+
+    from omega_tui.core.risk import RiskEngine
+
+    rig = make_rig()
+    rig.hot.put_quote(quote("AAPL", "99.99", "100.01", rig.clock))
+    risk = RiskEngine(rig.manager.settings, rig.clock, rig.bus, rig.hot, rig.journal, rig.manager)
+    risk.set_instruments(rig.manager.instruments)
+    assert risk.submit(intent(10, intent_id="k1")).approved
+    parent = rig.broker.placed[0].order_id
+    rig.broker.ack(parent)
+    rig.broker.auto_cancel = False  # the broker answers later, as IB does
+    result = risk.halt("operator:key", "kill switch")
+    assert result.ok
+    assert rig.broker.global_cancels == 1
+    assert rig.manager.order(parent).state.value == "PENDING_CANCEL"
+    assert rig.hot.get("risk")["trading_state"] == "HALTED"
+    for placed in rig.broker.placed:  # the broker confirms: the waiting part of the cancel-all completes
+        rig.broker.cancelled(placed.order_id)
+    task = risk._cancel_task
+    assert task is not None
+    assert await asyncio.wait_for(asyncio.shield(task), 5) is True
