@@ -91,7 +91,6 @@ MAX_TEMPLATES = 256  # a bound on the cache (a template per version, shape and c
 _IMMUTABLE = (str, int, float, bool, type(None))
 _INF = math.inf
 _ORDER_ID = "#orderId"
-_CONTRACT = "#contract"
 
 
 class Unsupported(Exception):
