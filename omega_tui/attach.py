@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -83,6 +84,14 @@ class RemoteEngine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="attach-cmd")
+        # The kill switch's own sender: one thread for the UI's life with its SQLite connections already open
+        # (diskcache opens one per thread: a thread started per key paid that, ~1-2 ms idle and far more
+        # while the UI thread holds the GIL), never behind a slow command in the pool.
+        self._halts: queue.SimpleQueue[tuple[Command, concurrent.futures.Future[CommandResult]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._halt_thread = threading.Thread(target=self._send_halts, name="attach-halt", daemon=True)
+        self._halt_thread.start()
         self._period_s = max(settings.state.flush_ms / 1000.0, 0.02)
         self._app: Any = None
         self._gone = False
@@ -126,6 +135,8 @@ class RemoteEngine:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._halts.put(None)
+        self._halt_thread.join(timeout=STOP_JOIN_S)
         self._reader.close()
         self._queue.close()
 
@@ -212,16 +223,24 @@ class RemoteEngine:
             return self._pool.submit(self._send, command)
         # The kill switch never waits for a pool worker busy with a slow command.
         future: concurrent.futures.Future[CommandResult] = concurrent.futures.Future()
+        self._halts.put((command, future))
+        return future
 
-        def run() -> None:
+    def _send_halts(self) -> None:
+        try:
+            self._queue.warm()
+        except Exception:
+            log.exception("could not open the control queue for the kill switch (it is retried on the key)")
+        while True:
+            item = self._halts.get()
+            if item is None:
+                return
+            command, future = item
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(self._send(command, HALT_POLL_S))
                 except BaseException as exc:
                     future.set_exception(exc)
-
-        threading.Thread(target=run, name="attach-halt", daemon=True).start()
-        return future
 
     def _send(self, command: Command, poll_s: float | None = None) -> CommandResult:
         if not self._alive():

@@ -152,6 +152,11 @@ class ControlQueue:
 
     # ---------------------------------------------------------------- client side
 
+    def warm(self) -> None:
+        """Open this thread's SQLite connections now (diskcache opens them per thread, on first use)."""
+        len(self._queue)
+        self._results.get("")
+
     def send(self, command: Command) -> str:
         command_id = uuid.uuid4().hex[:12]
         self._queue.append((command_id, time.time(), command))
