@@ -13,13 +13,15 @@ the socket: the benchmark wraps the connection's `transport.write` and takes the
 exactly three placeOrder messages, the last one the stop-loss. Each bracket rests below the market and is
 cancelled after its acknowledgements arrived (outside the timed window), so the book stays small.
 
-Messages are encoded as in production: the broker session installs `core/broker/wire_send.py` (a
-byte-identical, cheaper `Client.send`) on its client, and so does this benchmark; `--stock-send` keeps
-ib_async's own `Client.send` to compare.
+Messages are encoded as in production: the broker session's `core/broker/wire_send.install` puts Omega's
+byte-identical encoders on its ib_async client (a cheaper `Client.send`, and `core/broker/order_wire.py`'s
+placeOrder templates built from ib_async's own `Client.placeOrder`), and so does this benchmark;
+`--stock-send` keeps ib_async's own encoders, to compare.
 
 Two breakdowns of the same run:
-- `ib_async_leg_*`: one leg's `ib_async` `Client.placeOrder` (its field-by-field encoder and the socket
-  write), which Omega cannot change; `ib_async_bracket_p50_us` is the three legs of one bracket;
+- `ib_async_leg_*` (name kept from earlier runs): one leg's `Client.placeOrder` call as installed, i.e. the
+  template encoder, ib_async's `sendMsg` (throttle bookkeeping) and the socket write;
+  `ib_async_bracket_p50_us` is the three legs of one bracket;
 - `omega_share_*`: per bracket, `intent_to_wire` minus those three `Client.placeOrder` calls, i.e. the order
   manager's validation, bracket construction and submission queue, and the adapter's own translation
   (`IbOrderAdapter.place_order` around `Client.placeOrder`). The journal's "submit" record, the order book,
@@ -263,7 +265,7 @@ async def _measure_wire(
         await ib.connectAsync("127.0.0.1", port, clientId=11, timeout=10)
         ib.client.MaxRequests = 0  # see the module docstring: pacing is the submission queue's job
         if not stock_send:
-            install_wire_send(ib.client)  # as the broker session does (core/broker/wire_send.py)
+            install_wire_send(ib.client)  # as the broker session does: Client.send and the placeOrder templates
         (contract,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
         with tempfile.TemporaryDirectory(prefix="omega-bench-wire-") as tmp:
             state = Path(tmp)
@@ -497,7 +499,8 @@ def main(argv: list[str]) -> dict[str, object]:
     parser.add_argument(
         "--stock-send",
         action="store_true",
-        help="encode with ib_async's own Client.send instead of wire_send (the broker session's), to compare",
+        help="encode with ib_async's own Client.send and Client.placeOrder instead of Omega's (the broker "
+        "session's wire_send + order_wire), to compare",
     )
     parser.add_argument(
         "--callgrind",
@@ -510,7 +513,7 @@ def main(argv: list[str]) -> dict[str, object]:
         return {"callgrind": args.callgrind, "n": args.n}
     SPACING_S = args.spacing_ms / 1000
     wire = "bytes of the bracket's transmitting leg written to the socket (ib_async over TCP to the simulated gateway)"
-    encoder = "ib_async Client.send" if args.stock_send else "wire_send"
+    encoder = "ib_async Client.send + Client.placeOrder" if args.stock_send else "wire_send + order_wire templates"
     print(f"intent -> wire, where wire = {wire}; n={args.n}; messages encoded by {encoder}")
     figures: dict[str, object] = {"wire": wire, "n": args.n, "encoder": encoder}
     to_wire, leg_us, omega_us, cpu_us, risk_us, counters = asyncio.run(_measure_wire(args.n, args.stock_send))
@@ -518,7 +521,8 @@ def main(argv: list[str]) -> dict[str, object]:
     bracket_ib = [sum(leg_us[k : k + 3]) for k in range(0, len(leg_us), 3)]
     print(
         f"intent -> transmitting leg on the socket: p50 {_pct(to_wire, 0.5)} us p99 {_pct(to_wire, 0.99)} us "
-        f"(target p99 < 200 us); of which ib_async Client.placeOrder per leg p50 {_pct(leg_us, 0.5)} us "
+        f"(target p99 < 200 us); of which Client.placeOrder (template encoder, sendMsg, socket write) "
+        f"per leg p50 {_pct(leg_us, 0.5)} us "
         f"p99 {_pct(leg_us, 0.99)} us, three legs p50 {_pct(bracket_ib, 0.5)} us; "
         f"Omega's share p50 {_pct(omega_us, 0.5)} us p99 {_pct(omega_us, 0.99)} us; the same window in the "
         f"thread's CPU time (immune to other processes' load) p50 {_pct(cpu_us, 0.5)} us p99 {_pct(cpu_us, 0.99)} us"
