@@ -21,8 +21,9 @@ Lifecycle (a `Component`):
 
 Only ib_async's `*Async` requests and its non-blocking calls are used, on the loop that runs `start()`.
 
-Messages to IB are encoded by `wire_send` (installed on the session's `Client` when it is created and
-re-checked at every connect): byte-for-byte ib_async's `Client.send`, at about half its cost per order.
+Messages to IB are encoded by Omega's byte-identical encoders (`wire_send.install`, on the session's `Client`
+when it is created and re-checked at every connect): `wire_send` for `Client.send`, at about half ib_async's
+cost, and `order_wire`'s placeOrder templates, built from ib_async's own `Client.placeOrder`.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class BrokerSession(Component):
         self.port = port if port is not None else settings.ib.port
         self._sleep = sleep
         self.ib = IB()
-        install_wire_send(self.ib.client)  # byte-identical, cheaper message encoding (wire_send.py)
+        install_wire_send(self.ib.client)  # byte-identical, cheaper encoding (wire_send.py, order_wire.py)
         self.orders = IbOrderAdapter(self.ib, clock)
         md = settings.market_data
         self.normalizer = Normalizer(
