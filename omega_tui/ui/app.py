@@ -339,22 +339,53 @@ class OmegaApp(App[int]):
         if main is None or not main.is_mounted or banner is None or status is None or not banner.is_attached:
             return  # not composed yet, or the screen is being torn down on exit
         styles = self.styles_for_cells
+        before = banner.state
+        if banner.poll(self.client, force) and banner.state != before:
+            self._draw_banner_now(main, banner)  # a new trading state goes out first, on its own
+        self._sync_screen_state(main, banner.state)
+        if not force and time.monotonic() < self._banner_first_until:
+            return
         with self.batch_update():
-            banner.poll(self.client, force)
-            self._sync_screen_state(main, banner.state)
-            if not force and time.monotonic() < self._banner_first_until:
-                return
             status.poll(self.client, styles, force)
             for pane in self.visible_panes():
                 pane.poll(self.client, styles, force)
 
     def refresh_banner(self) -> None:
-        """Redraw only the trading state (the kill-switch path does not wait for the next timer tick)."""
+        """Redraw only the trading state (the kill-switch path does not wait for the next timer tick).
+
+        A change of state is put on the terminal at once, in a frame of its own (`_draw_banner_now`).
+        """
         main, banner = self._main, self._banner
         if main is None or banner is None or not banner.is_attached:
             return
-        banner.poll(self.client)
+        before = banner.state
+        if banner.poll(self.client) and banner.state != before:
+            self._draw_banner_now(main, banner)
         self._sync_screen_state(main, banner.state)
+
+    def _draw_banner_now(self, main: MainScreen, banner: TradingBanner) -> None:
+        """Write the banner's line to the terminal now, in a frame that carries nothing else.
+
+        Textual draws a change on the screen's next update tick (up to 1/MAX_FPS later, after hops through
+        the banner's and the screen's message queues), and that frame carries every widget still waiting to
+        be drawn: the panes the last refresh changed (a hundred quote rows), tens of ms of rendering in front
+        of the HALTED line. Here only the banner's own region (one line) is rendered and displayed; what the
+        other widgets changed stays queued for the screen's next frame, which also repaints the banner (no
+        change there). Skipped, leaving the ordinary path, whenever the screen's map may be stale or another
+        screen is on top (a dialog: the banner is under it) or a batch is open (nothing may be shown).
+        """
+        if self._batch_count or self.screen is not main or main._layout_required or not main.is_current:
+            return
+        compositor = main._compositor
+        if banner not in compositor.visible_widgets:
+            return
+        try:
+            compositor.update_widgets({banner})
+            update = compositor.render_update(screen_stack=self._background_screens)
+        except Exception:  # never lose the banner: the screen's own frame draws it
+            banner.refresh()
+            return
+        self._display(main, update)
 
     def _sync_screen_state(self, main: MainScreen, state: str) -> None:
         """Dress the panes for the trading state, right after the banner has been drawn.

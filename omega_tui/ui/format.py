@@ -136,6 +136,8 @@ class Styles:
         self.reverse = Style(reverse=True)
         self.bold = Style(bold=True)
         self.plain = Style.null()
+        # Built once: level() runs for every gauge on every refresh (a Style sum is not free).
+        self._levels = {"warn": self.warning, "breach": self.error + Style(bold=True, reverse=True)}
 
     def signed(self, text: str, value: Decimal | float | int | None) -> Text:
         """Text coloured up/down by sign, with ▲/▼ so the sign never depends on colour alone."""
@@ -146,4 +148,4 @@ class Styles:
 
     def level(self, level: str) -> Style:
         """The style of a risk level as the engine classified it: ok, warn or breach."""
-        return {"warn": self.warning, "breach": self.error + Style(bold=True, reverse=True)}.get(level, self.success)
+        return self._levels.get(level, self.success)

@@ -1,0 +1,95 @@
+"""A new trading state goes to the terminal at once, in a frame that carries only the banner's line; what the
+panes changed meanwhile is not lost but drawn by the screen's next frame."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from omega_tui.ui.app import OmegaApp
+from omega_tui.ui.panes.banner import TradingBanner
+from omega_tui.ui.screens.help import HelpScreen
+from tests.ui.fake_engine import FakeEngine, eventually
+
+SIZE = (100, 30)
+
+
+def _capture(app: OmegaApp) -> list[tuple[str, Any]]:
+    """Record every frame the app hands to its driver, as the terminal text a real driver would write."""
+    frames: list[tuple[str, Any]] = []
+    original = app._display
+    sink = io.StringIO()
+    console = Console(file=sink, width=SIZE[0], force_terminal=True, color_system="truecolor", legacy_windows=False)
+
+    def display(screen: Any, renderable: Any) -> None:
+        original(screen, renderable)
+        if renderable is None:
+            return
+        console.print(renderable, end="")
+        frames.append((sink.getvalue(), renderable))
+        sink.seek(0)
+        sink.truncate()
+
+    app._display = display  # type: ignore[method-assign]
+    return frames
+
+
+def _lines(renderable: Any) -> set[int]:
+    return {y for y, _, _ in getattr(renderable, "spans", [])}
+
+
+async def test_halted_banner_is_drawn_in_its_own_frame_before_pending_pane_changes(
+    engine: FakeEngine, make_app: Callable[..., OmegaApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        frames = _capture(app)
+        banner = app.main.query_one(TradingBanner)
+        banner_y = banner.region.y
+        engine.walk_quotes(3)
+        app.refresh_panes()  # quote rows changed, not yet drawn (the screen draws them on its next tick)
+        engine.set_trading_state("HALTED", "operator halt from the UI", "operator:key")
+        frames.clear()
+
+        app.refresh_banner()  # what the Halt's answer does on the UI thread
+
+        assert len(frames) == 1, "the new state is on the terminal when refresh_banner returns"
+        text, renderable = frames[0]
+        assert "■ HALTED" in text
+        assert _lines(renderable) == {banner_y}, "that frame carries the banner's line only"
+        # The quote rows changed before the answer are still drawn, by the screen's own next frame.
+        quotes_y = app.main.query_one("#quotes-table").region.y
+        await eventually(lambda: any(_lines(r) - {banner_y} and max(_lines(r)) > quotes_y for _, r in frames[1:]), 5)
+
+
+async def test_banner_under_a_dialog_is_left_to_the_screens_own_frame(
+    engine: FakeEngine, make_app: Callable[..., OmegaApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        frames = _capture(app)
+        engine.set_trading_state("HALTED", "operator halt from the UI", "operator:key")
+
+        app.refresh_banner()
+
+        assert frames == [], "no frame of the main screen is drawn over the dialog"
+        assert app.main.query_one(TradingBanner).state == "HALTED"
+
+
+async def test_unchanged_state_draws_nothing_out_of_turn(engine: FakeEngine, make_app: Callable[..., OmegaApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        frames = _capture(app)
+        engine.set_trading_state("ACTIVE", "", "")  # a new version of the risk section, same state
+
+        app.refresh_banner()
+
+        assert frames == []
