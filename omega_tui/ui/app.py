@@ -348,6 +348,10 @@ class OmegaApp(App[int]):
         with self.batch_update():
             status.poll(self.client, styles, force)
             for pane in self.visible_panes():
+                if not force and time.monotonic() < self._banner_first_until:
+                    # A kill-switch key came in (the driver's input thread) while this tick was polling: the
+                    # panes left wait for a later tick, so the engine's answer finds the UI thread free.
+                    break
                 pane.poll(self.client, styles, force)
 
     def refresh_banner(self) -> None:

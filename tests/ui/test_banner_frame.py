@@ -93,3 +93,28 @@ async def test_unchanged_state_draws_nothing_out_of_turn(engine: FakeEngine, mak
         app.refresh_banner()
 
         assert frames == []
+
+
+async def test_a_kill_switch_key_during_a_refresh_leaves_the_remaining_panes_for_a_later_tick(
+    engine: FakeEngine, make_app: Callable[..., OmegaApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:  # the dashboard: every pane is polled
+        await pilot.pause()
+        panes = app.visible_panes()
+        assert len(panes) > 2
+        polled: list[str] = []
+        for pane in panes:
+            original = pane.poll
+
+            def poll(*a: Any, _name: str = pane.id or "", _poll: Any = original, **kw: Any) -> bool:
+                polled.append(_name)
+                if _name == panes[0].id:
+                    app.halt_now()  # the driver's input thread reads ctrl+k while this tick is polling
+                return bool(_poll(*a, **kw))
+
+            pane.poll = poll  # type: ignore[method-assign]
+        app.refresh_panes()
+        assert polled == [panes[0].id], "no pane is polled once the key is in"
+        assert engine.submitted, "the Halt itself went out at once"
+        await eventually(lambda: app.main.query_one(TradingBanner).state == "HALTED", 5)
