@@ -76,6 +76,9 @@ class FakeBroker:
         self.client_id = client_id
         self.is_connected = True
         self.placed: list[BrokerOrder] = []
+        # The orders of each cork/uncork (one socket write on the real adapter), in order; `corked` while open.
+        self.writes: list[list[BrokerOrder]] = []
+        self.corked: list[BrokerOrder] | None = None
         self.place_times_ns: list[int] = []
         self.cancels: list[int] = []
         self.global_cancels = 0
@@ -97,8 +100,21 @@ class FakeBroker:
     def next_order_id(self) -> int:
         return next(self._ids)
 
+    def cork(self) -> None:
+        if self.corked is None:
+            self.corked = []
+
+    def uncork(self) -> None:
+        held, self.corked = self.corked, None
+        if held:
+            self.writes.append(held)
+
     def place_order(self, order: BrokerOrder) -> None:
         self.placed.append(order)
+        if self.corked is not None:
+            self.corked.append(order)
+        else:
+            self.writes.append([order])
         self.place_times_ns.append(self.clock.monotonic_ns())
         book = self.books.get(order.order_id)
         if book is None:

@@ -825,15 +825,19 @@ class OrderManager(Component):
         self._placing = ids
         now_ns = self.clock.monotonic_ns()
         sent = 0
+        broker.cork()  # the legs leave in one socket write, at the last leg's `uncork`
         try:
             for order in orders:
                 broker.place_order(order)
                 sent += 1
         finally:
             try:
-                self._after_send(group, orders, sent, now_ns)
+                broker.uncork()
             finally:
-                self._placing = ()
+                try:
+                    self._after_send(group, orders, sent, now_ns)
+                finally:
+                    self._placing = ()
         return ids
 
     def _after_send(self, group: _Group, orders: list[BrokerOrder], sent: int, now_ns: int) -> None:

@@ -32,6 +32,15 @@ class OrderPort(Protocol):
         """Send a new order, or a modification when `order.order_id` is already known to the broker."""
         ...
 
+    def cork(self) -> None:
+        """Hold the bytes of the following `place_order`s until `uncork` (a bracket's legs), which hands them
+        to the socket in one write: same messages, same order, each still counted by the client's throttle."""
+        ...
+
+    def uncork(self) -> None:
+        """Write what `cork` held (nothing if nothing was); always called after `cork`, even if a send raised."""
+        ...
+
     def cancel_order(self, order_id: int) -> None: ...
 
     def global_cancel(self) -> None:

@@ -318,6 +318,7 @@ class OrderWire:
         self._last_chunk: tuple[Any, tuple[Any, ...], str] = (None, (), "")
         self.templated = 0  # sends through a template
         self.fallbacks = 0  # sends through ib_async's Client.placeOrder
+        self.direct_sends = 0  # of `templated`, those encoded without an ib_async Order (`send_direct`)
 
     def place_order(self, orderId: Any, contract: Any, order: Any) -> None:
         """Drop-in for `Client.placeOrder(orderId, contract, order)`: the same message through `sendMsg`."""
@@ -334,6 +335,36 @@ class OrderWire:
             setattr(order, name, value)
         self.templated += 1
         client.sendMsg(template.render(orderId, self._contract_chunk(contract), order))
+
+    def direct(self, contract: Any, shape: tuple[Any, ...], changed: frozenset[str]) -> _Template | None:
+        """The template an order of this `shape` (what `_order_key` makes of its `ORDER_KEYS`) and contract is
+        sent with, for a caller that encodes without an ib_async `Order` (`send_direct`): its order would hold a
+        default Order's objects in every attribute but `changed`, so the template must `accept` those. None
+        (the caller builds the `Order` and goes through `place_order`) when not connected, or no such template
+        exists yet (`place_order` builds it on the first order of a shape) or it refused the shape."""
+        client = self.client
+        if not client.isConnected() or not isinstance(contract, Contract):
+            return None
+        try:
+            values = self._read_contract(contract)
+            if _STR_OR_NONE.issuperset(map(type, values)):
+                contract_key: tuple[Any, ...] = values
+            else:
+                contract_key = tuple(map(_canon, values))
+        except (Unsupported, AttributeError):
+            return None
+        template = self._templates.get((client.serverVersion(), *shape, contract_key))
+        if type(template) is not _Template or not template.accepts(changed):
+            return None
+        return template
+
+    def send_direct(self, template: _Template, order_id: int, contract: Any, holes: Any) -> None:
+        """Send through `template` (from `direct`) the order whose hole values `holes` holds as attributes
+        (the `ORDER_HOLES` paths, e.g. `holes.softDollarTier.name`); the caller replays `template.writes` on
+        the ib_async `Order` it builds afterwards for ib_async's books."""
+        self.templated += 1
+        self.direct_sends += 1
+        self.client.sendMsg(template.render(order_id, self._contract_chunk(contract), holes))
 
     def _contract_chunk(self, contract: Any) -> str:
         """The contract's encoded identifying fields (`wire_send`'s Contract rule), kept for the last contract

@@ -92,6 +92,57 @@ BUILT_ATTRS = frozenset(
 )
 
 
+_SOFT_DOLLAR_TIER = SoftDollarTier()  # (its three fields are "": shared by every _Holes, only ever read)
+_NO_OPTIONS: list[TagValue] = []  # orderMiscOptions of every _Holes: an empty list, only ever read
+_UNSET_PRICE: float = _ORDER_DEFAULTS["lmtPrice"]
+
+
+class _Holes:
+    """The values `build_order` would give an `Order`'s `order_wire.ORDER_HOLES`, without the `Order`: what a
+    template encodes per send (`OrderWire.send_direct`). tests/data/test_order_wire.py proves the bytes equal
+    ib_async's `Client.placeOrder(build_order(...))` for every shape Omega sends."""
+
+    __slots__ = order_wire.ORDER_HOLES
+
+    def __init__(self, order: BrokerOrder) -> None:
+        self.action = order.action.value
+        self.totalQuantity = float(order.quantity)
+        limit = order.limit_price
+        self.lmtPrice = _UNSET_PRICE if limit is None else float(limit)
+        aux = order.aux_price
+        self.auxPrice = _UNSET_PRICE if aux is None else float(aux)
+        self.tif = order.tif
+        self.ocaGroup = order.oca_group
+        self.ocaType = order.oca_type
+        self.account = order.account
+        self.orderRef = order.order_ref
+        self.transmit = order.transmit
+        self.parentId = order.parent_id
+        self.whatIf = order.what_if
+        self.orderMiscOptions = _NO_OPTIONS
+        self.softDollarTier = _SOFT_DOLLAR_TIER
+
+
+def _shape(order: BrokerOrder) -> tuple[Any, ...] | None:
+    """What `order_wire._order_key` makes of `build_order(order)`'s orderType/algoStrategy/algoParams/
+    conditions, or None for values it would refuse (the send then goes through the `Order`)."""
+    order_type = order.order_type.value
+    strategy = order.algo_strategy
+    if type(order_type) is not str or type(strategy) is not str:
+        return None
+    if not strategy:
+        return (order_type, _ORDER_DEFAULTS["algoStrategy"])
+    params = order.algo_params
+    if not params:
+        return (order_type, strategy)
+    key: list[str] = []
+    for pair in params:
+        if len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not str:
+            return None
+        key += pair
+    return (order_type, strategy, tuple(key))
+
+
 def _dec(value: float | None) -> Decimal | None:
     """An exact Decimal of a broker float, or None for IB's unset/empty values."""
     if value is None or value != value or value >= UNSET_DOUBLE or value <= -UNSET_DOUBLE:
@@ -136,8 +187,12 @@ class IbOrderAdapter:
         self._contracts: dict[int, Contract] = {}
         self._keys: dict[int, str] = {}
         self.sink_errors = 0
-        self._unbooked: list[tuple[Contract, Order]] = []  # sent, ib_async's Trade not made yet
+        # Sent, ib_async's Trade not made yet: (contract, the Order sent, or the BrokerOrder sent without one
+        # and what the template's placeOrder writes on its Order).
+        self._unbooked: list[tuple[Contract, Order | BrokerOrder, tuple[tuple[str, object], ...]]] = []
         self._unbooked_ids: set[int] = set()
+        self._corked: list[bytes] | None = None  # the placeOrder messages held back by `cork`
+        self._corked_conn: Any = None
         self._install_taps()
 
     # ------------------------------------------------------------------ wiring
@@ -171,38 +226,86 @@ class IbOrderAdapter:
         """Send (or modify, for a known id) an order. Raises ConnectionError when not connected.
 
         The message is encoded and written by ib_async's client before anything else; ib_async's `Trade`
-        bookkeeping follows on the next loop turn (see the module docstring)."""
+        bookkeeping follows on the next loop turn (see the module docstring). Where the broker session
+        installed `order_wire`'s templates and one exists for this order's shape, the message is encoded from
+        the `BrokerOrder` itself (`_Holes`) and the ib_async `Order` is built only for the books, after."""
         contract = self._contracts.get(order.con_id) or Contract(conId=order.con_id, exchange="SMART")
-        ib_order = self.build_order(order)
         if order.order_id in self._unbooked_ids:
             self._book_unbooked()  # a modification of an order sent in this same step
         trade = self.ib.wrapper.trades.get((self.ib.wrapper.clientId, order.order_id))
         if trade is not None and trade.isDone():
             # ib_async asserts on modifying a finished order; IB would refuse it anyway (error 10148/104).
             raise ValueError(f"order {order.order_id} is already {trade.orderStatus.status}; it cannot be modified")
-        order_wire.vouch(ib_order, BUILT_ATTRS)  # (for the template encoder, when installed: see build_order)
-        try:
-            self.ib.client.placeOrder(order.order_id, contract, ib_order)  # ConnectionError if not connected
-        finally:
-            order_wire.unvouch()  # never left for a later send (ib_async's own placeOrder does not consume it)
+        client = self.ib.client
+        wire = order_wire.wire_of(client)
+        shape = None if wire is None else _shape(order)
+        template = None if shape is None or wire is None else wire.direct(contract, shape, BUILT_ATTRS)
+        sent: Order | BrokerOrder
+        if template is not None and wire is not None:
+            wire.send_direct(template, order.order_id, contract, _Holes(order))
+            sent, writes = order, tuple(template.writes)
+        else:
+            sent, writes = self.build_order(order), ()
+            order_wire.vouch(sent, BUILT_ATTRS)  # (for the template encoder, when installed: see build_order)
+            try:
+                client.placeOrder(order.order_id, contract, sent)  # ConnectionError if not connected
+            finally:
+                order_wire.unvouch()  # never left for a later send (ib_async's own placeOrder does not consume it)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._book_placed(contract, ib_order)
+            self._book_placed(contract, self._order_for_books(sent, writes))
             return
         if not self._unbooked:
             loop.call_soon(self._book_unbooked)
-        self._unbooked.append((contract, ib_order))
+        self._unbooked.append((contract, sent, writes))
         self._unbooked_ids.add(order.order_id)
+
+    def cork(self) -> None:
+        """Hold the bytes of the next sends until `uncork`, which hands them to the socket in one write (a
+        bracket's legs: one write instead of three). Each message still goes through ib_async's
+        `Client.sendMsg` (its throttle counts and queues it as before); only the connection's write of the
+        framed bytes is held, in order, so the stream carries the same bytes in the same order."""
+        if self._corked is not None:
+            return
+        conn = self.ib.client.conn
+        held: list[bytes] = []
+        self._corked = held
+        self._corked_conn = conn
+        conn.sendMsg = held.append  # an instance attribute shadowing `Connection.sendMsg` until `uncork`
+
+    def uncork(self) -> None:
+        """Write what `cork` held (one `transport.write`), with `Connection.sendMsg`'s counters."""
+        held, conn = self._corked, self._corked_conn
+        if held is None:
+            return
+        self._corked = self._corked_conn = None
+        conn.__dict__.pop("sendMsg", None)
+        if not held:
+            return
+        data = held[0] if len(held) == 1 else b"".join(held)
+        transport = conn.transport
+        if transport:  # (as Connection.sendMsg: nothing is written without a transport)
+            transport.write(data)
+            conn.numBytesSent += len(data)
+            conn.numMsgSent += len(held)
+
+    def _order_for_books(self, sent: Order | BrokerOrder, writes: tuple[tuple[str, object], ...]) -> Order:
+        if isinstance(sent, Order):
+            return sent
+        ib_order = self.build_order(sent)
+        for name, value in writes:  # what ib_async's placeOrder would have written on it
+            setattr(ib_order, name, value)
+        return ib_order
 
     def _book_unbooked(self) -> None:
         pending, self._unbooked = self._unbooked, []
         self._unbooked_ids.clear()
-        for contract, ib_order in pending:
+        for contract, sent, writes in pending:
             try:
-                self._book_placed(contract, ib_order)
+                self._book_placed(contract, self._order_for_books(sent, writes))
             except Exception:
-                log.exception("could not record order %s in ib_async's trades", ib_order.orderId)
+                log.exception("could not record order %s in ib_async's trades", sent)
 
     def _book_placed(self, contract: Contract, order: Order) -> None:
         """What `IB.placeOrder` (ib_async 2.1) does after sending, with a lazily formatted log line."""

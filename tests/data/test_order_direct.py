@@ -1,0 +1,255 @@
+"""`IbOrderAdapter` sends Omega's orders without building an ib_async `Order` first, and a bracket in one write.
+
+- Direct encoding: once `order_wire` has a template for an order's shape (made by the first order of that shape,
+  through `build_order` and the template `placeOrder`), `IbOrderAdapter.place_order` encodes the `BrokerOrder`
+  itself (`_Holes`) and builds the `Order` for ib_async's books afterwards. The bytes handed to `sendMsg` must
+  equal ib_async's own `Client.placeOrder(build_order(order))`, and ib_async's `Trade` must hold an order equal
+  to the one ib_async's `placeOrder` would have left (its `volatility` write included), for random
+  `BrokerOrder`s of every shape Omega sends, random contracts and server versions.
+- Cork: between `cork()` and `uncork()` the framed messages are held and then handed to the transport in one
+  `write`: the same bytes in the same order as three writes, every message still through ib_async's
+  `Client.sendMsg` (its throttle counts three, and queues what exceeds `MaxRequests`, sent later on its own).
+- `OrderManager._place_group` corks around a group's legs (FakeBroker records one write per bracket).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from ib_async import IB, Contract, Stock
+from ib_async.client import Client
+
+from omega_tui.config import ExecutionSettings, Settings, StateSettings
+from omega_tui.core.broker import order_wire, wire_send
+from omega_tui.core.broker.orders_adapter import IbOrderAdapter
+from omega_tui.core.bus import EventBus
+from omega_tui.core.clock import FakeClock
+from omega_tui.core.hot_state import HotState
+from omega_tui.core.journal import Journal
+from omega_tui.core.orders import OrderManager
+from omega_tui.core.types import BrokerOrder, OrderType, Side
+from tests.data.test_order_wire import PROPERTY, VERSIONS, _client, broker_orders, stock_contracts
+from tests.fakes import FakeBroker
+from tests.orders.conftest import instrument, intent
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+def _ib(version: int = 178, capture: bool = True) -> tuple[IB, list[str]]:
+    ib = IB()
+    ib.client.connState = Client.CONNECTED
+    ib.client._serverVersion = version
+    sent: list[str] = []
+    if capture:
+        ib.client.sendMsg = sent.append
+    assert wire_send.install(ib.client)
+    return ib, sent
+
+
+def _wire(ib: IB) -> order_wire.OrderWire:
+    wire = order_wire.wire_of(ib.client)
+    assert wire is not None
+    return wire
+
+
+@PROPERTY
+@given(st.lists(broker_orders(), min_size=1, max_size=4), stock_contracts(), st.sampled_from(VERSIONS))
+def test_direct_sends_are_ib_asyncs_bytes_and_books(
+    orders: list[BrokerOrder], contract: Contract, version: int
+) -> None:
+    ib, sent = _ib(version)
+    try:
+        _check_direct(ib, sent, orders, contract, version)
+    finally:
+        ib.client.connState = Client.DISCONNECTED  # (IB.__del__ would try to disconnect)
+
+
+def _check_direct(ib: IB, sent: list[str], orders: list[BrokerOrder], contract: Contract, version: int) -> None:
+    adapter = IbOrderAdapter(ib, FakeClock())
+    theirs, sent_theirs = _client(False, version)
+    wire = _wire(ib)
+    references = []
+    for round_ in range(2):  # the first order of a shape makes its template; the rest are encoded directly
+        for i, order in enumerate(orders):
+            order = BrokerOrder(**{**_fields(order), "order_id": 1000 * round_ + i + 1})
+            adapter.register_contract(order.con_id, "K", contract)
+            adapter.place_order(order)  # no running loop: ib_async's books are kept at once
+            reference = IbOrderAdapter.build_order(order)
+            theirs.placeOrder(order.order_id, contract, reference)
+            references.append(reference)
+    assert sent == sent_theirs
+    assert wire.templated == 2 * len(orders) and wire.fallbacks == 0
+    assert wire.direct_sends >= len(orders)  # every order of the second round at least
+    for reference in references:
+        trade = ib.wrapper.trades[(ib.wrapper.clientId, reference.orderId)]
+        assert vars(trade.order) == {**vars(reference), "clientId": trade.order.clientId}
+        assert trade.contract is contract
+
+
+def _fields(order: BrokerOrder) -> dict[str, Any]:
+    return {name: getattr(order, name) for name in BrokerOrder.__dataclass_fields__}
+
+
+def test_not_connected_raises_and_keeps_no_books() -> None:
+    ib, sent = _ib()
+    adapter = IbOrderAdapter(ib, FakeClock())
+    order = BrokerOrder(5, "AAPL", 265598, Side.BUY, 10, OrderType.LMT, Decimal("101.5"), order_ref="r:entry")
+    adapter.place_order(order)  # makes the template
+    ib.client.connState = Client.DISCONNECTED
+    with pytest.raises(ConnectionError):
+        adapter.place_order(BrokerOrder(**{**_fields(order), "order_id": 6}))
+    assert len(sent) == 1 and (ib.wrapper.clientId, 6) not in ib.wrapper.trades
+
+
+async def test_direct_sends_are_booked_on_the_next_loop_turn() -> None:
+    import asyncio
+
+    ib, sent = _ib()
+    adapter = IbOrderAdapter(ib, FakeClock())
+    first = BrokerOrder(5, "AAPL", 265598, Side.BUY, 10, OrderType.LMT, Decimal("101.5"), order_ref="r:entry")
+    adapter.place_order(first)
+    second = BrokerOrder(**{**_fields(first), "order_id": 6})
+    adapter.place_order(second)
+    assert _wire(ib).direct_sends == 1 and len(sent) == 2
+    assert (ib.wrapper.clientId, 6) not in ib.wrapper.trades
+    await asyncio.sleep(0)
+    trade = ib.wrapper.trades[(ib.wrapper.clientId, 6)]
+    assert trade.order.orderRef == "r:entry" and trade.order.volatility is None
+    ib.client.connState = Client.DISCONNECTED
+
+
+def _bracket(base: int) -> list[BrokerOrder]:
+    return [
+        BrokerOrder(base, "AAPL", 265598, Side.BUY, 100, OrderType.LMT, Decimal("190.05"), order_ref="i1:entry",
+                    algo_strategy="Adaptive", algo_params=(("adaptivePriority", "Normal"),), transmit=False),
+        BrokerOrder(base + 1, "AAPL", 265598, Side.SELL, 100, OrderType.LMT, Decimal("190.35"), parent_id=base,
+                    oca_group="i1:oca", oca_type=2, order_ref="i1:take_profit", transmit=False),
+        BrokerOrder(base + 2, "AAPL", 265598, Side.SELL, 100, OrderType.STP, None, Decimal("189.85"),
+                    parent_id=base, oca_group="i1:oca", oca_type=2, order_ref="i1:stop_loss", transmit=True),
+    ]  # fmt: skip
+
+
+def _reference_bytes(legs: list[BrokerOrder], contract: Contract) -> list[bytes]:
+    theirs, sent_theirs = _client(False)
+    for leg in legs:
+        theirs.placeOrder(leg.order_id, contract, IbOrderAdapter.build_order(leg))
+    return [theirs._prefix(m.encode()) for m in sent_theirs]
+
+
+def test_a_corked_bracket_is_one_write_of_the_same_bytes() -> None:
+    ib, _ = _ib(capture=False)
+    ib.client.MaxRequests = 0
+    transport = _Transport()
+    ib.client.conn.transport = transport
+    contract = Stock("AAPL", "SMART", "USD", conId=265598, primaryExchange="NASDAQ", localSymbol="AAPL")
+    adapter = IbOrderAdapter(ib, FakeClock())
+    adapter.register_contract(265598, "AAPL", contract)
+    for base in (10, 20):  # the first bracket makes the templates, the second is encoded directly
+        transport.writes.clear()
+        adapter.cork()
+        for leg in _bracket(base):
+            adapter.place_order(leg)
+        assert transport.writes == []
+        adapter.uncork()
+        assert transport.writes == [b"".join(_reference_bytes(_bracket(base), contract))]
+    assert ib.client.conn.numMsgSent == 6
+    both = _reference_bytes(_bracket(10), contract) + _reference_bytes(_bracket(20), contract)
+    assert ib.client.conn.numBytesSent == sum(map(len, both))
+    assert _wire(ib).direct_sends == 3
+    adapter.uncork()  # uncorked already: nothing
+    assert len(transport.writes) == 1
+    adapter.place_order(BrokerOrder(**{**_fields(_bracket(30)[0]), "order_id": 30}))  # not corked: written at once
+    assert len(transport.writes) == 2
+    ib.client.conn.transport = None
+    ib.client.connState = Client.DISCONNECTED
+
+
+def test_a_cork_keeps_ib_asyncs_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ib_async's throttle still sees three messages: the two it lets through leave in the uncork's write,
+    the third waits in `_msgQ` and is written on its own when the throttle's timer sends it."""
+    import ib_async.client as ib_client
+
+    ib, _ = _ib(capture=False)
+    ib.client.MaxRequests = 2
+    transport = _Transport()
+    ib.client.conn.transport = transport
+    scheduled: list[Any] = []
+
+    class _Loop:
+        def time(self) -> float:
+            return 100.0
+
+        def call_at(self, when: float, callback: Any, *args: Any) -> None:
+            scheduled.append((callback, args))
+
+    monkeypatch.setattr(ib_client, "getLoop", lambda: _Loop())
+    contract = Contract(conId=265598, exchange="SMART")
+    adapter = IbOrderAdapter(ib, FakeClock())
+    legs = _bracket(10)
+    adapter.cork()
+    for leg in legs:
+        adapter.place_order(leg)
+    adapter.uncork()
+    expected = _reference_bytes(legs, contract)
+    assert transport.writes == [expected[0] + expected[1]]
+    assert len(ib.client._timeQ) == 2 and len(ib.client._msgQ) == 1 and ib.client._isThrottling
+    ib.client._timeQ.clear()  # the interval passed
+    (callback, args), *_ = scheduled
+    callback(*args)
+    assert transport.writes == [expected[0] + expected[1], expected[2]]
+    assert ib.client.conn.numMsgSent == 3
+    ib.client.conn.transport = None
+    ib.client.connState = Client.DISCONNECTED
+
+
+def test_a_leg_that_raises_still_writes_the_legs_before_it() -> None:
+    ib, _ = _ib(capture=False)
+    ib.client.MaxRequests = 0
+    transport = _Transport()
+    ib.client.conn.transport = transport
+    adapter = IbOrderAdapter(ib, FakeClock())
+    legs = _bracket(10)
+    adapter.cork()
+    adapter.place_order(legs[0])
+    ib.client.connState = Client.DISCONNECTED
+    try:
+        with pytest.raises(ConnectionError):
+            adapter.place_order(legs[1])
+    finally:
+        adapter.uncork()
+    assert transport.writes == _reference_bytes(legs[:1], Contract(conId=265598, exchange="SMART"))
+    assert "sendMsg" not in vars(ib.client.conn)
+    ib.client.conn.transport = None
+
+
+def test_the_order_manager_sends_a_bracket_in_one_write() -> None:
+    with tempfile.TemporaryDirectory(prefix="omega-cork-") as tmp:
+        state = Path(tmp)
+        clock = FakeClock()
+        settings = Settings(execution=ExecutionSettings(), state=StateSettings(dir=state))
+        hot = HotState(state)
+        journal = Journal(state, clock, fsync=False)
+        try:
+            broker = FakeBroker(clock)
+            manager = OrderManager(settings, clock, EventBus(), hot, journal, broker)
+            broker.attach(manager)
+            manager.set_instruments({"AAPL": instrument("AAPL")})
+            ids = manager.submit(intent(10, tp="101.00", sl="99.00", intent_id="c1"))
+            assert len(ids) == 3
+            assert [[o.order_id for o in write] for write in broker.writes] == [ids]
+            assert broker.corked is None
+        finally:
+            journal.close()
+            hot.close()
