@@ -340,9 +340,8 @@ class OmegaApp(App[int]):
             return  # not composed yet, or the screen is being torn down on exit
         styles = self.styles_for_cells
         before = banner.state
-        if banner.poll(self.client, force) and banner.state != before:
-            self._draw_banner_now(main, banner)  # a new trading state goes out first, on its own
-        self._sync_screen_state(main, banner.state)
+        drawn = banner.poll(self.client, force) and banner.state != before and self._draw_banner_now(main, banner)
+        self._sync_screen_state(main, banner.state, drawn)  # a new trading state went out first, on its own
         if not force and time.monotonic() < self._banner_first_until:
             return
         with self.batch_update():
@@ -363,11 +362,10 @@ class OmegaApp(App[int]):
         if main is None or banner is None or not banner.is_attached:
             return
         before = banner.state
-        if banner.poll(self.client) and banner.state != before:
-            self._draw_banner_now(main, banner)
-        self._sync_screen_state(main, banner.state)
+        drawn = banner.poll(self.client) and banner.state != before and self._draw_banner_now(main, banner)
+        self._sync_screen_state(main, banner.state, drawn)
 
-    def _draw_banner_now(self, main: MainScreen, banner: TradingBanner) -> None:
+    def _draw_banner_now(self, main: MainScreen, banner: TradingBanner) -> bool:
         """Write the banner's line to the terminal now, in a frame that carries nothing else.
 
         Textual draws a change on the screen's next update tick (up to 1/MAX_FPS later, after hops through
@@ -377,29 +375,36 @@ class OmegaApp(App[int]):
         other widgets changed stays queued for the screen's next frame, which also repaints the banner (no
         change there). Skipped, leaving the ordinary path, whenever the screen's map may be stale or another
         screen is on top (a dialog: the banner is under it) or a batch is open (nothing may be shown).
+        Returns whether it drew.
         """
         if self._batch_count or self.screen is not main or main._layout_required or not main.is_current:
-            return
+            return False
         compositor = main._compositor
         if banner not in compositor.visible_widgets:
-            return
+            return False
         try:
             compositor.update_widgets({banner})
             update = compositor.render_update(screen_stack=self._background_screens)
         except Exception:  # never lose the banner: the screen's own frame draws it
             banner.refresh()
-            return
+            return False
         self._display(main, update)
+        return True
 
-    def _sync_screen_state(self, main: MainScreen, state: str) -> None:
+    def _sync_screen_state(self, main: MainScreen, state: str, banner_drawn: bool = False) -> None:
         """Dress the panes for the trading state, right after the banner has been drawn.
 
-        The banner (one widget) is painted first; the panes' borders follow after that frame.
+        The banner (one widget) is painted first; the panes' borders follow after that frame. When the banner
+        has just been written in a frame of its own (`banner_drawn`), the panes are dressed now and go out
+        with the screen's next frame; otherwise after the frame that carries the banner.
         """
         look = state if state in ("HALTED", "REDUCING", "GONE") else "ACTIVE"
         if main.trading_look != look:
             main.trading_look = look
-            self.call_after_refresh(self._dress_panes, main, look)
+            if banner_drawn:
+                self._dress_panes(main, look)
+            else:
+                self.call_after_refresh(self._dress_panes, main, look)
 
     def _dress_panes(self, main: MainScreen, look: str, force: bool = False) -> None:
         """Inline border styles on the panes for HALTED (heavy, $halted) or REDUCING (round, $warning).

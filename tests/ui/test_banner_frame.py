@@ -12,7 +12,7 @@ from rich.console import Console
 from omega_tui.ui.app import OmegaApp
 from omega_tui.ui.panes.banner import TradingBanner
 from omega_tui.ui.screens.help import HelpScreen
-from tests.ui.fake_engine import FakeEngine, eventually
+from tests.ui.fake_engine import FakeEngine, eventually, panes_dressed_halted
 
 SIZE = (100, 30)
 
@@ -61,6 +61,7 @@ async def test_halted_banner_is_drawn_in_its_own_frame_before_pending_pane_chang
         text, renderable = frames[0]
         assert "■ HALTED" in text
         assert _lines(renderable) == {banner_y}, "that frame carries the banner's line only"
+        assert panes_dressed_halted(app), "the panes are dressed at once, for the screen's next frame"
         # The quote rows changed before the answer are still drawn, by the screen's own next frame.
         quotes_y = app.main.query_one("#quotes-table").region.y
         await eventually(lambda: any(_lines(r) - {banner_y} and max(_lines(r)) > quotes_y for _, r in frames[1:]), 5)
