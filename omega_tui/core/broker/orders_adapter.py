@@ -29,6 +29,14 @@ per-attribute check of via `order_wire.vouch`) and leaves the same bookkeeping
 before the loop reads the socket again, so ib_async has its `Trade` before any openOrder, orderStatus or
 execDetails about the order is decoded; anything that needs the books sooner (a cancel or modification in
 the same step) settles them first. Without a running loop (unit tests) the books are kept immediately.
+
+Two more things keep the send short. Once `order_wire` has a template for an order's shape (the first order of
+each shape makes it, through `build_order` and the template `placeOrder`), `place_order` encodes the
+`BrokerOrder` itself (`_Holes`: the values `build_order` would set, nothing else) and builds the ib_async
+`Order` in the deferred bookkeeping, replaying what ib_async's `placeOrder` writes on it (tests/data/
+test_order_direct.py: same bytes, same books). And `cork`/`uncork` (the order manager's `_place_group` around a
+bracket's legs) hold the framed messages below ib_async's `Client.sendMsg`, whose throttle still counts and
+queues each message, and hand them to the socket in one write: one syscall per bracket instead of three.
 """
 
 from __future__ import annotations
