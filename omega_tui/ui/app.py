@@ -130,6 +130,19 @@ class MainScreen(Screen[None]):
         if isinstance(app, OmegaApp):
             app.relayout()
 
+    def _on_timer_update(self) -> None:
+        """Textual's screen update tick; no frame is started while a kill-switch key waits for its answer.
+
+        A frame of the panes takes tens of ms on a busy machine (most of the screen when quotes stream); one
+        started between the key and the engine's answer sits in front of the HALTED banner. The update
+        timer keeps running meanwhile (Textual pauses it only once it draws), so the held frame goes out on
+        the first tick after the answer (`OmegaApp._command_answered` ends the hold) or after the bound.
+        """
+        app = self.app
+        if isinstance(app, OmegaApp) and time.monotonic() < app.frames_held_until:
+            return
+        super()._on_timer_update()
+
 
 class OmegaApp(App[int]):
     """The workstation. `client` is the engine (LocalEngine or a remote one); `settings` the frozen config."""
@@ -190,6 +203,9 @@ class OmegaApp(App[int]):
         # While a kill-switch command is in flight, the timer skips the panes so the frame that carries the
         # engine's answer (the banner) is not also rendering a screenful of quote rows; bounded in time.
         self._banner_first_until = 0.0
+        # From a kill-switch key read by the driver's input thread until the engine answers (bounded), the
+        # main screen starts no frame (MainScreen._on_timer_update), so the UI thread is free for the answer.
+        self.frames_held_until = 0.0
         # The terminal driver's input thread sends a Halt itself when it reads a kill-switch key (halt_now),
         # so the kill switch never waits for this thread; the binding then only shows it (see action_halt).
         self.kill_switch_keys: frozenset[str] = frozenset({"ctrl+k"})
@@ -474,6 +490,7 @@ class OmegaApp(App[int]):
 
     @on(CommandAnswered)
     def _command_answered(self, message: CommandAnswered) -> None:
+        self.frames_held_until = 0.0
         if not message.result.ok and self._banner is not None:
             self._banner.set_pending("")
         self.refresh_banner()
@@ -516,6 +533,7 @@ class OmegaApp(App[int]):
         # From here until the answer is drawn the refresh timer skips the panes, so the UI thread is free to
         # draw the banner as soon as the engine answers (a float store: safe from the input thread).
         self._banner_first_until = now + BANNER_FIRST_S
+        self.frames_held_until = now + BANNER_FIRST_S
         self._submit_answered(Halt(source="operator:key", reason="operator halt from the UI"))
 
     def action_halt(self) -> None:

@@ -3,12 +3,14 @@ panes changed meanwhile is not lost but drawn by the screen's next frame."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 
+from omega_tui.core.types import Command, CommandResult, Halt
 from omega_tui.ui.app import OmegaApp
 from omega_tui.ui.panes.banner import TradingBanner
 from omega_tui.ui.screens.help import HelpScreen
@@ -119,3 +121,44 @@ async def test_a_kill_switch_key_during_a_refresh_leaves_the_remaining_panes_for
         assert polled == [panes[0].id], "no pane is polled once the key is in"
         assert engine.submitted, "the Halt itself went out at once"
         await eventually(lambda: app.main.query_one(TradingBanner).state == "HALTED", 5)
+
+
+async def test_no_frame_starts_between_a_driver_kill_switch_key_and_the_answer(
+    engine: FakeEngine, make_app: Callable[..., OmegaApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        pending: list[concurrent.futures.Future[CommandResult]] = []
+        answer_now = engine.submit
+
+        def submit(command: Command) -> concurrent.futures.Future[CommandResult]:
+            future: concurrent.futures.Future[CommandResult] = concurrent.futures.Future()
+            pending.append(future)
+            return future
+
+        engine.submit = submit  # type: ignore[method-assign]
+        frames = _capture(app)
+        app.halt_now()  # the driver's input thread read ctrl+k; the engine has not answered yet
+        app.main.query_one("#pane-bar").refresh()  # something on the screen wants a frame
+        await pilot.pause(0.1)
+        assert frames == [], "the UI thread starts no frame while the Halt's answer is awaited"
+
+        pending[0].set_result(answer_now(Halt(source="operator:key", reason="operator halt")).result())
+        await eventually(lambda: any("■ HALTED" in text for text, _ in frames), 5)
+        assert "■ HALTED" in frames[0][0], "the answer's banner is the first frame"
+        await eventually(lambda: len(frames) > 1, 5)  # the held frame follows
+
+
+async def test_the_frame_hold_is_bounded_when_no_answer_comes(
+    engine: FakeEngine, make_app: Callable[..., OmegaApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        engine.submit = lambda command: concurrent.futures.Future()  # type: ignore[method-assign,assignment]
+        frames = _capture(app)
+        app.halt_now()
+        app.main.query_one("#pane-bar").refresh()
+        await eventually(lambda: bool(frames), 5)
+        assert app.main.query_one(TradingBanner).state != "HALTED", "nothing invented without the engine's answer"
