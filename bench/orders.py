@@ -445,7 +445,10 @@ async def _callgrind_path(mode: str, n: int) -> None:
     gateway: its work would be counted too). The book is trimmed back to the warm-up's orders after each
     bracket (the wire benchmark cancels each bracket; here no broker answers), so every bracket costs the
     same. Modes: `full-wire` / `full-stock` run `OrderManager.submit` with wire_send / ib_async's own
-    `Client.send`; `place-wire` / `place-stock` only call `Client.placeOrder` for the same three legs.
+    `Client.send`; `window-wire` / `window-stock` the same with only the intent → bracket-written window counted
+    (after the warm-up, `OrderManager._after_send` and the adapter's deferred ib_async bookkeeping, which follow
+    the write, are turned off); `place-wire` / `place-stock` only call `Client.placeOrder` for the same three
+    legs.
     Instructions per bracket = (Ir at n=620 - Ir at n=20) / 600, startup cancels out:
 
         PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind MODE --n N
@@ -511,9 +514,17 @@ async def _callgrind_path(mode: str, n: int) -> None:
         for i in range(20 + n):
             if i == 20:
                 trim()
+                if mode.startswith("window"):
+                    # Only the window: what follows the bracket's write (the order manager's bookkeeping, the
+                    # adapter's deferred ib_async books) is turned off.
+                    manager._after_send = lambda *_: None  # type: ignore[method-assign]
+                    adapter._book_unbooked = lambda: None  # type: ignore[method-assign]
                 gc.collect()
                 gc.freeze()
-            if i < 20 or mode.startswith("full"):
+            if mode.startswith("window") and i >= 20:
+                adapter._unbooked.clear()
+                adapter._unbooked_ids.clear()
+            if i < 20 or not mode.startswith("place"):
                 clock.advance(1.0)
                 manager.submit(
                     OrderIntent(f"c{i}", "AAPL", Side.BUY, 100, limit, limit + Decimal("0.30"),
@@ -546,7 +557,7 @@ def main(argv: list[str]) -> dict[str, object]:
     )
     parser.add_argument(
         "--callgrind",
-        choices=("full-wire", "full-stock", "place-wire", "place-stock"),
+        choices=("full-wire", "full-stock", "window-wire", "window-stock", "place-wire", "place-stock"),
         help="only run the instruction-count driver for valgrind --tool=callgrind (see _callgrind_path)",
     )
     args = parser.parse_args(argv)
