@@ -389,14 +389,16 @@ class OmegaApp(App[int]):
         be drawn: the panes the last refresh changed (a hundred quote rows), tens of ms of rendering in front
         of the HALTED line. Here only the banner's own region (one line) is rendered and displayed; what the
         other widgets changed stays queued for the screen's next frame, which also repaints the banner (no
-        change there). Skipped, leaving the ordinary path, whenever the screen's map may be stale or another
-        screen is on top (a dialog: the banner is under it) or a batch is open (nothing may be shown).
-        Returns whether it drew.
+        change there). A layout may be pending (a toast comes or goes, a pane grew): the banner's line does not
+        move with it (one line, docked first, full width), so the current map still places it; the map is
+        only wrong for another size of screen (a resize lays out at once, so that is a brief window).
+        Skipped, leaving the ordinary path, for a map of another size, when another screen is on top (a
+        dialog: the banner is under it) or a batch is open (nothing may be shown). Returns whether it drew.
         """
-        if self._batch_count or self.screen is not main or main._layout_required or not main.is_current:
+        if self._batch_count or self.screen is not main or not main.is_current:
             return False
         compositor = main._compositor
-        if banner not in compositor.visible_widgets:
+        if compositor.size != main.outer_size or banner not in compositor.visible_widgets:
             return False
         try:
             compositor.update_widgets({banner})

@@ -162,3 +162,20 @@ async def test_the_frame_hold_is_bounded_when_no_answer_comes(
         app.main.query_one("#pane-bar").refresh()
         await eventually(lambda: bool(frames), 5)
         assert app.main.query_one(TradingBanner).state != "HALTED", "nothing invented without the engine's answer"
+
+
+async def test_a_pending_layout_does_not_hold_the_banner_back(
+    engine: FakeEngine, make_app: Callable[..., OmegaApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        frames = _capture(app)
+        app.main.refresh(layout=True)  # e.g. a toast came or went: the screen lays out on its next tick
+        assert app.main._layout_required
+        engine.set_trading_state("HALTED", "operator halt from the UI", "operator:key")
+
+        app.refresh_banner()
+
+        assert len(frames) == 1 and "■ HALTED" in frames[0][0]
+        assert _lines(frames[0][1]) == {app.main.query_one(TradingBanner).region.y}
