@@ -7,7 +7,8 @@ are live, and then waits to be killed. There is no control command that places a
 
 Test hook (this script only, never a product setting): with `OMEGA_E2E_KILL_AFTER_SEND=<intent id>` in its
 environment the process kills itself with SIGKILL the moment the bytes of that intent's transmitting leg
-(the bracket's last, transmit=True) have been handed to the socket: the order manager has not yet numbered,
+(the bracket's last, transmit=True) have been handed to the socket (the order port's `uncork`, which writes the
+bracket's three messages at once): the order manager has not yet numbered,
 let alone written or fsynced, the bracket's "submit" record (it does that right after the send, in the same
 step of the loop: `OrderManager._place_group`), so the broker holds orders the journal knows nothing of.
 Just before, it prints one `killing {json}` line: the ids of that bracket's legs by role, and of every
@@ -56,12 +57,20 @@ def kill_after_send(runtime: Runtime, intent_id: str, ids: dict[str, dict[str, i
     place = port.place_order
     legs: dict[str, int] = {}
 
-    def place_then_die(order: BrokerOrder) -> None:
-        place(order)  # ib_async's client has encoded it and written it to the transport
+    uncork = port.uncork
+    armed: list[bool] = []
+
+    def place_then_arm(order: BrokerOrder) -> None:
+        place(order)  # ib_async's client has encoded it (the bracket's bytes leave together at `uncork`)
         if not order.order_ref.startswith(f"{intent_id}:"):
             return
         legs[order.order_ref.split(":")[1]] = order.order_id
-        if not order.transmit:
+        if order.transmit:
+            armed.append(True)
+
+    def uncork_then_die() -> None:
+        uncork()  # the bracket's messages, its transmitting leg's included, written to the transport
+        if not armed:
             return
         transport = runtime.engines.broker.ib.client.conn.transport
         unsent = transport.get_write_buffer_size() if transport is not None else -1
@@ -80,7 +89,8 @@ def kill_after_send(runtime: Runtime, intent_id: str, ids: dict[str, dict[str, i
         )
         os.kill(os.getpid(), signal.SIGKILL)
 
-    port.place_order = place_then_die  # type: ignore[method-assign]
+    port.place_order = place_then_arm  # type: ignore[method-assign]
+    port.uncork = uncork_then_die  # type: ignore[method-assign]
 
 
 async def main(config: str, state_dir: str) -> int:
