@@ -52,7 +52,7 @@ import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Collection, Coroutine, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -974,19 +974,18 @@ class OrderManager(Component):
         self._request_publish()
         return True
 
-    def cancel_all(self, reason: str) -> Coroutine[Any, Any, bool]:
-        """Global cancel now, then (awaiting the result) wait, bounded, for every known working order to end.
+    async def cancel_all(self, reason: str) -> bool:
+        """Global cancel, then wait (bounded) for every known working order to end: `begin_cancel_all`, then
+        `finish_cancel_all`. True when all are terminal."""
+        return await self.finish_cancel_all(reason, self.begin_cancel_all(reason))
 
-        The global cancel, its journal record and the PENDING_CANCEL transitions happen in this call, before
-        it returns: a kill switch on the loop's urgent path has the cancel on the socket without waiting for a
-        task to start. Awaiting the returned coroutine waits for the orders; survivors get per-order cancels
-        and a second wait; one still alive raises an alert. It answers True when all are terminal. Queued,
-        unplaced groups are dropped first. Raises ConnectionError (from the broker) at once when not connected.
+    def begin_cancel_all(self, reason: str) -> list[ManagedOrder]:
+        """The global cancel, now: its journal record, queued (unplaced) groups dropped, the cancel sent, the
+        working orders moved to PENDING_CANCEL. Returns those orders for `finish_cancel_all`.
+
+        Synchronous, so a kill switch on the loop's urgent path has the cancel on the socket without waiting
+        for a task to start. Raises ConnectionError (from the broker) when not connected.
         """
-        working = self._begin_cancel_all(reason)
-        return self._finish_cancel_all(reason, working)
-
-    def _begin_cancel_all(self, reason: str) -> list[ManagedOrder]:
         working = [o for o in self._orders.values() if o.state.is_working]
         self._protect_waiting.clear()
         self.journal.record("cancel_all", reason=reason, working=[o.order_id for o in working])
@@ -1001,7 +1000,9 @@ class OrderManager(Component):
                 self._transition(o, PENDING_CANCEL, o.ib_status, "global cancel")
         return working
 
-    async def _finish_cancel_all(self, reason: str, working: list[ManagedOrder]) -> bool:
+    async def finish_cancel_all(self, reason: str, working: list[ManagedOrder]) -> bool:
+        """Wait (bounded) for the orders `begin_cancel_all` returned to end; survivors get per-order cancels and
+        a second wait; one still alive raises an alert. True when all are terminal."""
         timeout = self.execution.cancel_all_timeout_s
         if await self._wait_terminal(working, timeout):
             return True

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -145,9 +145,11 @@ class ExposureView(Protocol):
 
     def cancel(self, order_id: int) -> bool: ...
 
-    def cancel_all(self, reason: str) -> Coroutine[Any, Any, bool]:
-        """Send the global cancel now; the coroutine waits for every order to end (see OrderManager)."""
+    def begin_cancel_all(self, reason: str) -> Any:
+        """Send the global cancel now; returns what `finish_cancel_all` waits for (see OrderManager)."""
         ...
+
+    async def finish_cancel_all(self, reason: str, begun: Any) -> bool: ...
 
     def protect_positions(self, reason: str) -> list[int]: ...
 
@@ -796,18 +798,19 @@ class RiskEngine(Component):
             return
         # The global cancel goes out in this call (a halt on the urgent path sends it in the same callback
         # that latched); the task only waits for the orders to end.
+        begun: Any
         try:
-            waiting: Coroutine[Any, Any, bool] | Exception = self._orders.cancel_all(reason)
+            begun = self._orders.begin_cancel_all(reason)
         except Exception as exc:
-            waiting = exc
-        self._cancel_task = loop.create_task(self._cancel_all(reason, waiting), name="risk:cancel_all")
+            begun = exc
+        self._cancel_task = loop.create_task(self._cancel_all(reason, begun), name="risk:cancel_all")
         self._keep(self._cancel_task)
 
-    async def _cancel_all(self, reason: str, waiting: Coroutine[Any, Any, bool] | Exception) -> bool:
+    async def _cancel_all(self, reason: str, begun: Any) -> bool:
         try:
-            if isinstance(waiting, Exception):
-                raise waiting
-            ok = await waiting
+            if isinstance(begun, Exception):
+                raise begun
+            ok = await self._orders.finish_cancel_all(reason, begun)
         except ConnectionError as exc:
             # Expected when the halt was caused by the lost connection: the reconnection retries it.
             log.warning("cancel-all not sent (%s): it is sent again on reconnection", exc)

@@ -110,7 +110,7 @@ class FakeOrders:
         self.cancelled.append(order_id)
         return True
 
-    async def cancel_all(self, reason: str) -> bool:
+    def begin_cancel_all(self, reason: str) -> str:
         self.cancel_all_calls.append(reason)
         if self.on_cancel_all is not None:
             self.on_cancel_all()
@@ -118,6 +118,9 @@ class FakeOrders:
             for order in self.orders.values():
                 if not order.done:
                     self._finish(order, OrderState.CANCELLED)
+        return reason
+
+    async def finish_cancel_all(self, reason: str, begun: str) -> bool:
         return self.cancel_all_result
 
     def protect_positions(self, reason: str) -> list[int]:
