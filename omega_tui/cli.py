@@ -121,9 +121,9 @@ def run_engine(
 
     sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_S)  # this process is the engine (see the constant)
     if exit_with_parent:
-        from omega_tui.headless import die_with_parent
+        from omega_tui.lifetime import die_with_parent
 
-        die_with_parent()  # before the simulated gateway starts: it is this process's child in turn
+        die_with_parent("engine")  # before the simulated gateway starts: it is this process's child in turn
     try:
         with gateway_for(settings) as effective:
             from omega_tui.headless import run_headless

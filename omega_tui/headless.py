@@ -18,7 +18,6 @@ SIGTERM) or when its stdin reaches EOF (the parent closed the pipe, or died any 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import logging
 import os
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 
 EXIT_ALREADY_RUNNING = 2  # DESIGN §6 "bad usage": the state directory is taken; nothing was touched
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 ENGINE_SWITCH_INTERVAL_S = 0.001
 """The engine process's GIL switch interval (Python's default is 5 ms).
 
@@ -54,20 +52,6 @@ async def log_status_every(runtime: Runtime, period_s: float) -> None:
         await asyncio.sleep(period_s)
         if runtime.running:
             log.info("status: %s", summary_line(runtime.hot_state.get))
-
-
-def die_with_parent() -> None:
-    """Ask Linux for SIGTERM (a graceful stop) when the parent dies; exit now if it is already gone."""
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
-    if os.getppid() != parent:  # the parent died while the request was made
-        log.error("the parent process is gone before the engine started; not starting")
-        sys.exit(0)
-    # A parent already gone before `parent` was read (or a UI that is PID 1 in a container: not a reason to
-    # refuse) is caught by the stdin watch: the pipe's other end is closed, so stdin is at EOF at once.
 
 
 def _stop_at_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> int | None:

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from omega_tui.lifetime import die_with_parent
 from omega_tui.sim.faults import Scenario, ScenarioError
 from omega_tui.sim.gateway import SimGateway
 
 log = logging.getLogger("omega_tui.sim.cli")
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.exit_with_parent:
-        die_with_parent()
+        die_with_parent("simulated gateway")
     if args.speed <= 0 or args.tick_interval <= 0 or args.max_lines < 1 or args.burst < 0 or args.extra_stocks < 0:
         print(
             "sim-gateway: --speed and --tick-interval must be > 0, --max-lines >= 1, --burst and --extra-stocks >= 0",
@@ -106,17 +104,6 @@ async def _serve(gw: SimGateway, burst: int, with_parent: bool = False) -> int:
     finally:
         await gw.stop_async()
     return 0
-
-
-def die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies; exit now if the parent is already gone."""
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
-    if parent == 1 or os.getppid() != parent:  # the parent died before (or while) the request was made
-        sys.exit(0)
 
 
 def _watch_stdin(gw: SimGateway, stop: asyncio.Event) -> None:
