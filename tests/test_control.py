@@ -236,3 +236,28 @@ def test_answer_state_is_read_on_the_loop_even_when_the_command_resolved_before_
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+def test_polling_an_empty_queue_does_not_take_the_write_lock(state_dir: Path) -> None:
+    """The engine polls every 5 ms: an empty queue must be seen without SQLite's write lock, or a client's send
+    (the kill switch) meets a held lock and SQLite's busy back-off. Here another connection holds the write
+    lock: the poll must still answer at once (before the fix it waited for the lock)."""
+    import sqlite3
+
+    queue = ControlQueue(state_dir)
+    queue.warm()
+    writer = sqlite3.connect(str(state_dir / "control" / "queue" / "cache.db"), isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        out: list[object] = []
+        poll = threading.Thread(target=lambda: out.append(queue.take()), daemon=True)
+        poll.start()
+        poll.join(5)
+        assert not poll.is_alive() and out == [None]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    command_id = queue.send(Halt(source="control:halt", reason="test"))
+    taken = queue.take()
+    assert taken is not None and taken[0] == command_id
+    queue.close()

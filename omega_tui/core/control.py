@@ -182,6 +182,12 @@ class ControlQueue:
     # ---------------------------------------------------------------- engine side
 
     def take(self) -> tuple[str, float, Any] | None:
+        """The oldest command, or None. An empty queue is seen with a read: popping takes SQLite's write lock
+        (BEGIN IMMEDIATE), and taking it on every 5 ms poll made a client's `send` (the kill switch) meet a
+        held lock and SQLite's busy back-off (sleeps of 1, 2, 5 … 100 ms) whenever this thread, lock held,
+        waited for the GIL or a CPU."""
+        if not len(self._queue):
+            return None
         try:
             item = self._queue.popleft()
         except IndexError:
