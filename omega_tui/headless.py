@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import signal
 import sys
 
@@ -29,6 +28,7 @@ from omega_tui.control import summary_line
 from omega_tui.core.control import EngineAlreadyRunning
 from omega_tui.core.runtime import Runtime
 from omega_tui.core.wiring import build_runtime
+from omega_tui.lifetime import watch_stdin
 
 log = logging.getLogger(__name__)
 
@@ -56,27 +56,13 @@ async def log_status_every(runtime: Runtime, period_s: float) -> None:
 
 def _stop_at_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> int | None:
     """Set `stop` when stdin reaches EOF (the parent closed the pipe or died); returns the watched fd."""
-    try:
-        fd = sys.stdin.fileno()
-    except (AttributeError, ValueError, OSError):
-        return None
-    os.set_blocking(fd, False)
 
-    def readable() -> None:
-        try:
-            data = os.read(fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:  # anything else the parent writes is ignored
-            loop.remove_reader(fd)
-            if not stop.is_set():
-                log.info("stdin closed (the workstation UI stopped or ended); stopping")
-                stop.set()
+    def on_eof() -> None:
+        if not stop.is_set():
+            log.info("stdin closed (the workstation UI stopped or ended); stopping")
+            stop.set()
 
-    loop.add_reader(fd, readable)
-    return fd
+    return watch_stdin(loop, on_eof)
 
 
 async def run_runtime(runtime: Runtime, *, exit_with_parent: bool = False) -> int:

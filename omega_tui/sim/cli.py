@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
 
-from omega_tui.lifetime import die_with_parent
+from omega_tui.lifetime import die_with_parent, watch_stdin
 from omega_tui.sim.faults import Scenario, ScenarioError
 from omega_tui.sim.gateway import SimGateway
 
@@ -108,30 +107,12 @@ async def _serve(gw: SimGateway, burst: int, with_parent: bool = False) -> int:
 
 def _watch_stdin(gw: SimGateway, stop: asyncio.Event) -> None:
     """Stop at EOF on stdin (the parent closed the pipe or died); apply `burst N` lines meanwhile."""
-    loop = asyncio.get_running_loop()
-    fd = sys.stdin.fileno()
-    os.set_blocking(fd, False)
-    pending = bytearray()
 
-    def readable() -> None:
-        try:
-            data = os.read(fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(fd)
-            log.info("stdin closed (the parent stopped the gateway or ended); stopping")
-            stop.set()
-            return
-        pending.extend(data)
-        while b"\n" in pending:
-            line, _, rest = bytes(pending).partition(b"\n")
-            pending[:] = rest
-            _control(gw, line.decode(errors="replace").split())
+    def on_eof() -> None:
+        log.info("stdin closed (the parent stopped the gateway or ended); stopping")
+        stop.set()
 
-    loop.add_reader(fd, readable)
+    watch_stdin(asyncio.get_running_loop(), on_eof, lambda line: _control(gw, line.split()))
 
 
 def _control(gw: SimGateway, words: list[str]) -> None:
