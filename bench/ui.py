@@ -9,8 +9,8 @@ The workstation is two processes since the UI left the engine's GIL (DESIGN §2)
   latched and when the global cancel went to ib_async, stamped with CLOCK_MONOTONIC, which every process on
   the machine shares);
 - the UI: the real `OmegaApp` over `attach.SpawnedEngine` (`run_test`, 160×48 dashboard, `ui.refresh_hz`) in
-  this process, which reads the engine's hot state from its state directory and sends commands through the
-  control queue, as `omega-tui` does;
+  this process, which reads the engine's hot state from its state directory and sends commands on its direct
+  channel to the engine (a socket pair, `core.control.ChannelClient`), as `omega-tui` does;
 - the simulated IB Gateway, in its own process (`omega-tui sim-gateway`, `SimGatewayProcess`). In production
   it is the engine's child (sim mode); here this process starts it and the engine connects to it in gateway
   mode, so the benchmark can set and correct its rate (its stdin control lines): the market steps every
@@ -27,9 +27,11 @@ rate): 1. headless (the engine alone, no UI attached); 2. UI; 3. headless again,
 between phases is not credited to either side. `ui_vs_headless_latency_ratio` = the engine's tick → decision
 p99 with the UI / headless (both headless windows pooled); the p50 ratio is given too.
 
-Key → HALTED: a Pilot `press` of the kill-switch key (`--key-path driver`: handed on from another thread as
-`OmegaDriver`'s input thread does, which sends the Halt itself first) to the first frame whose terminal bytes,
-rendered as a real driver would (to a null file), carry the banner's "■ HALTED"; key → whole screen HALTED
+Key → HALTED: from the kill-switch key's arrival in the terminal input thread (`--key-path driver`, the
+default: a thread that sleeps until the chosen moment, then hands the key on as `OmegaDriver`'s input thread
+does, which sends the Halt itself first; `--key-path pilot`: a Pilot `press` on the UI loop) to the first
+frame whose terminal bytes, rendered as a real driver would (to a null file), carry the banner's "■ HALTED";
+key → whole screen HALTED
 waits for the quotes pane's "Quotes ■ HALTED" title too. Also reported: key → halt latched in the engine and
 key → global cancel handed to ib_async (engine side), key → the engine's answer back in this process.
 
@@ -81,9 +83,9 @@ STAGES = (
     "banner",
     "screen",
 )
-"""Key → stage: the binding's action ran (UI); the engine's control thread took the Halt off the queue; its
-urgent handler started, latched HALTED, returned (core loop); the answer with its state was handed to the
-control thread (core loop, one iteration later), written to the results cache (control thread); the answer
+"""Key → stage: the binding's action ran (UI); the engine took the Halt (the thread reading the UI's direct
+channel); its urgent handler started, latched HALTED, returned (core loop); the answer with its state was
+handed to the channel's writer thread (core loop), sent (writer thread); the answer
 reached this process; the global cancel went to ib_async; the banner was updated; the banner, then the whole
 screen, drawn HALTED."""
 PROBE_FILE = "bench-probe.jsonl"
@@ -202,38 +204,35 @@ class Probe:
             return original_cancel(*args, **kwargs)
 
         ib.reqGlobalCancel = global_cancel
-        # Stages of a Halt inside the engine: taken off the control queue (control thread), the urgent
-        # handler entered and returned (core loop).
+        # Stages of a Halt inside the engine: taken by a command endpoint (the UI's direct channel, or the
+        # control queue), the urgent handler entered and returned (core loop), the answer handed over and sent.
         self.taken_at = self.urgent_at = self.handled_at = 0.0
-        from omega_tui.core.control import ControlQueue
+        self.handed_at = self.written_at = 0.0
+        from omega_tui.core.control import ChannelServer, ControlEndpoint, ControlServer
         from omega_tui.core.types import Halt
 
-        original_take = ControlQueue.take
+        original_accept = ControlEndpoint._accept
 
-        def take(queue: ControlQueue) -> Any:
-            item = original_take(queue)
-            if item is not None:
+        def accept(endpoint: ControlEndpoint, command_id: str, command: Any) -> None:
+            if isinstance(command, Halt):
                 self.taken_at = time.monotonic()
-            return item
+            original_accept(endpoint, command_id, command)
 
-        ControlQueue.take = take  # type: ignore[method-assign,assignment]
-        self.handed_at = self.written_at = 0.0
-        from omega_tui.core.control import ControlServer
+        ControlEndpoint._accept = accept  # type: ignore[method-assign,assignment]
+        original_hand_over = ControlEndpoint._hand_over
 
-        original_hand_over = ControlServer._hand_over
-
-        def hand_over(server: ControlServer, *args: Any) -> None:
+        def hand_over(endpoint: ControlEndpoint, *args: Any) -> None:
             self.handed_at = time.monotonic()
-            original_hand_over(server, *args)
+            original_hand_over(endpoint, *args)
 
-        ControlServer._hand_over = hand_over  # type: ignore[method-assign,assignment]
-        original_answer = ControlQueue.answer
+        ControlEndpoint._hand_over = hand_over  # type: ignore[method-assign,assignment]
+        for server in (ControlServer, ChannelServer):
 
-        def answer(queue: ControlQueue, *args: Any) -> None:
-            original_answer(queue, *args)
-            self.written_at = time.monotonic()
+            def deliver(endpoint: Any, *args: Any, _original: Callable[..., None] = server._deliver) -> None:
+                _original(endpoint, *args)
+                self.written_at = time.monotonic()
 
-        ControlQueue.answer = answer  # type: ignore[method-assign,assignment]
+            server._deliver = deliver  # type: ignore[method-assign,assignment]
         handler = runtime._urgent[Halt]
 
         def urgent(command: Any) -> Any:
@@ -577,6 +576,7 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
 
     stages = STAGES
     out: dict[str, Any] = {stage: [] for stage in stages}
+    keyboard = _InputThread(app)
     async with app.run_test(size=(160, 48)) as pilot:
         await phase.wait_streaming()
         await asyncio.sleep(args.warmup)
@@ -595,11 +595,15 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
             seen.clear()
             for event in wanted.values():
                 event.clear()
-            t0 = time.monotonic()
             if args.key_path == "pilot":
+                t0 = time.monotonic()
                 press = asyncio.create_task(pilot.press("ctrl+k"))  # driver.send_message → bindings → action
             else:
-                press = asyncio.create_task(asyncio.to_thread(_input_thread_key, app, "ctrl+k"))
+                # The key arrives at t0, in the terminal input thread's hands (sleeping until then, as that
+                # thread sits in select): its wake-up and its wait for the GIL count, the UI loop's work does not
+                # delay the key (it does not, in the product).
+                t0 = time.monotonic() + KEY_LEAD_S
+                press = asyncio.wrap_future(keyboard.press_at(t0, "ctrl+k"))
             await asyncio.wait_for(wanted["banner"].wait(), 10)
             await asyncio.wait_for(wanted["screen"].wait(), 10)
             await press
@@ -638,6 +642,42 @@ async def _wait(predicate: Callable[[], bool], seconds: float, what: str) -> Non
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+KEY_LEAD_S = 0.02
+"""The UI loop asks for a key this far ahead; the input thread presses it at that moment."""
+
+
+class _InputThread:
+    """A stand-in for OmegaDriver's input thread: presses a key at a given monotonic time."""
+
+    def __init__(self, app: Any) -> None:
+        import concurrent.futures
+        import queue
+
+        self.app = app
+        self._requests: queue.SimpleQueue[tuple[float, str, concurrent.futures.Future[None]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="bench-input", daemon=True).start()
+
+    def press_at(self, at: float, key: str) -> Any:
+        import concurrent.futures
+
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._requests.put((at, key, done))
+        return done
+
+    def _run(self) -> None:
+        while True:
+            at, key, done = self._requests.get()
+            delay = at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                _input_thread_key(self.app, key)
+            except BaseException as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
 
 
 def _input_thread_key(app: Any, key: str) -> None:
@@ -835,7 +875,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument(
         "--key-path",
         choices=("pilot", "driver"),
-        default="pilot",
+        default="driver",
         help="pilot: Pilot.press on the UI loop; driver: the key from another thread as OmegaDriver's input "
         "thread hands it on (the kill switch sent from that thread first)",
     )

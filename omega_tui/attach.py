@@ -11,7 +11,10 @@ when the engine says so, not one flush + poll + refresh later. Until the engine'
 up with it, an older on-disk copy of that section does not replace it.
 
 `SpawnedEngine` is `omega-tui`'s own engine: a child process (`launcher.EngineProcess`) started by the UI,
-stopped when the UI quits; its exit is reported to the app (`EngineGone`). `RemoteEngine` alone (`attach`)
+stopped when the UI quits; its exit is reported to the app (`EngineGone`). Its commands go through the
+direct channel the UI shares with its child (`core.control.ChannelClient`): the engine takes a Halt the
+moment it is written, not at its next poll of the control queue (the queue is the fallback if the channel
+ever closes while the engine runs). `RemoteEngine` alone (`attach`)
 never stops the engine, and reports it gone when the state directory's lock is no longer held.
 """
 
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omega_tui.config import Settings
-from omega_tui.core.control import Answer, ControlQueue, engine_running
+from omega_tui.core.control import CHANNEL_CLOSED, Answer, ChannelClient, ControlQueue, engine_running
 from omega_tui.core.hot_state import SECTIONS, HotStateReader
 from omega_tui.core.types import Command, CommandResult, Halt, Quote
 from omega_tui.ui.client import EngineDescription, describe_settings
@@ -65,11 +68,14 @@ class RemoteEngine:
     stop_timeout_s = 1.0
     kind = "attached"
 
-    def __init__(self, settings: Settings, *, since_ns: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, since_ns: int | None = None, channel: ChannelClient | None = None
+    ) -> None:
         self.settings = settings
         self.state_dir: Path = settings.state.dir
         self._reader = HotStateReader(self.state_dir)
         self._queue = ControlQueue(self.state_dir)
+        self._channel = channel
         self._lock = threading.Lock()
         self._sections: dict[str, Any] = {}
         self._versions: dict[str, int] = {}
@@ -139,6 +145,8 @@ class RemoteEngine:
         self._halt_thread.join(timeout=STOP_JOIN_S)
         self._reader.close()
         self._queue.close()
+        if self._channel is not None:
+            self._channel.close()
 
     # ------------------------------------------------------------------ reads
 
@@ -245,8 +253,22 @@ class RemoteEngine:
     def _send(self, command: Command, poll_s: float | None = None) -> CommandResult:
         if not self._alive():
             return CommandResult("", False, f"no running engine on {self.state_dir}", datetime.now(UTC))
-        command_id = self._queue.send(command)
-        answer = self._queue.wait_answer(command_id, ACK_TIMEOUT_S, poll_s or 0.005)
+        answer: Answer | None = None
+        channel = self._channel
+        if channel is not None and not channel.closed:
+            # Our own engine child: its direct channel, taken the moment it is written (the kill switch's path).
+            command_id = channel.send(command)
+            answer = channel.wait_answer(command_id, ACK_TIMEOUT_S)
+            if answer is not None and answer.result.message == CHANNEL_CLOSED and self._alive():
+                log.error("the engine's direct command channel closed while it runs; using the control queue")
+                answer = None
+            elif answer is None:
+                return CommandResult(
+                    command_id, False, f"the engine did not answer within {ACK_TIMEOUT_S:g} s", datetime.now(UTC)
+                )
+        if answer is None:
+            command_id = self._queue.send(command)
+            answer = self._queue.wait_answer(command_id, ACK_TIMEOUT_S, poll_s or 0.005)
         if answer is None:
             return CommandResult(
                 command_id, False, f"the engine did not answer within {ACK_TIMEOUT_S:g} s", datetime.now(UTC)
@@ -305,7 +327,8 @@ class SpawnedEngine(RemoteEngine):
 
     def __init__(self, settings: Settings, process: EngineProcess) -> None:
         self.process = process
-        super().__init__(settings, since_ns=process.started_ns)
+        channel = ChannelClient(process.channel) if process.channel is not None else None
+        super().__init__(settings, since_ns=process.started_ns, channel=channel)
         self.stop_timeout_s = settings.ui.engine_stop_timeout_s
         self._monitor: threading.Thread | None = None
 

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-ui", action="store_true", help="run the engine headless, logging JSON lines to stderr")
     # The workstation's engine child (launcher.EngineProcess): log to the file only, stop with the parent.
     parser.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    # ...and its end of the UI's direct command channel (the kill switch's fast path), an inherited socket.
+    parser.add_argument("--control-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
     parser.add_argument(
         "--set",
         metavar="SECTION.FIELD=VALUE",
@@ -99,7 +101,12 @@ def engine_options(args: argparse.Namespace) -> list[str]:
 
 
 def run_engine(
-    settings: Settings, *, headless: bool, exit_with_parent: bool = False, options: Sequence[str] = ()
+    settings: Settings,
+    *,
+    headless: bool,
+    exit_with_parent: bool = False,
+    options: Sequence[str] = (),
+    control_fd: int | None = None,
 ) -> int:
     """`omega-tui --no-ui` (the engine, in this process), or `omega-tui` (the UI here, the engine a child)."""
     # Refuse a second engine before starting a simulator or touching the terminal; the runtime's own lock
@@ -128,7 +135,7 @@ def run_engine(
         with gateway_for(settings) as effective:
             from omega_tui.headless import run_headless
 
-            return run_headless(effective, exit_with_parent=exit_with_parent)
+            return run_headless(effective, exit_with_parent=exit_with_parent, control_fd=control_fd)
     except SimProcessError as exc:
         log.error("%s", exc)
         print(f"omega-tui: startup failed: {exc}", file=sys.stderr)
@@ -156,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 headless=args.no_ui or args.exit_with_parent,
                 exit_with_parent=args.exit_with_parent,
                 options=engine_options(args),
+                control_fd=args.control_fd,
             )
         except ConfigError as exc:
             return _config_error(exc)

@@ -21,6 +21,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 import sys
 
 from omega_tui.config import Settings
@@ -32,7 +33,8 @@ from omega_tui.lifetime import watch_stdin
 
 log = logging.getLogger(__name__)
 
-EXIT_ALREADY_RUNNING = 2  # DESIGN §6 "bad usage": the state directory is taken; nothing was touched
+EXIT_USAGE = 2  # DESIGN §6 "bad usage"
+EXIT_ALREADY_RUNNING = EXIT_USAGE  # the state directory is taken; nothing was touched
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 ENGINE_SWITCH_INTERVAL_S = 0.001
 """The engine process's GIL switch interval (Python's default is 5 ms).
@@ -112,9 +114,18 @@ async def _freeze_gc_after_start(runtime: Runtime) -> None:
         freeze_startup_heap()
 
 
-def run_headless(settings: Settings, *, exit_with_parent: bool = False) -> int:
-    """Build the runtime and run it headless; returns the process exit code."""
+def run_headless(settings: Settings, *, exit_with_parent: bool = False, control_fd: int | None = None) -> int:
+    """Build the runtime and run it headless; returns the process exit code. `control_fd`: the workstation
+    UI's end of its direct command channel (a socket this process inherited)."""
+    channel = None
+    if control_fd is not None:
+        try:
+            channel = socket.socket(fileno=control_fd)
+        except OSError as exc:
+            print(f"omega-tui: --control-fd {control_fd} is not a socket this process holds: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     runtime = build_runtime(settings)
+    runtime.control_channel = channel
     try:
         code = asyncio.run(run_runtime(runtime, exit_with_parent=exit_with_parent))
     except EngineAlreadyRunning as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -88,6 +89,8 @@ class EngineProcess:
       the UI, which stops the engine; its stdout is /dev/null and it logs to its log file only.
     - Its stderr (only what it prints when it ends, e.g. `omega-tui: startup failed: …`, or a traceback) is
       relayed into this process's log (logger `omega_tui.engine`) and kept for `failure_lines()`.
+    - It inherits one end of a Unix socket pair (`--control-fd`), the UI's direct command channel
+      (`core.control.ChannelServer`); `channel` is this process's end, for `ChannelClient`.
     """
 
     def __init__(self, argv: list[str], *, cwd: str | None = None) -> None:
@@ -97,6 +100,7 @@ class EngineProcess:
         self.started_ns = 0
         self._stderr: deque[str] = deque(maxlen=40)
         self._relay: threading.Thread | None = None
+        self.channel: socket.socket | None = None
 
     @property
     def pid(self) -> int | None:
@@ -107,15 +111,24 @@ class EngineProcess:
         if self.proc is not None:
             raise RuntimeError("the engine process is already running")
         self.started_ns = time.time_ns()
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            close_fds=True,
-            start_new_session=True,
-            cwd=self.cwd,
-        )
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = subprocess.Popen(
+                [*self.argv, "--control-fd", str(theirs.fileno())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+                cwd=self.cwd,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()  # the child has its copy: the engine's exit alone closes the channel
+        self.channel = ours
         log.info("engine process %d started: %s", self.proc.pid, " ".join(self.argv[1:]))
         self._relay = threading.Thread(target=self._relay_stderr, name="engine-stderr", daemon=True)
         self._relay.start()
@@ -173,6 +186,8 @@ class EngineProcess:
                 pass
         if proc.stderr is not None:
             proc.stderr.close()
+        if self.channel is not None:
+            self.channel.close()
         return code
 
     def failure_lines(self) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from omega_tui.config import Settings
-from omega_tui.core.control import ControlQueue, EngineAlreadyRunning, EngineLock, engine_running
+from omega_tui.core.control import ChannelClient, ControlQueue, EngineAlreadyRunning, EngineLock, engine_running
 from omega_tui.core.runtime import Runtime
 from omega_tui.core.types import CommandResult, Halt, Resume
 
@@ -261,3 +261,93 @@ def test_polling_an_empty_queue_does_not_take_the_write_lock(state_dir: Path) ->
     taken = queue.take()
     assert taken is not None and taken[0] == command_id
     queue.close()
+
+
+# ------------------------------------------------------------------ the workstation UI's direct channel
+
+
+async def test_the_ui_channel_takes_a_halt_sent_before_the_engine_started_and_answers_with_state(
+    state_dir: Path,
+) -> None:
+    """The UI's own engine child takes commands on the socket pair it inherited: no poll, no SQLite. A Halt
+    written while the engine is still starting waits in the socket and is acted on once the engine runs."""
+    import socket
+
+    from omega_tui.core.control import ChannelClient
+
+    runtime = Runtime(Settings(state={"dir": state_dir}))
+    runtime.hot_state.set("risk", {"trading_state": "ACTIVE"})
+    threads: list[str] = []
+
+    def on_halt(command: Halt) -> CommandResult:
+        threads.append(threading.current_thread().name)
+        runtime.hot_state.set("risk", {"trading_state": "HALTED", "reason": command.reason})
+        return CommandResult("h", True, "halted", runtime.clock.now_utc())
+
+    runtime.on_urgent_command(Halt, on_halt)
+    ui_end, engine_end = socket.socketpair()
+    runtime.control_channel = engine_end
+    client = ChannelClient(ui_end)
+    early = client.send(Halt(source="key", reason="before start"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    try:
+        got = await asyncio.to_thread(client.wait_answer, early, 10.0)
+        assert got is not None and got.result.ok and got.result.message == "halted"
+        assert got.state == {"risk": {"trading_state": "HALTED", "reason": "before start"}}
+        assert threads == [threading.current_thread().name]  # the urgent handler ran on the core loop
+        later = await asyncio.to_thread(client.send, Resume(source="key"))
+        refused = await asyncio.to_thread(client.wait_answer, later, 10.0)
+        assert refused is not None and not refused.result.ok and "not available" in refused.result.message
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+    # The engine stopped: its end is closed, so a command now is answered at once, saying so.
+    late = client.send(Halt(source="key"))
+    closed = client.wait_answer(late, 10.0)
+    assert closed is not None and not closed.result.ok and "channel is closed" in closed.result.message
+    client.close()
+
+
+async def test_an_unreadable_frame_closes_the_channel_and_the_ui_falls_back_to_the_control_queue(
+    state_dir: Path,
+) -> None:
+    import socket
+
+    from omega_tui.attach import RemoteEngine
+    from omega_tui.core.control import FRAME_HEADER, ChannelClient
+
+    settings = Settings(state={"dir": state_dir})
+    runtime = Runtime(settings)
+    halts: list[str] = []
+
+    def on_halt(command: Halt) -> CommandResult:
+        halts.append(command.reason)
+        return CommandResult("h", True, "halted", runtime.clock.now_utc())
+
+    runtime.on_urgent_command(Halt, on_halt)
+    ui_end, engine_end = socket.socketpair()
+    runtime.control_channel = engine_end
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    client = ChannelClient(ui_end)
+    remote = RemoteEngine(settings, channel=client)
+    try:
+        await asyncio.wait_for(asyncio.to_thread(runtime.wait_started, 5), 10)
+        ui_end.sendall(FRAME_HEADER.pack(5) + b"junk!")  # not a pickle: the engine drops the channel
+        await asyncio.wait_for(asyncio.to_thread(_wait_closed, client), 10)
+        result = await asyncio.wait_for(asyncio.wrap_future(remote.submit(Halt(source="key", reason="x"))), 15)
+        assert result.ok and result.message == "halted"
+        assert halts == ["x"]  # through the control queue, once
+    finally:
+        remote.close()
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+def _wait_closed(client: ChannelClient) -> None:
+    for _ in range(1000):
+        if client.closed:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the channel did not close")

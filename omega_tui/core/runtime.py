@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -21,7 +22,7 @@ from omega_tui.core.broker.verify import StartupVerificationError
 from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import Clock, SystemClock
 from omega_tui.core.component import Component
-from omega_tui.core.control import ControlQueue, ControlServer, EngineLock
+from omega_tui.core.control import ChannelServer, ControlEndpoint, ControlQueue, ControlServer, EngineLock
 from omega_tui.core.hot_state import HotState
 from omega_tui.core.journal import Journal
 from omega_tui.core.types import Command, CommandResult, ComponentState, ComponentStatusChanged
@@ -58,6 +59,9 @@ class Runtime:
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.lock = EngineLock(settings.state.dir)
+        self.control_channel: socket.socket | None = None
+        """The workstation UI's direct command channel (its end of a socket pair), when the UI started this
+        engine (`--control-fd`); commands from other processes come through the control queue."""
         self.bus.subscribe(ComponentStatusChanged, self._on_component_status)
 
     # ------------------------------------------------------------------ wiring
@@ -121,15 +125,28 @@ class Runtime:
         self.hot_state.start()
         # The risk section travels with every answer (as published once the command acted): a UI in another
         # process shows HALTED from the Halt's answer, not one hot-state flush and poll later.
-        control = ControlServer(
-            ControlQueue(self.settings.state.dir),
-            self.submit,
-            self._answer_state,
-            self._loop.call_soon_threadsafe,
-            acts_at_once=self.is_urgent,
-        )
+        controls: list[ControlEndpoint] = [
+            ControlServer(
+                ControlQueue(self.settings.state.dir),
+                self.submit,
+                self._answer_state,
+                self._loop.call_soon_threadsafe,
+                acts_at_once=self.is_urgent,
+            )
+        ]
+        if self.control_channel is not None:
+            controls.append(
+                ChannelServer(
+                    self.control_channel,
+                    self.submit,
+                    self._answer_state,
+                    self._loop.call_soon_threadsafe,
+                    acts_at_once=self.is_urgent,
+                )
+            )
         started: list[Component] = []
-        control.start()  # before the engines, so a halt from another terminal works even during startup
+        for control in controls:
+            control.start()  # before the engines, so a halt works even during startup
         try:
             try:
                 for component in self.components:
@@ -156,7 +173,8 @@ class Runtime:
                     log.exception("shutdown hook failed")
         finally:
             self._started.set()
-            control.stop()
+            for control in controls:
+                control.stop()
             for task in list(self._background):
                 task.cancel()
             for component in reversed(started):
