@@ -2,7 +2,8 @@
 
 `RemoteEngine` implements the UI's `EngineClient` protocol over the engine's state directory: a poller
 thread reads the diskcache hot state after each engine flush (`state.flush_ms`) into an in-memory snapshot
-(so the UI thread never waits on SQLite), and commands go through the control queue.
+(so the UI thread never waits on SQLite), and commands go through the control queue (`SpawnedEngine`: its
+direct channel, below).
 
 The kill switch: a Halt is sent on a thread of its own (never queued behind a slow command), lands on the
 engine's urgent Halt path, and the engine answers only once HALTED is latched, with its risk section as
