@@ -108,3 +108,27 @@ async def test_terminal_lost_stops_the_engine_and_exits(engine: FakeEngine, make
         await eventually(lambda: app._exit, 5)
         await pilot.pause()
     assert engine.stop_requested
+
+
+def test_risk_gauges_reuse_the_cells_of_limits_that_did_not_move() -> None:
+    import copy
+
+    from omega_tui.ui.format import Styles
+    from omega_tui.ui.panes.risk import gauge_rows
+    from tests.ui.fake_engine import demo_risk
+
+    styles = Styles({})
+    built: dict = {}
+    risk = demo_risk()
+    first = dict(gauge_rows(risk, styles, built))
+    moved = copy.deepcopy(risk)  # equal values in new objects, as a read from another process gives them
+    moved["limits"][1]["used"] = 400.0
+    del moved["limits"][4]
+    second = dict(gauge_rows(moved, styles, built))
+    assert second["daily_loss"] is first["daily_loss"]  # equal: the very same cells, skipped by the table
+    assert second["position_qty:AAPL"] is not first["position_qty:AAPL"]
+    assert second["position_qty:AAPL"][2][0] == "400/1,000"
+    assert "order_rate_1s" not in built  # a limit no longer published is forgotten
+    other = Styles({"error": "magenta"})  # a theme switch rebuilds every row
+    assert dict(gauge_rows(moved, other, built))["daily_loss"] is not first["daily_loss"]
+    assert gauge_rows(moved, styles) == gauge_rows(moved, styles, {})

@@ -43,9 +43,24 @@ class PositionsPane(Pane):
         yield TextLines(id="pnl-summary")
         yield StableTable(COLUMNS, id="positions-table")
 
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        # Each position's last cells, reused while the position is equal (the table then skips the row).
+        self._built: dict[str, tuple[PositionView, Styles, list[Text | str]]] = {}
+
     def update_view(self, client: EngineClient, styles: Styles) -> None:
         positions: dict[str, PositionView] = dict(client.read("positions") or {})
-        rows: list[Row] = [(key, self._cells(positions[key], styles)) for key in sorted(positions)]
+        rows: list[Row] = []
+        built: dict[str, tuple[PositionView, Styles, list[Text | str]]] = {}
+        for key in sorted(positions):
+            position = positions[key]
+            hit = self._built.get(key)
+            if hit is not None and hit[1] is styles and (hit[0] is position or hit[0] == position):
+                built[key] = hit
+            else:
+                built[key] = (position, styles, self._cells(position, styles))
+            rows.append((key, built[key][2]))
+        self._built = built
         self.query_one(StableTable).sync(rows)
         self.query_one("#pnl-summary", TextLines).show(self._summary(client.read("pnl"), styles))
 

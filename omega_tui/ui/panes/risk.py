@@ -49,9 +49,30 @@ GAUGE_COLUMNS: list[Column] = [
 """Fixed widths (each after the first includes the one-cell gap), so a gauge update never re-lays out."""
 
 
-def gauge_rows(risk: RiskView, styles: Styles) -> list[Row]:
-    """One row per published limit, keyed by the limit's name."""
-    return [(str(limit.get("name", "?")), gauge_row(limit, styles)) for limit in risk.get("limits") or []]
+def gauge_rows(
+    risk: RiskView, styles: Styles, built: dict[str, tuple[LimitView, Styles, list[Cell]]] | None = None
+) -> list[Row]:
+    """One row per published limit, keyed by the limit's name.
+
+    `built` (the pane's, kept between refreshes) holds each limit's last cells: a limit equal to the one they
+    were built from gets the very same cells object back, which the table skips without comparing a cell
+    (two gauges per instrument; most do not move between two refreshes)."""
+    rows: list[Row] = []
+    for limit in risk.get("limits") or []:
+        name = str(limit.get("name", "?"))
+        hit = built.get(name) if built is not None else None
+        if hit is not None and hit[1] is styles and (hit[0] is limit or hit[0] == limit):
+            cells = hit[2]
+        else:
+            cells = gauge_row(limit, styles)
+            if built is not None:
+                built[name] = (limit, styles, cells)
+        rows.append((name, cells))
+    if built is not None and len(built) > len(rows):
+        current = {name for name, _ in rows}
+        for name in [name for name in built if name not in current]:
+            del built[name]
+    return rows
 
 
 def gauge_row(limit: LimitView, styles: Styles) -> list[Cell]:
@@ -74,6 +95,10 @@ class RiskPane(Pane):
 
     SECTIONS = ("risk",)
     TITLE = "Risk"
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._built: dict[str, tuple[LimitView, Styles, list[Cell]]] = {}
 
     def compose(self) -> ComposeResult:
         yield TextLines(id="risk-counts")
@@ -103,4 +128,4 @@ class RiskPane(Pane):
                 str(risk.get("trading_day", "")),
             )
         )
-        gauges.sync(gauge_rows(risk, styles))
+        gauges.sync(gauge_rows(risk, styles, self._built))
