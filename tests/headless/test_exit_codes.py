@@ -81,3 +81,17 @@ def test_engine_that_loses_the_race_for_the_lock_exits_2_naming_the_holder(
     assert code == 2
     assert f"already running on {state} (pid {os.getpid()} on " in capsys.readouterr().err
     assert journal_records(state, "shutdown") == []
+
+
+def test_a_control_fd_that_is_not_a_socket_exits_2_before_anything_starts(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    read_end, write_end = os.pipe()  # an fd this process holds, but not a socket
+    try:
+        code = run_headless(Settings(state={"dir": str(state)}, ib={"mode": "gateway", "port": 1}), control_fd=read_end)
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+    assert code == 2
+    assert f"--control-fd {read_end} is not a socket this process holds" in capsys.readouterr().err
+    assert journal_records(state, "shutdown") == []
