@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from omega_tui.config import Settings
-from omega_tui.core.types import Resume
+from omega_tui.core.types import Halt, Resume
 
 MSGS_PER_QUOTE_EVENT = 4.0
 """Tick messages per simulated quote event (a changed bid or ask is a tickPrice + tickSize; trades add
@@ -71,6 +71,7 @@ more): only the first guess for the burst; the bench measures the real rate and 
 PROBE_PERIOD_S = 0.1
 STAGES = (
     "action",
+    "sent",
     "taken",
     "urgent",
     "latched",
@@ -83,7 +84,8 @@ STAGES = (
     "banner",
     "screen",
 )
-"""Key → stage: the binding's action ran (UI); the engine took the Halt (the thread reading the UI's direct
+"""Key → stage: the binding's action ran (UI); the Halt was written on the engine's channel (UI, the
+kill switch's sender thread); the engine took the Halt (the thread reading the UI's direct
 channel); its urgent handler started, latched HALTED, returned (core loop); the answer with its state was
 handed to the channel's writer thread (core loop), sent (writer thread); the answer
 reached this process; the global cancel went to ib_async; the banner was updated; the banner, then the whole
@@ -209,7 +211,6 @@ class Probe:
         self.taken_at = self.urgent_at = self.handled_at = 0.0
         self.handed_at = self.written_at = 0.0
         from omega_tui.core.control import ChannelServer, ControlEndpoint, ControlServer
-        from omega_tui.core.types import Halt
 
         original_accept = ControlEndpoint._accept
 
@@ -550,6 +551,17 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
         original_halt()
 
     app.action_halt = action_halt  # type: ignore[method-assign]
+    channel = client._channel
+    if channel is not None:
+        original_send = channel.send
+
+        def send(command: Any) -> str:
+            command_id = original_send(command)
+            if isinstance(command, Halt):
+                seen.setdefault("sent", time.monotonic())
+            return command_id
+
+        channel.send = send  # type: ignore[method-assign]
     original_take = client._take_state
 
     def take_state(answer: Any) -> None:
