@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import tempfile
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from omega_tui.core.hot_state import HotState
 from omega_tui.core.journal import Journal
 from omega_tui.core.orders import OrderManager
 from omega_tui.core.types import BrokerOrder, OrderType, Side
-from tests.data.test_order_wire import PROPERTY, VERSIONS, _client, broker_orders, stock_contracts
+from tests.data.test_order_wire import PROPERTY, VERSIONS, _client, _same, broker_orders, stock_contracts
 from tests.fakes import FakeBroker
 from tests.orders.conftest import instrument, intent
 
@@ -92,10 +93,131 @@ def _check_direct(ib: IB, sent: list[str], orders: list[BrokerOrder], contract: 
     assert sent == sent_theirs
     assert wire.templated == 2 * len(orders) and wire.fallbacks == 0
     assert wire.direct_sends >= len(orders)  # every order of the second round at least
+    # Repeat shapes go through a route's compiled encoder; only quantities beyond its fast path and the
+    # unset parent id (encoded empty) take the generic one.
+    assert wire.direct_generic <= 2 * sum(abs(o.quantity) >= 10**15 or o.parent_id == 2**31 - 1 for o in orders)
+    assert adapter._routes or wire.direct_sends == 0
     for reference in references:
         trade = ib.wrapper.trades[(ib.wrapper.clientId, reference.orderId)]
-        assert vars(trade.order) == {**vars(reference), "clientId": trade.order.clientId}
+        assert _same(vars(trade.order), {**vars(reference), "clientId": trade.order.clientId})
         assert trade.contract is contract
+
+
+class _Tif(StrEnum):
+    DAY = "DAY"
+
+
+class _Text(str):
+    def __str__(self) -> str:
+        return "not what the bytes hold"
+
+
+# BrokerOrder fields of types the compiled encoders do not expect: each falls back to the generic template
+# encoder (or the long way), and the bytes are still ib_async's own.
+_ODD_VALUES: list[dict[str, Any]] = [
+    {"quantity": Decimal("100")},
+    {"quantity": 10**15},
+    {"quantity": -(10**15)},
+    {"quantity": 2**53 + 1},
+    {"quantity": True},
+    {"tif": _Tif.DAY},
+    {"order_ref": _Text("r:entry")},
+    {"transmit": 1},
+    {"what_if": 0},
+    {"parent_id": True},
+    {"parent_id": 2**31 - 1},
+    {"oca_type": 2.0},
+    {"limit_price": 101.5},
+    {"aux_price": 7},
+    {"account": None},
+]
+
+
+@pytest.mark.parametrize("odd", _ODD_VALUES, ids=lambda odd: "-".join(f"{k}={v!r}" for k, v in odd.items()))
+def test_a_value_of_an_unexpected_type_is_still_ib_asyncs_bytes(odd: dict[str, Any]) -> None:
+    ib, sent = _ib()
+    theirs, sent_theirs = _client(False)
+    adapter = IbOrderAdapter(ib, FakeClock())
+    contract = Stock("AAPL", "SMART", "USD", conId=265598, primaryExchange="NASDAQ", localSymbol="AAPL")
+    adapter.register_contract(265598, "AAPL", contract)
+    usual = BrokerOrder(1, "AAPL", 265598, Side.BUY, 10, OrderType.LMT, Decimal("101.5"), order_ref="r:entry")
+    orders = [
+        usual,
+        BrokerOrder(**{**_fields(usual), "order_id": 2}),
+        BrokerOrder(**{**_fields(usual), **odd, "order_id": 3}),
+    ]
+    try:
+        for order in orders:
+            adapter.place_order(order)
+            theirs.placeOrder(order.order_id, contract, IbOrderAdapter.build_order(order))
+    finally:
+        ib.client.connState = Client.DISCONNECTED
+    assert sent == sent_theirs
+    wire = _wire(ib)
+    assert wire.direct_sends == 2 and wire.direct_generic == 1  # the second by the compiled encoder, the third not
+    assert len(adapter._routes) == 1
+
+
+def test_a_route_is_not_taken_once_what_it_depends_on_changed() -> None:
+    """Same contract object with a field changed in place, another server version, encoders removed,
+    templates dropped: each send is still ib_async's bytes (a new route, or the long way)."""
+    ib, sent = _ib()
+    theirs, sent_theirs = _client(False)
+    adapter = IbOrderAdapter(ib, FakeClock())
+    contract = Stock("AAPL", "SMART", "USD", conId=265598, primaryExchange="NASDAQ", localSymbol="AAPL")
+    adapter.register_contract(265598, "AAPL", contract)
+    wire = _wire(ib)
+    base = BrokerOrder(1, "AAPL", 265598, Side.BUY, 10, OrderType.LMT, Decimal("101.5"), order_ref="r:entry")
+
+    def place(order_id: int) -> None:
+        order = BrokerOrder(**{**_fields(base), "order_id": order_id})
+        adapter.place_order(order)
+        theirs._serverVersion = ib.client._serverVersion
+        theirs.placeOrder(order_id, contract, IbOrderAdapter.build_order(order))
+
+    try:
+        place(1)
+        place(2)
+        assert wire.direct_sends == 1
+        contract.primaryExchange = "ARCA"  # in place: the route's chunk is stale
+        place(3)
+        contract.exchange = "IBKRATS"  # a value the template's key holds
+        place(4)
+        place(5)
+        ib.client._serverVersion = 170  # reconnected to another version
+        place(6)
+        place(7)
+        wire._templates.clear()  # (what a new contract attribute or the bound does)
+        wire.generation += 1
+        place(8)
+        place(9)
+        del ib.client.__dict__["placeOrder"]  # Omega's placeOrder taken off: ib_async's own
+        place(10)
+    finally:
+        ib.client.connState = Client.DISCONNECTED
+    assert sent == sent_theirs
+    assert wire.fallbacks == 0 and wire.templated == 9  # the last went through ib_async's placeOrder
+
+
+def test_the_price_cache_is_bounded_and_keyed_by_what_float_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(order_wire, "MAX_PRICE_TEXTS", 8)
+    monkeypatch.setitem(order_wire._PRICE_TEXTS, True, {})
+    ib, sent = _ib()
+    theirs, sent_theirs = _client(False)
+    adapter = IbOrderAdapter(ib, FakeClock())
+    base = BrokerOrder(1, "AAPL", 265598, Side.BUY, 10, OrderType.LMT, Decimal("101.5"), order_ref="r:entry")
+    prices = [Decimal(f"{100 + k}.{k % 10}5") for k in range(20)] + [Decimal("190.10"), Decimal("190.1")]
+    try:
+        for k, price in enumerate(prices * 2):
+            order = BrokerOrder(**{**_fields(base), "order_id": k + 1, "limit_price": price})
+            adapter.place_order(order)
+            theirs.placeOrder(
+                order.order_id, Contract(conId=265598, exchange="SMART"), IbOrderAdapter.build_order(order)
+            )
+    finally:
+        ib.client.connState = Client.DISCONNECTED
+    assert sent == sent_theirs
+    assert 0 < len(order_wire._PRICE_TEXTS[True]) <= 8
 
 
 def _fields(order: BrokerOrder) -> dict[str, Any]:

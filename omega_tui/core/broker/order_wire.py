@@ -40,6 +40,19 @@ How a template is made (`_build`), and why a send through it is ib_async's messa
   every hole is also encoded by `Client.placeOrder` and `wire_send.encode`, and the two messages must be
   equal, else the key falls back for good (logged).
 
+Sends without an ib_async `Order` (`IbOrderAdapter` encodes its `BrokerOrder`s directly once a shape has a
+template): `send_direct` takes any object holding the hole values as attributes, and `route` makes a
+`DirectRoute`, what a repeat order of one shape to one contract costs after a single dict lookup in the
+adapter: the template, the contract's encoded fields, and the template compiled for the caller's `DirectSpec`
+(`_compile`: one generated function that reads each of the caller's attributes once, checks its exact type
+and returns the message as ONE f-string of the template's constants and the values formatted with the code
+for their type; a value of any other type returns None and the generic `_Template.render` encodes it, so
+nothing outside the spec's types is ever guessed). Decimal prices are encoded through a bounded cache keyed
+by the Decimal's str() (what `float()` of a Decimal parses). A route is only taken while the client, its
+installed `placeOrder`, its server version, the templates (`generation`) and every contract attribute it
+depends on (the same objects) are unchanged; each compiled encoder is checked once against the generic one
+on the first order it encodes.
+
 The message goes to the client's own `sendMsg`, exactly as `Client.send` hands it over, so ib_async's
 request throttle (`_timeQ`/`_msgQ`, `MaxRequests`), length prefix, socket write and debug log are unchanged.
 When the client is not connected, ib_async's `placeOrder` runs (it raises ConnectionError after its write).
@@ -56,7 +69,8 @@ import copy
 import logging
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from itertools import chain
 from typing import Any
 
@@ -64,7 +78,7 @@ from ib_async import Contract, Order, SoftDollarTier, TagValue
 from ib_async.client import Client
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 
-from omega_tui.core.broker.wire_send import CONTRACT_FIELDS, encode, encode_field
+from omega_tui.core.broker.wire_send import CONTRACT_FIELD_NAMES, CONTRACT_FIELDS, encode, encode_field
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +105,7 @@ MAX_TEMPLATES = 256  # a bound on the cache (a template per version, shape and c
 _IMMUTABLE = (str, int, float, bool, type(None))
 _INF = math.inf
 _ORDER_ID = "#orderId"
+_CONTRACT = "#contract"
 
 
 class Unsupported(Exception):
@@ -226,6 +241,8 @@ class _Template:
     __slots__ = (
         "accepted",
         "check_refs",
+        "compiled",
+        "field_holes",
         "in_order",
         "last",
         "leading",
@@ -249,6 +266,8 @@ class _Template:
         self.leading = tuple(consts[:-1])  # the constant run before each hole
         self.last = consts[-1]
         self.read_holes = _getter(operator.attrgetter, hole_paths)
+        names = (_ORDER_ID, _CONTRACT, *hole_paths)
+        self.field_holes = tuple(names[i] for i in which)  # each hole's path, in field order
         # The holes' values in field order, from (orderId, contract, *order holes in hole_paths order).
         self.in_order = None if which == list(range(len(which))) else _getter(operator.itemgetter, which)
         self.make_empty = make_empty
@@ -257,6 +276,16 @@ class _Template:
         self.ref_values = ref_values
         self.writes = writes
         self.accepted: dict[frozenset[str], bool] = {}
+        # `DirectSpec` -> its compiled encoder for this template (None: it cannot be compiled, or was refused).
+        self.compiled: dict[DirectSpec, _Render | None] = {}
+
+    def compiled_for(self, spec: DirectSpec) -> _Render | None:
+        """This template's encoder for objects described by `spec` (see `DirectSpec`), made once."""
+        try:
+            return self.compiled[spec]
+        except KeyError:
+            render = self.compiled[spec] = _compile(self, spec)
+            return render
 
     def conforms(self, attrs: dict[str, Any]) -> bool:
         """Whether every attribute ib_async reads and the template holds constant is the default's object."""
@@ -303,6 +332,207 @@ class _Template:
         return "".join(out)
 
 
+# ---------------------------------------------------------------------- compiled direct encoders
+
+_Render = Callable[[Any, str, Any], "str | None"]
+_INT = "int"  # an exact int, placed as `send` places it
+_STR = "str"  # an exact str, placed as is
+_BOOL = "bool"  # an exact bool: "1" / "0"
+_ENUM = "enum"  # a member of one str-valued enum class (exactly): its value
+_QTY = "qty"  # an exact int the Order holds as float(value)
+_PRICE = "price"  # None (the Order keeps the default `none`) or an exact Decimal the Order holds as float(value)
+_CONST = "const"  # the same object in every order (sub-paths such as `softDollarTier.name` read from it)
+_KINDS = frozenset((_INT, _STR, _BOOL, _ENUM, _QTY, _PRICE, _CONST))
+# A quantity within this bound converts to an exact float whose repr is the int's digits and ".0" (repr switches
+# to exponent notation at 1e16, and floats are exact integers up to 2**53).
+_QTY_BOUND = 10**15
+MAX_PRICE_TEXTS = 4096  # a bound on each cache of encoded prices
+# str(Decimal) -> the encoded float(Decimal), one cache per `make_empty`. `float()` of a Decimal parses its
+# str() (CPython's _decimal `PyDec_AsFloat` and _pydecimal `__float__` both do, NaNs aside, which never reach
+# a cache: a miss encodes float() of the Decimal itself), so equal strings always give the same float.
+_PRICE_TEXTS: dict[bool, dict[str, str]] = {True: {}, False: {}}
+
+
+def _price_text_empty(value: Decimal) -> str:
+    return _price_text(value, True)
+
+
+def _price_text_keep(value: Decimal) -> str:
+    return _price_text(value, False)
+
+
+def _price_text(value: Decimal, make_empty: bool) -> str:
+    """A cache miss: the field `send` makes of float(value), remembered under str(value)."""
+    text = encode_field(float(value), make_empty)
+    cache = _PRICE_TEXTS[make_empty]
+    if len(cache) >= MAX_PRICE_TEXTS:
+        cache.clear()
+    cache[str(value)] = text
+    return text
+
+
+class DirectSpec:
+    """How the holes of a template are read from an object other than an ib_async `Order` (`IbOrderAdapter`'s
+    `BrokerOrder`): for each `ORDER_HOLES` name, `(kind, attribute)` (`_INT`, `_STR`, `_BOOL`, `_QTY`),
+    `(_ENUM, attribute, enum class)`, `(_PRICE, attribute, the Order's value for None)` or `(_CONST, object)`.
+
+    A template compiled for a spec (`_compile`) is one generated function: it reads each attribute once,
+    checks its exact type (anything else makes it return None: the caller then encodes through the generic
+    `_Template.render`, whose values follow `send`'s rules for any type) and returns the message as one
+    f-string of the template's constants and the values encoded with the code for their type. The caller
+    vouches that the Order it would have built holds exactly these values (as `float`s for `_QTY`/`_PRICE`,
+    the enum's value for `_ENUM`); tests/data/test_order_direct.py compares the bytes with ib_async's."""
+
+    __slots__ = ("sources",)
+
+    def __init__(self, sources: Mapping[str, tuple[Any, ...]]) -> None:
+        for name, source in sources.items():
+            if name not in ORDER_HOLES or not source or source[0] not in _KINDS:
+                raise ValueError(f"bad source for {name}: {source!r}")
+            if source[0] != _CONST and not str(source[1]).isidentifier():
+                raise ValueError(f"bad attribute for {name}: {source!r}")
+        self.sources = dict(sources)
+
+
+def _literal(text: str) -> str:
+    """`text` as an f-string literal with no replacement fields."""
+    return "f" + repr(text.replace("{", "{{").replace("}", "}}"))
+
+
+def _compile(template: _Template, spec: DirectSpec) -> _Render | None:
+    """The generated encoder of `template` for objects described by `spec` (see `DirectSpec`), or None when
+    the spec does not cover the template's holes."""
+    make_empty = template.make_empty
+    env: dict[str, Any] = {"Decimal": Decimal, "_UNSET_INT": UNSET_INTEGER, "_QTY_BOUND": _QTY_BOUND}
+    env["_cached"] = _PRICE_TEXTS[make_empty].get
+    env["_miss"] = _price_text_empty if make_empty else _price_text_keep
+    body: list[str] = []
+    parts: list[str] = []  # the f-string: literals and replacement fields
+    text: list[str] = []  # the literal run being collected
+
+    def place(expr: str) -> None:
+        parts.append(_literal("".join(text)))
+        parts.append("f'{" + expr + "}'")
+        text.clear()
+
+    def place_int(var: str) -> None:
+        body.append(f"    if type({var}) is not int{f' or {var} == _UNSET_INT' if make_empty else ''}: return None")
+        place(var)
+
+    for i, (const, path) in enumerate(zip(template.leading, template.field_holes, strict=True)):
+        text.append(const)
+        if path == _ORDER_ID:
+            place_int("order_id")
+            continue
+        if path == _CONTRACT:
+            place("chunk")
+            continue
+        name, _, sub = path.partition(".")
+        source = spec.sources.get(name)
+        if source is None or (sub and source[0] != _CONST):
+            return None
+        kind, var = source[0], f"v{i}"
+        if kind == _CONST:
+            value = operator.attrgetter(sub)(source[1]) if sub else source[1]
+            text.append(encode_field(value, make_empty))
+            continue
+        body.append(f"    {var} = o.{source[1]}")
+        if kind == _INT:
+            place_int(var)
+        elif kind == _STR:
+            body.append(f"    if type({var}) is not str: return None")
+            place(var)
+        elif kind == _BOOL:
+            body.append(f"    if type({var}) is not bool: return None")
+            body.append(f"    t{i} = '1' if {var} else '0'")
+            place(f"t{i}")
+        elif kind == _ENUM:
+            enum_cls = source[2]
+            if not all(type(member._value_) is str for member in enum_cls):
+                return None
+            env[f"E{i}"] = enum_cls
+            body.append(f"    if type({var}) is not E{i}: return None")
+            place(f"{var}._value_")
+        elif kind == _QTY:
+            body.append(f"    if type({var}) is not int or not -_QTY_BOUND < {var} < _QTY_BOUND: return None")
+            place(var)
+            text.append(".0")
+        else:  # _PRICE
+            body += [
+                f"    if {var} is None:",
+                f"        t{i} = {encode_field(float(source[2]), make_empty)!r}",
+                f"    elif type({var}) is Decimal:",
+                f"        t{i} = _cached(str({var}))",
+                f"        if t{i} is None:",
+                f"            t{i} = _miss({var})",
+                "    else:",
+                "        return None",
+            ]
+            place(f"t{i}")
+    text.append(template.last)
+    parts.append(_literal("".join(text)))
+    source_code = "def render(order_id, chunk, o):\n" + "\n".join(body) + "\n    return (" + " ".join(parts) + ")\n"
+    exec(compile(source_code, f"<order_wire template {id(template):x}>", "exec"), env)
+    render: _Render = env["render"]
+    return render
+
+
+class DirectRoute:
+    """A repeat order shape's way to the wire without an ib_async `Order` (`OrderWire.route`): the template,
+    its compiled encoder, and the contract's encoded fields, valid while the client, its encoders, its server
+    version and every contract attribute the template or the contract's fields depend on are the same (the
+    same objects). `send` checks all of that and sends, or returns False (the caller takes the long way)."""
+
+    __slots__ = ("chunk", "contract", "fields", "generation", "holes", "installed", "read", "render", "template",
+                 "version", "wire", "writes")  # fmt: skip
+
+    def __init__(
+        self,
+        wire: OrderWire,
+        template: _Template,
+        contract: Any,
+        read: _Read,
+        render: _Render | None,
+        holes: Callable[[Any], Any],
+    ) -> None:
+        self.wire = wire
+        self.installed = wire.client.__dict__.get("placeOrder")
+        self.generation = wire.generation
+        self.version = wire.client.serverVersion()
+        self.template = template
+        self.contract = contract
+        self.read = read
+        self.fields = read(contract)
+        self.chunk = encode_field(contract)
+        self.render = render
+        self.holes = holes
+        self.writes = tuple(template.writes)
+
+    def send(self, order_id: int, contract: Any, order: Any) -> bool:
+        """Encode `order` (what the route's `DirectSpec` describes) and hand it to the client's `sendMsg`, as
+        `OrderWire.send_direct` would; False (nothing sent) if the route no longer applies."""
+        wire = self.wire
+        client = wire.client
+        if (
+            contract is not self.contract
+            or wire.generation != self.generation
+            or client.__dict__.get("placeOrder") is not self.installed
+            or not client.isConnected()
+            or client.serverVersion() != self.version
+            or not all(map(operator.is_, self.read(contract), self.fields))
+        ):
+            return False
+        render = self.render
+        text = None if render is None else render(order_id, self.chunk, order)
+        if text is None:  # a value of another type than the spec's: the generic encoder
+            text = self.template.render(order_id, self.chunk, self.holes(order))
+            wire.direct_generic += 1
+        wire.templated += 1
+        wire.direct_sends += 1
+        client.sendMsg(text)
+        return True
+
+
 _UNSUPPORTED = object()  # a key that falls back (cached, so it is decided once)
 
 
@@ -318,7 +548,9 @@ class OrderWire:
         self._last_chunk: tuple[Any, tuple[Any, ...], str] = (None, (), "")
         self.templated = 0  # sends through a template
         self.fallbacks = 0  # sends through ib_async's Client.placeOrder
-        self.direct_sends = 0  # of `templated`, those encoded without an ib_async Order (`send_direct`)
+        self.direct_sends = 0  # of `templated`, those encoded without an ib_async Order (`send_direct`, routes)
+        self.direct_generic = 0  # of `direct_sends`, those a route's compiled encoder handed to the generic one
+        self.generation = 0  # moves on whenever the templates are dropped: every `DirectRoute` made before is void
 
     def place_order(self, orderId: Any, contract: Any, order: Any) -> None:
         """Drop-in for `Client.placeOrder(orderId, contract, order)`: the same message through `sendMsg`."""
@@ -365,6 +597,33 @@ class OrderWire:
         self.templated += 1
         self.direct_sends += 1
         self.client.sendMsg(template.render(order_id, self._contract_chunk(contract), holes))
+
+    def route(
+        self,
+        template: _Template,
+        contract: Any,
+        spec: DirectSpec,
+        holes: Callable[[Any], Any],
+        order_id: int,
+        order: Any,
+    ) -> DirectRoute | None:
+        """A `DirectRoute` for orders like `order` (described by `spec`; `holes(order)` gives the object with
+        the `ORDER_HOLES` attributes that `send_direct` takes) to `contract` through `template` (from `direct`),
+        or None when the contract's values are not all immutable (they are checked by identity). The template's
+        compiled encoder is checked on this order against the generic one; if they differ (a bug), it is
+        refused for good and the route encodes through the generic one."""
+        names = tuple(dict.fromkeys((*CONTRACT_FIELD_NAMES, *self._contract_names)))
+        read = _getter(operator.attrgetter, names)
+        if not all(type(value) in _IMMUTABLE for value in read(contract)):
+            return None
+        render = template.compiled_for(spec)
+        route = DirectRoute(self, template, contract, read, render, holes)
+        if render is not None:
+            text = render(order_id, route.chunk, order)
+            if text is not None and text != template.render(order_id, route.chunk, holes(order)):
+                log.error("the compiled placeOrder encoder differs from the template's; not using it")
+                template.compiled[spec] = route.render = None
+        return route
 
     def _contract_chunk(self, contract: Any) -> str:
         """The contract's encoded identifying fields (`wire_send`'s Contract rule), kept for the last contract
@@ -418,6 +677,7 @@ class OrderWire:
             self._contract_names = names = (*self._contract_names, *new)
             self._read_contract = _getter(operator.attrgetter, names)
             self._templates.clear()
+            self.generation += 1
         try:
             key = (version, *order_key, tuple(map(_canon, self._read_contract(contract))))
         except Unsupported as exc:  # from now on the key of this contract is refused before any build
@@ -427,6 +687,7 @@ class OrderWire:
             log.info("placeOrder %s falls back to ib_async's encoder: %s", key, failure)
         if len(self._templates) >= MAX_TEMPLATES:
             self._templates.clear()
+            self.generation += 1
         self._templates[key] = template
         return template
 

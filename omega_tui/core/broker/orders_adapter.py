@@ -32,11 +32,15 @@ the same step) settles them first. Without a running loop (unit tests) the books
 
 Two more things keep the send short. Once `order_wire` has a template for an order's shape (the first order of
 each shape makes it, through `build_order` and the template `placeOrder`), `place_order` encodes the
-`BrokerOrder` itself (`_Holes`: the values `build_order` would set, nothing else) and builds the ib_async
-`Order` in the deferred bookkeeping, replaying what ib_async's `placeOrder` writes on it (tests/data/
-test_order_direct.py: same bytes, same books). And `cork`/`uncork` (the order manager's `_place_group` around a
-bracket's legs) hold the framed messages below ib_async's `Client.sendMsg`, whose throttle still counts and
-queues each message, and hand them to the socket in one write: one syscall per bracket instead of three.
+`BrokerOrder` itself and builds the ib_async `Order` in the deferred bookkeeping, replaying what ib_async's
+`placeOrder` writes on it (tests/data/test_order_direct.py: same bytes, same books). The first such order of a
+shape and contract makes an `order_wire.DirectRoute` (the template compiled for `_DIRECT_SPEC`: the
+BrokerOrder's fields read directly, each formatted by the code for its type), kept under (order type, algo
+strategy, algo params, conId): a repeat is one dict lookup and one generated function; a field of an
+unexpected type is encoded by the generic template from `_Holes` (the values `build_order` would set).
+And `cork`/`uncork` (the order manager's `_place_group` around a bracket's legs) hold the framed messages
+below ib_async's `Client.sendMsg`, whose throttle still counts and queues each message, and hand them to the
+socket in one write: one syscall per bracket instead of three.
 """
 
 from __future__ import annotations
@@ -131,6 +135,37 @@ class _Holes:
         self.softDollarTier = _SOFT_DOLLAR_TIER
 
 
+# How the compiled template encoders read a `BrokerOrder` (order_wire.DirectSpec): what `build_order` sets, and
+# `_Holes` holds, for each hole.
+_DIRECT_SPEC = order_wire.DirectSpec(
+    {
+        "action": ("enum", "action", Side),
+        "totalQuantity": ("qty", "quantity"),
+        "lmtPrice": ("price", "limit_price", _UNSET_PRICE),
+        "auxPrice": ("price", "aux_price", _UNSET_PRICE),
+        "tif": ("str", "tif"),
+        "ocaGroup": ("str", "oca_group"),
+        "ocaType": ("int", "oca_type"),
+        "account": ("str", "account"),
+        "orderRef": ("str", "order_ref"),
+        "transmit": ("bool", "transmit"),
+        "parentId": ("int", "parent_id"),
+        "whatIf": ("bool", "what_if"),
+        "orderMiscOptions": ("const", _NO_OPTIONS),
+        "softDollarTier": ("const", _SOFT_DOLLAR_TIER),
+    }
+)
+MAX_ROUTES = 256  # a bound on the adapter's direct routes (one per order shape and contract)
+
+
+def _str_pairs(params: tuple[Any, ...]) -> bool:
+    """Whether algo params are exactly what `_shape` accepts (pairs of exact str)."""
+    for pair in params:
+        if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not str:
+            return False
+    return True
+
+
 def _shape(order: BrokerOrder) -> tuple[Any, ...] | None:
     """What `order_wire._order_key` makes of `build_order(order)`'s orderType/algoStrategy/algoParams/
     conditions, or None for values it would refuse (the send then goes through the `Order`)."""
@@ -199,6 +234,8 @@ class IbOrderAdapter:
         # and what the template's placeOrder writes on its Order).
         self._unbooked: list[tuple[Contract, Order | BrokerOrder, tuple[tuple[str, object], ...]]] = []
         self._unbooked_ids: set[int] = set()
+        # (order type, algo strategy, algo params, conId) -> how such an order was last sent without an Order.
+        self._routes: dict[tuple[Any, ...], order_wire.DirectRoute] = {}
         self._corked: list[bytes] | None = None  # the placeOrder messages held back by `cork`
         self._corked_conn: Any = None
         self._install_taps()
@@ -236,29 +273,31 @@ class IbOrderAdapter:
         The message is encoded and written by ib_async's client before anything else; ib_async's `Trade`
         bookkeeping follows on the next loop turn (see the module docstring). Where the broker session
         installed `order_wire`'s templates and one exists for this order's shape, the message is encoded from
-        the `BrokerOrder` itself (`_Holes`) and the ib_async `Order` is built only for the books, after."""
-        contract = self._contracts.get(order.con_id) or Contract(conId=order.con_id, exchange="SMART")
-        if order.order_id in self._unbooked_ids:
+        the `BrokerOrder` itself (a route's compiled encoder, see the module docstring) and the ib_async
+        `Order` is built only for the books, after."""
+        con_id = order.con_id
+        order_id = order.order_id
+        contract = self._contracts.get(con_id) or Contract(conId=con_id, exchange="SMART")
+        if order_id in self._unbooked_ids:
             self._book_unbooked()  # a modification of an order sent in this same step
-        trade = self.ib.wrapper.trades.get((self.ib.wrapper.clientId, order.order_id))
+        wrapper = self.ib.wrapper
+        trade = wrapper.trades.get((wrapper.clientId, order_id))
         if trade is not None and trade.isDone():
             # ib_async asserts on modifying a finished order; IB would refuse it anyway (error 10148/104).
-            raise ValueError(f"order {order.order_id} is already {trade.orderStatus.status}; it cannot be modified")
-        client = self.ib.client
-        wire = order_wire.wire_of(client)
-        shape = None if wire is None else _shape(order)
-        template = None if shape is None or wire is None else wire.direct(contract, shape, BUILT_ATTRS)
+            raise ValueError(f"order {order_id} is already {trade.orderStatus.status}; it cannot be modified")
+        # A repeat shape: one lookup, then the route's compiled encoder (order_wire.DirectRoute).
+        order_type, strategy, params = order.order_type, order.algo_strategy, order.algo_params
+        key: tuple[Any, ...] | None = None
+        route = None
+        if type(order_type) is OrderType and type(strategy) is str and type(params) is tuple:
+            if not params or _str_pairs(params):
+                key = (order_type._value_, strategy, params, con_id)
+                route = self._routes.get(key)
         sent: Order | BrokerOrder
-        if template is not None and wire is not None:
-            wire.send_direct(template, order.order_id, contract, _Holes(order))
-            sent, writes = order, tuple(template.writes)
+        if route is not None and route.send(order_id, contract, order):
+            sent, writes = order, route.writes
         else:
-            sent, writes = self.build_order(order), ()
-            order_wire.vouch(sent, BUILT_ATTRS)  # (for the template encoder, when installed: see build_order)
-            try:
-                client.placeOrder(order.order_id, contract, sent)  # ConnectionError if not connected
-            finally:
-                order_wire.unvouch()  # never left for a later send (ib_async's own placeOrder does not consume it)
+            sent, writes = self._send_first(order, contract, key)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -267,7 +306,34 @@ class IbOrderAdapter:
         if not self._unbooked:
             loop.call_soon(self._book_unbooked)
         self._unbooked.append((contract, sent, writes))
-        self._unbooked_ids.add(order.order_id)
+        self._unbooked_ids.add(order_id)
+
+    def _send_first(
+        self, order: BrokerOrder, contract: Contract, key: tuple[Any, ...] | None
+    ) -> tuple[Order | BrokerOrder, tuple[tuple[str, object], ...]]:
+        """Send an order no route covers: directly if its shape has a template (and keep a route for the next
+        ones), else through `build_order` and the client's `placeOrder`. Returns what was sent and what the
+        template's placeOrder writes on its Order (for the books)."""
+        client = self.ib.client
+        wire = order_wire.wire_of(client)
+        shape = None if wire is None else _shape(order)
+        template = None if shape is None or wire is None else wire.direct(contract, shape, BUILT_ATTRS)
+        if template is not None and wire is not None:
+            route = None if key is None else wire.route(template, contract, _DIRECT_SPEC, _Holes, order.order_id, order)
+            if key is not None and route is not None and route.send(order.order_id, contract, order):
+                if len(self._routes) >= MAX_ROUTES:
+                    self._routes.clear()
+                self._routes[key] = route
+            else:
+                wire.send_direct(template, order.order_id, contract, _Holes(order))
+            return order, tuple(template.writes)
+        sent = self.build_order(order)
+        order_wire.vouch(sent, BUILT_ATTRS)  # (for the template encoder, when installed: see build_order)
+        try:
+            client.placeOrder(order.order_id, contract, sent)  # ConnectionError if not connected
+        finally:
+            order_wire.unvouch()  # never left for a later send (ib_async's own placeOrder does not consume it)
+        return sent, ()
 
     def cork(self) -> None:
         """Hold the bytes of the next sends until `uncork`, which hands them to the socket in one write (a

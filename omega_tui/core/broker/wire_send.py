@@ -41,7 +41,7 @@ from ib_async import Client, Contract
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 
 # The contract's twelve identifying fields, in the order `_contract` encodes them.
-CONTRACT_FIELDS = operator.attrgetter(
+CONTRACT_FIELD_NAMES: tuple[str, ...] = (
     "conId",
     "symbol",
     "secType",
@@ -55,6 +55,7 @@ CONTRACT_FIELDS = operator.attrgetter(
     "localSymbol",
     "tradingClass",
 )
+CONTRACT_FIELDS = operator.attrgetter(*CONTRACT_FIELD_NAMES)
 
 
 def _contract(c: Any) -> str:
