@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -194,8 +195,9 @@ async def test_answer_carries_the_state_published_after_the_command_acted_and_is
 def test_answer_state_is_read_on_the_loop_even_when_the_command_resolved_before_its_callback_was_added(
     state_dir: Path,
 ) -> None:
-    """The control thread adds its done-callback after `submit` returns; the loop may have run the Halt by
-    then. The state must still be read on the loop, behind the publication the Halt queued there."""
+    """A coroutine command gets the control thread's done-callback after `run_coroutine_threadsafe` returns;
+    the loop may have run it by then. The state must still be read on the loop, behind the publication the
+    command queued there."""
     from concurrent.futures import Future
 
     from omega_tui.core.control import ControlServer
@@ -214,10 +216,11 @@ def test_answer_state_is_read_on_the_loop_even_when_the_command_resolved_before_
         loop.call_soon(risk.update, {"trading_state": "HALTED"})
         answer.set_result(CommandResult("h", True, "halted", datetime.now(UTC)))
 
-    def submit(command: object) -> Future[CommandResult]:
+    def submit(command: object, on_done: Callable[[Future[CommandResult]], object]) -> Future[CommandResult]:
         answer: Future[CommandResult] = Future()
         loop.call_soon_threadsafe(halt_on_loop, answer)
-        answer.result(5)  # resolved before the server adds its callback: the race, made certain
+        answer.result(5)  # resolved before the server's callback is added: the race, made certain
+        answer.add_done_callback(on_done)
         return answer
 
     queue = ControlQueue(state_dir)

@@ -212,6 +212,10 @@ class ControlQueue:
         self._results.close()
 
 
+Submit = Callable[[Command, Callable[[Future[CommandResult]], object]], Future[CommandResult]]
+"""`Runtime.submit(command, on_done)`: `on_done` is added to the future before the command can run."""
+
+
 class ControlEndpoint:
     """What every command endpoint of the engine shares: a taken command goes to `Runtime.submit`; its answer
     is handed over in memory (no I/O on the loop that resolved it) and delivered by the endpoint's own thread.
@@ -225,7 +229,7 @@ class ControlEndpoint:
 
     def __init__(
         self,
-        submit: Callable[[Command], Future[CommandResult]],
+        submit: Submit,
         state: Callable[[], Mapping[str, Any]] | None = None,
         call_on_loop: Callable[..., object] | None = None,
         acts_at_once: Callable[[Command], bool] | None = None,
@@ -249,8 +253,7 @@ class ControlEndpoint:
     def _accept(self, command_id: str, command: Any) -> None:
         """Hand one taken command to the runtime (on the endpoint's thread)."""
         at_once = self._acts_at_once is not None and self._acts_at_once(command)
-        future = self._submit(command)
-        future.add_done_callback(functools.partial(self._resolved, command_id, at_once))
+        self._submit(command, functools.partial(self._resolved, command_id, at_once))
         self.handled += 1
 
     def _resolved(self, command_id: str, at_once: bool, future: Future[CommandResult]) -> None:
@@ -325,7 +328,7 @@ class ControlServer(ControlEndpoint):
     def __init__(
         self,
         queue: ControlQueue,
-        submit: Callable[[Command], Future[CommandResult]],
+        submit: Submit,
         state: Callable[[], Mapping[str, Any]] | None = None,
         call_on_loop: Callable[..., object] | None = None,
         poll_s: float = POLL_S,
@@ -414,7 +417,7 @@ class ChannelServer(ControlEndpoint):
     def __init__(
         self,
         sock: socket.socket,
-        submit: Callable[[Command], Future[CommandResult]],
+        submit: Submit,
         state: Callable[[], Mapping[str, Any]] | None = None,
         call_on_loop: Callable[..., object] | None = None,
         acts_at_once: Callable[[Command], bool] | None = None,

@@ -226,19 +226,31 @@ class Runtime:
 
     # ------------------------------------------------------------------ commands
 
-    def submit(self, command: Command) -> concurrent.futures.Future[CommandResult]:
-        """Send a command from any thread; the future resolves when the owning engine has acted."""
+    def submit(
+        self, command: Command, on_done: Callable[[concurrent.futures.Future[CommandResult]], object] | None = None
+    ) -> concurrent.futures.Future[CommandResult]:
+        """Send a command from any thread; the future resolves when the owning engine has acted.
+
+        `on_done` is added to the future before the command can run, so for an urgent command it runs on the
+        core loop right after the handler (a control endpoint reads the state its answer carries there)."""
         loop = self._loop
         if loop is None:
             future: concurrent.futures.Future[CommandResult] = concurrent.futures.Future()
             future.set_result(self._result(False, "engine is not running"))
+            if on_done is not None:
+                future.add_done_callback(on_done)
             return future
         urgent = self._urgent.get(type(command))
         if urgent is not None:
             answer: concurrent.futures.Future[CommandResult] = concurrent.futures.Future()
+            if on_done is not None:
+                answer.add_done_callback(on_done)
             loop.call_soon_threadsafe(self._run_urgent, urgent, command, answer)
             return answer
-        return asyncio.run_coroutine_threadsafe(self.handle(command), loop)
+        future = asyncio.run_coroutine_threadsafe(self.handle(command), loop)
+        if on_done is not None:
+            future.add_done_callback(on_done)
+        return future
 
     def _run_urgent(
         self, handler: UrgentHandler, command: Command, answer: concurrent.futures.Future[CommandResult]
