@@ -5,18 +5,19 @@ thread reads the diskcache hot state after each engine flush (`state.flush_ms`) 
 (so the UI thread never waits on SQLite), and commands go through the control queue (`SpawnedEngine`: its
 direct channel, below).
 
-The kill switch: a Halt is sent on a thread of its own (never queued behind a slow command), lands on the
-engine's urgent Halt path, and the engine answers only once HALTED is latched, with its risk section as
-published after the latch (`core.control.Answer`). That section is shown at once: the banner says HALTED
-when the engine says so, not one flush + poll + refresh later. Until the engine's own flushes have caught
-up with it, an older on-disk copy of that section does not replace it.
+The kill switch: a Halt is sent on a thread of its own, never queued behind a slow command (on the direct
+channel the calling thread, the terminal's input thread, writes it, and the sender thread only waits for
+the answer). It lands on the engine's urgent Halt path, and the engine answers only once HALTED is latched,
+with its risk section as published after the latch (`core.control.Answer`). That section is shown at once:
+the banner says HALTED when the engine says so, not one flush + poll + refresh later. Until the engine's
+own flushes have caught up with it, an older on-disk copy of that section does not replace it.
 
 `SpawnedEngine` is `omega-tui`'s own engine: a child process (`launcher.EngineProcess`) started by the UI,
 stopped when the UI quits; its exit is reported to the app (`EngineGone`). Its commands go through the
 direct channel the UI shares with its child (`core.control.ChannelClient`): the engine takes a Halt the
 moment it is written, not at its next poll of the control queue (the queue is the fallback if the channel
-ever closes while the engine runs). `RemoteEngine` alone (`attach`)
-never stops the engine, and reports it gone when the state directory's lock is no longer held.
+ever closes while the engine runs). `RemoteEngine` alone (`attach`) never stops the engine, and reports it
+gone when the state directory's lock is no longer held.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class RemoteEngine:
         # The kill switch's own sender: one thread for the UI's life with its SQLite connections already open
         # (diskcache opens one per thread: a thread started per key paid that, ~1-2 ms idle and far more
         # while the UI thread holds the GIL), never behind a slow command in the pool.
-        self._halts: queue.SimpleQueue[tuple[Command, concurrent.futures.Future[CommandResult]] | None] = (
+        self._halts: queue.SimpleQueue[tuple[Command, concurrent.futures.Future[CommandResult], str | None] | None] = (
             queue.SimpleQueue()
         )
         self._halt_thread = threading.Thread(target=self._send_halts, name="attach-halt", daemon=True)
@@ -230,9 +231,15 @@ class RemoteEngine:
     def submit(self, command: Command) -> concurrent.futures.Future[CommandResult]:
         if not isinstance(command, Halt):
             return self._pool.submit(self._send, command)
-        # The kill switch never waits for a pool worker busy with a slow command.
+        # The kill switch never waits for a pool worker busy with a slow command. On our own engine's channel
+        # it is written from the calling thread (the terminal's input thread): no thread hop before the
+        # engine has it; the sender thread only waits for the answer.
         future: concurrent.futures.Future[CommandResult] = concurrent.futures.Future()
-        self._halts.put((command, future))
+        channel = self._channel
+        sent = None
+        if channel is not None and not channel.closed and self._alive():
+            sent = channel.send(command)
+        self._halts.put((command, future, sent))
         return future
 
     def _send_halts(self) -> None:
@@ -244,21 +251,22 @@ class RemoteEngine:
             item = self._halts.get()
             if item is None:
                 return
-            command, future = item
+            command, future, sent = item
             if future.set_running_or_notify_cancel():
                 try:
-                    future.set_result(self._send(command, HALT_POLL_S))
+                    future.set_result(self._send(command, HALT_POLL_S, sent))
                 except BaseException as exc:
                     future.set_exception(exc)
 
-    def _send(self, command: Command, poll_s: float | None = None) -> CommandResult:
-        if not self._alive():
-            return CommandResult("", False, f"no running engine on {self.state_dir}", datetime.now(UTC))
+    def _send(self, command: Command, poll_s: float | None = None, sent: str | None = None) -> CommandResult:
+        """Send `command` (`sent`: the id it was already written on the channel with) and wait for the answer."""
         answer: Answer | None = None
         channel = self._channel
-        if channel is not None and not channel.closed:
+        if sent is None and not self._alive():
+            return CommandResult("", False, f"no running engine on {self.state_dir}", datetime.now(UTC))
+        if channel is not None and (sent is not None or not channel.closed):
             # Our own engine child: its direct channel, taken the moment it is written (the kill switch's path).
-            command_id = channel.send(command)
+            command_id = sent if sent is not None else channel.send(command)
             answer = channel.wait_answer(command_id, ACK_TIMEOUT_S)
             if answer is not None and answer.result.message == CHANNEL_CLOSED and self._alive():
                 log.error("the engine's direct command channel closed while it runs; using the control queue")
