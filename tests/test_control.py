@@ -354,3 +354,26 @@ def _wait_closed(client: ChannelClient) -> None:
             return
         time.sleep(0.01)
     raise AssertionError("the channel did not close")
+
+
+def test_an_answer_that_comes_after_its_wait_timed_out_is_dropped_not_kept() -> None:
+    import socket
+
+    from omega_tui.core.control import Answer, recv_frame, send_frame
+
+    ui_end, engine_end = socket.socketpair()
+    client = ChannelClient(ui_end)
+    try:
+        late = client.send(Halt(source="key"))
+        assert client.wait_answer(late, 0.05) is None  # the engine is slow: the UI gave up on this one
+        got_id, _, _ = recv_frame(engine_end)
+        send_frame(engine_end, (got_id, Answer(CommandResult(got_id, True, "halted", datetime.now(UTC)))))
+        prompt = client.send(Resume(source="key"))
+        got_id, _, _ = recv_frame(engine_end)
+        send_frame(engine_end, (got_id, Answer(CommandResult(got_id, True, "resumed", datetime.now(UTC)))))
+        answer = client.wait_answer(prompt, 5.0)
+        assert answer is not None and answer.result.message == "resumed"
+        assert client._answers == {} and client._abandoned == set()
+    finally:
+        client.close()
+        engine_end.close()

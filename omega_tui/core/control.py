@@ -476,6 +476,9 @@ class ChannelServer(ControlEndpoint):
             log.warning("could not send the answer to %s on the UI's control channel: %s", command_id, exc)
 
 
+CHANNEL_CLOSED = "the engine's command channel is closed (the engine stopped)"
+
+
 class ChannelClient:
     """The UI's end of its engine child's direct command channel: the `ControlQueue` client methods over the
     socket. A reader thread files the answers; a closed channel answers every waiting command at once."""
@@ -484,6 +487,7 @@ class ChannelClient:
         self._sock = sock
         self._send_lock = threading.Lock()
         self._answers: dict[str, Answer] = {}
+        self._abandoned: set[str] = set()  # commands whose wait timed out: their late answers are dropped
         self._cond = threading.Condition()
         self._closed = False
         self._reader = threading.Thread(target=self._read, name="engine-channel", daemon=True)
@@ -511,6 +515,8 @@ class ChannelClient:
         with self._cond:
             self._cond.wait_for(lambda: command_id in self._answers or self._closed, timeout_s)
             answer = self._answers.pop(command_id, None)
+            if answer is None and not self._closed:
+                self._abandoned.add(command_id)
         if answer is None and self._closed:
             return Answer(CommandResult(command_id, False, CHANNEL_CLOSED, datetime.now(UTC)))
         return answer
@@ -533,6 +539,9 @@ class ChannelClient:
                 log.exception("unreadable answer on the engine's command channel; closing it")
                 break
             with self._cond:
+                if command_id in self._abandoned:
+                    self._abandoned.discard(command_id)
+                    continue
                 self._answers[command_id] = answer
                 self._cond.notify_all()
         self._close()
@@ -541,6 +550,3 @@ class ChannelClient:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-
-
-CHANNEL_CLOSED = "the engine's command channel is closed (the engine stopped)"
