@@ -37,6 +37,7 @@ from textual.binding import Binding, BindingType
 from textual.command import CommandPalette
 from textual.containers import Container
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
@@ -409,6 +410,28 @@ class OmegaApp(App[int]):
         self._display(main, update)
         return True
 
+    def _draw_panes_now(self, main: MainScreen) -> bool:
+        """Write the newly dressed panes to the terminal now, in a frame of their own (after the banner's).
+
+        The screen's next frame would carry them too, but after its update tick and with whatever else is
+        pending (a layout: tens of ms). Only the panes' own regions are drawn (their children's current lines
+        inside them); skipped, leaving that frame, when the banner's conditions fail or a layout is pending
+        (the panes may be about to move). Returns whether it drew."""
+        if self._batch_count or self.screen is not main or not main.is_current or main._layout_required:
+            return False
+        compositor = main._compositor
+        # Only the panes on screen (a hidden one handed to the compositor would invalidate its whole map).
+        panes: set[Widget] = {pane for pane in self._pane_map.values() if pane in compositor.visible_widgets}
+        if compositor.size != main.outer_size or not panes:
+            return False
+        try:
+            compositor.update_widgets(panes)
+            update = compositor.render_update(screen_stack=self._background_screens)
+        except Exception:  # the screen's own frame draws them
+            return False
+        self._display(main, update)
+        return True
+
     def _sync_screen_state(self, main: MainScreen, state: str, banner_drawn: bool = False) -> None:
         """Dress the panes for the trading state, right after the banner has been drawn.
 
@@ -421,6 +444,7 @@ class OmegaApp(App[int]):
             main.trading_look = look
             if banner_drawn:
                 self._dress_panes(main, look)
+                self._draw_panes_now(main)
             else:
                 self.call_after_refresh(self._dress_panes, main, look)
 

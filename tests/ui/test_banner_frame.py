@@ -59,14 +59,33 @@ async def test_halted_banner_is_drawn_in_its_own_frame_before_pending_pane_chang
 
         app.refresh_banner()  # what the Halt's answer does on the UI thread
 
-        assert len(frames) == 1, "the new state is on the terminal when refresh_banner returns"
+        assert len(frames) == 2, "the banner, then the dressed panes, are on the terminal when refresh_banner returns"
         text, renderable = frames[0]
         assert "■ HALTED" in text
-        assert _lines(renderable) == {banner_y}, "that frame carries the banner's line only"
-        assert panes_dressed_halted(app), "the panes are dressed at once, for the screen's next frame"
+        assert _lines(renderable) == {banner_y}, "the first frame carries the banner's line only"
+        assert panes_dressed_halted(app)
+        panes_text, panes_frame = frames[1]
+        assert "Quotes ■ HALTED" in panes_text and banner_y not in _lines(panes_frame)
         # The quote rows changed before the answer are still drawn, by the screen's own next frame.
         quotes_y = app.main.query_one("#quotes-table").region.y
         await eventually(lambda: any(_lines(r) - {banner_y} and max(_lines(r)) > quotes_y for _, r in frames[1:]), 5)
+
+
+async def test_panes_are_left_to_the_screens_own_frame_when_a_layout_is_pending(
+    engine: FakeEngine, make_app: Callable[..., OmegaApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        frames = _capture(app)
+        app.main.refresh(layout=True)  # e.g. a pane was toggled: the panes may be about to move
+        engine.set_trading_state("HALTED", "operator halt from the UI", "operator:key")
+
+        app.refresh_banner()
+
+        assert len(frames) == 1 and "Quotes ■ HALTED" not in frames[0][0], "only the banner went out of turn"
+        assert panes_dressed_halted(app)
+        await eventually(lambda: any("Quotes ■ HALTED" in text for text, _ in frames[1:]), 5)
 
 
 async def test_banner_under_a_dialog_is_left_to_the_screens_own_frame(
