@@ -85,6 +85,7 @@ from omega_tui.core.types import (
     QuoteUpdated,
     Side,
     VerifiedInstrument,
+    new_broker_order,
 )
 from omega_tui.core.views import EventLine, LatencyView, OrderView, PnLView, PositionView, TransitionView
 
@@ -818,8 +819,8 @@ class OrderManager(Component):
         broker = self.broker
         legs = group.legs
         ids = [broker.next_order_id() for _ in legs]
-        orders = [
-            BrokerOrder(order_id=ids[i], parent_id=0 if leg.parent is None else ids[leg.parent], **leg.fields)
+        orders = [  # (BrokerOrder(order_id=..., parent_id=..., **leg.fields), without the frozen __init__'s cost)
+            new_broker_order(ids[i], 0 if leg.parent is None else ids[leg.parent], leg.fields)
             for i, leg in enumerate(legs)
         ]
         self._placing = ids

@@ -1,0 +1,72 @@
+"""`types.new_broker_order` makes the very object `BrokerOrder(...)` makes, cheaper (the order manager's
+`_place_group` builds a bracket's legs with it between the intent and the write)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from omega_tui.core.types import BrokerOrder, OrderType, Side, _BrokerOrderSlots, new_broker_order
+
+_OPTIONAL: dict[str, st.SearchStrategy[Any]] = {
+    "limit_price": st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    "aux_price": st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=4),
+    "tif": st.sampled_from(["DAY", "GTC", ""]),
+    "oca_group": st.text(max_size=8),
+    "oca_type": st.integers(0, 3),
+    "transmit": st.booleans(),
+    "order_ref": st.text(max_size=8),
+    "algo_strategy": st.sampled_from(["", "Adaptive"]),
+    "algo_params": st.lists(st.tuples(st.text(max_size=4), st.text(max_size=4)), max_size=2).map(tuple),
+    "what_if": st.booleans(),
+    "account": st.text(max_size=8),
+}
+
+
+@st.composite
+def leg_fields(draw: st.DrawFn) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "key": draw(st.text(max_size=8)),
+        "con_id": draw(st.integers(0, 2**40)),
+        "action": draw(st.sampled_from(list(Side))),
+        "quantity": draw(st.integers(0, 10**9)),
+        "order_type": draw(st.sampled_from(list(OrderType))),
+    }
+    for name in draw(st.sets(st.sampled_from(sorted(_OPTIONAL)))):  # the others keep their defaults
+        fields[name] = draw(_OPTIONAL[name])
+    return fields
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**31), st.integers(0, 2**31), leg_fields())
+def test_the_same_object_as_the_dataclass_makes(order_id: int, parent_id: int, fields: dict[str, Any]) -> None:
+    ours = new_broker_order(order_id, parent_id, fields)
+    theirs = BrokerOrder(order_id=order_id, parent_id=parent_id, **fields)
+    assert type(ours) is BrokerOrder
+    assert ours == theirs and theirs == ours
+    assert hash(ours) == hash(theirs)
+    assert repr(ours) == repr(theirs)
+    assert dataclasses.astuple(ours) == dataclasses.astuple(theirs)
+    assert pickle.loads(pickle.dumps(ours)) == theirs
+    assert copy.copy(ours) == theirs
+    assert dataclasses.replace(ours, quantity=1) == dataclasses.replace(theirs, quantity=1)
+
+
+def test_it_is_frozen_and_checks_its_fields() -> None:
+    fields = {"key": "AAPL", "con_id": 1, "action": Side.BUY, "quantity": 5, "order_type": OrderType.LMT}
+    order = new_broker_order(7, 0, {**fields, "limit_price": Decimal("1.50")})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        order.quantity = 6  # type: ignore[misc]
+    assert not hasattr(order, "__dict__")
+    with pytest.raises(TypeError):
+        new_broker_order(7, 0, {**fields, "limit": Decimal("1.50")})  # BrokerOrder(...) refuses it too
+    with pytest.raises(KeyError):
+        new_broker_order(7, 0, {k: v for k, v in fields.items() if k != "key"})
+    assert set(_BrokerOrderSlots.__slots__) == set(BrokerOrder.__slots__)  # the layout __class__ needs
