@@ -197,6 +197,10 @@ _OPENING_TYPES = frozenset({OrderType.LMT, OrderType.MKT})  # an adopted parentl
 _LIMIT_TYPES = frozenset({OrderType.LMT, OrderType.STP_LMT})
 _AUX_TYPES = frozenset({OrderType.STP, OrderType.STP_LMT, OrderType.TRAIL})
 _OPPOSITE = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
+# Members as module constants: on Python 3.11 `OrderType.LMT` is a class attribute lookup through EnumType
+# (~1k instructions each), and the submission path reads several.
+_BUY, _SELL = Side.BUY, Side.SELL
+_LMT, _MKT, _STP = OrderType.LMT, OrderType.MKT, OrderType.STP
 _UNRECORDED = 1 << 62  # `ManagedOrder.journal_seq` between the send and the "submit" record (`_place_group`)
 
 
@@ -611,39 +615,42 @@ class OrderManager(Component):
             raise OrderRefused(f"intent {intent.intent_id}: quantity must be a positive integer, got {intent.quantity}")
         if not self.broker.connected:
             raise OrderRefused(f"intent {intent.intent_id}: the broker is not connected")
-        if intent.order_type is OrderType.MKT:
+        order_type = intent.order_type
+        if order_type is _MKT:
             if not self.execution.allow_market_orders:
                 raise OrderRefused(
                     f"intent {intent.intent_id}: market orders are refused; use a limit price "
                     "(or set execution.allow_market_orders = true)"
                 )
-        elif intent.order_type is not OrderType.LMT:
+        elif order_type is not _LMT:
             raise OrderRefused(f"intent {intent.intent_id}: order type {intent.order_type} is not LMT or MKT")
         if intent.reduce_only:
             return self._validated_reduce(intent, inst)
         ref, tp, sl = intent.limit_price, intent.take_profit, intent.stop_loss
-        if ref is None and intent.order_type is OrderType.LMT:
+        if ref is None and order_type is _LMT:
             raise OrderRefused(f"intent {intent.intent_id}: a limit order needs a limit price")
         tick = inst.min_tick
+        # (Against the Decimal ZERO, not the int 0: a Decimal compared with an int converts it each time.)
         if (
-            tick <= 0
-            or (ref is not None and (ref <= 0 or ref % tick))
-            or (tp is not None and (tp <= 0 or tp % tick))
-            or (sl is not None and (sl <= 0 or sl % tick))
+            tick <= ZERO
+            or (ref is not None and (ref <= ZERO or ref % tick))
+            or (tp is not None and (tp <= ZERO or tp % tick))
+            or (sl is not None and (sl <= ZERO or sl % tick))
         ):  # one test for the usual case (all on the grid); the reason, in order, otherwise
             for label, price in (("limit", ref), ("take-profit", tp), ("stop-loss", sl)):
                 self._check_tick(intent, label, price, inst)
         if ref is not None:
-            s = 1 if intent.side is Side.BUY else -1
-            if intent.take_profit is not None and (intent.take_profit - ref) * s <= 0:
+            # Exits on the profitable / losing side of the limit (compared directly: no Decimal arithmetic).
+            buy = intent.side is _BUY
+            if tp is not None and (tp <= ref if buy else tp >= ref):
                 raise OrderRefused(
                     f"intent {intent.intent_id}: take-profit {intent.take_profit} must be "
-                    f"{'above' if s > 0 else 'below'} the limit {ref} for a {intent.side} entry"
+                    f"{'above' if buy else 'below'} the limit {ref} for a {intent.side} entry"
                 )
-            if intent.stop_loss is not None and (ref - intent.stop_loss) * s <= 0:
+            if sl is not None and (sl >= ref if buy else sl <= ref):
                 raise OrderRefused(
                     f"intent {intent.intent_id}: stop-loss {intent.stop_loss} must be "
-                    f"{'below' if s > 0 else 'above'} the limit {ref} for a {intent.side} entry"
+                    f"{'below' if buy else 'above'} the limit {ref} for a {intent.side} entry"
                 )
         return intent
 
@@ -696,29 +703,37 @@ class OrderManager(Component):
         inst = self.instruments[intent.key]
         now = self.clock.monotonic_ns()
         iid = intent.intent_id
-        # Legs are keyword sets, built into one BrokerOrder each at placement (dataclass replace is slow).
-        base: dict[str, Any] = {
-            "key": intent.key,
-            "con_id": inst.con_id,
-            "action": intent.side,
-            "quantity": intent.quantity,
-            "order_type": intent.order_type,
-            "limit_price": intent.limit_price if intent.order_type is OrderType.LMT else None,
-            "tif": self.execution.tif,
-        }
+        execution = self.execution
+        key, con_id, side, order_type, tif = intent.key, inst.con_id, intent.side, intent.order_type, execution.tif
+        limit = intent.limit_price if order_type is _LMT else None
+        # Legs are keyword sets, built into one BrokerOrder each at placement (dataclass replace is slow); each
+        # is one dict display (merging a shared base dict costs more).
         if intent.reduce_only:
             role = "flatten" if intent.source is IntentSource.FLATTEN else "reduce"
-            leg = _Leg(role, {**base, "order_ref": f"{iid}:{role}", "transmit": True})
-            return [_Group(now, next(self._seq), iid, [leg])]
-        max_qty = self.execution.max_child_qty
-        sizes = [max_qty] * (intent.quantity // max_qty)
-        if intent.quantity % max_qty:
-            sizes.append(intent.quantity % max_qty)
+            fields = {
+                "key": key,
+                "con_id": con_id,
+                "action": side,
+                "quantity": intent.quantity,
+                "order_type": order_type,
+                "limit_price": limit,
+                "tif": tif,
+                "order_ref": f"{iid}:{role}",
+                "transmit": True,
+            }
+            return [_Group(now, next(self._seq), iid, [_Leg(role, fields)])]
+        max_qty = execution.max_child_qty
+        quantity = intent.quantity
+        if quantity <= max_qty:
+            sizes = [quantity]
+        else:
+            sizes = [max_qty] * (quantity // max_qty)
+            if quantity % max_qty:
+                sizes.append(quantity % max_qty)
         sliced = len(sizes) > 1
-        interval_ns = self.execution.slice_interval_ms * 1_000_000
+        interval_ns = execution.slice_interval_ms * 1_000_000 if sliced else 0
         algo_params = (("adaptivePriority", self._priority(intent)),)
-        exit_side = _OPPOSITE[intent.side]
-        key, con_id, tif = intent.key, inst.con_id, base["tif"]
+        exit_side = _SELL if side is _BUY else _BUY if side is _SELL else _OPPOSITE[side]
         take_profit, stop_loss = intent.take_profit, intent.stop_loss
         groups = []
         for k, qty in enumerate(sizes):
@@ -727,8 +742,13 @@ class OrderManager(Component):
             oca = f"{iid}:oca{suffix}"
             # Transmit chain: only the last leg transmits, so IB releases the bracket whole.
             entry = {
-                **base,
+                "key": key,
+                "con_id": con_id,
+                "action": side,
                 "quantity": qty,
+                "order_type": order_type,
+                "limit_price": limit,
+                "tif": tif,
                 "order_ref": f"{iid}:{role}{suffix}",
                 "algo_strategy": "Adaptive",
                 "algo_params": algo_params,
@@ -741,7 +761,7 @@ class OrderManager(Component):
                     "con_id": con_id,
                     "action": exit_side,
                     "quantity": qty,
-                    "order_type": OrderType.LMT,
+                    "order_type": _LMT,
                     "limit_price": take_profit,
                     "tif": tif,
                     "oca_group": oca,
@@ -756,7 +776,7 @@ class OrderManager(Component):
                     "con_id": con_id,
                     "action": exit_side,
                     "quantity": qty,
-                    "order_type": OrderType.STP,
+                    "order_type": _STP,
                     "limit_price": None,
                     "aux_price": stop_loss,
                     "tif": tif,
