@@ -184,6 +184,15 @@ def test_a_route_is_not_taken_once_what_it_depends_on_changed() -> None:
         contract.exchange = "IBKRATS"  # a value the template's key holds
         place(4)
         place(5)
+        contract.strike = -0.0  # equal to 0.0, another field
+        place(11)
+        del contract.primaryExchange  # the class's default ("") from now on
+        place(12)
+        contract.primaryExchange = "ARCA"  # back, after the other attributes (another order in __dict__)
+        place(13)
+        contract.comment = "x"  # an attribute ib_async never reads: a new route, the same bytes
+        place(14)
+        place(15)
         ib.client._serverVersion = 170  # reconnected to another version
         place(6)
         place(7)
@@ -196,7 +205,7 @@ def test_a_route_is_not_taken_once_what_it_depends_on_changed() -> None:
     finally:
         ib.client.connState = Client.DISCONNECTED
     assert sent == sent_theirs
-    assert wire.fallbacks == 0 and wire.templated == 9  # the last went through ib_async's placeOrder
+    assert wire.fallbacks == 0 and wire.templated == 14  # the last went through ib_async's placeOrder
 
 
 def test_the_price_cache_is_bounded_and_keyed_by_what_float_reads(monkeypatch: pytest.MonkeyPatch) -> None:
