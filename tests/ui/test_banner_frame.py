@@ -1,5 +1,5 @@
 """A new trading state goes to the terminal at once, in a frame that carries only the banner's line; what the
-panes changed meanwhile is not lost but drawn by the screen's next frame."""
+panes changed meanwhile is not lost; the dressed panes follow in a frame of their own."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ async def test_halted_banner_is_drawn_in_its_own_frame_before_pending_pane_chang
         assert panes_dressed_halted(app)
         panes_text, panes_frame = frames[1]
         assert "Quotes ■ HALTED" in panes_text and banner_y not in _lines(panes_frame)
-        # The quote rows changed before the answer are still drawn, by the screen's own next frame.
+        # The quote rows changed before the answer are still drawn (in the panes' frame or the screen's next one).
         quotes_y = app.main.query_one("#quotes-table").region.y
         await eventually(lambda: any(_lines(r) - {banner_y} and max(_lines(r)) > quotes_y for _, r in frames[1:]), 5)
 
