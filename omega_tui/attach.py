@@ -272,16 +272,12 @@ class RemoteEngine:
                 log.error("the engine's direct command channel closed while it runs; using the control queue")
                 answer = None
             elif answer is None:
-                return CommandResult(
-                    command_id, False, f"the engine did not answer within {ACK_TIMEOUT_S:g} s", datetime.now(UTC)
-                )
+                return _no_answer(command_id)
         if answer is None:
             command_id = self._queue.send(command)
             answer = self._queue.wait_answer(command_id, ACK_TIMEOUT_S, poll_s or 0.005)
         if answer is None:
-            return CommandResult(
-                command_id, False, f"the engine did not answer within {ACK_TIMEOUT_S:g} s", datetime.now(UTC)
-            )
+            return _no_answer(command_id)
         self._take_state(answer)
         return answer.result
 
@@ -297,6 +293,10 @@ class RemoteEngine:
                     continue
                 self._apply(section, value)
                 self._holds[section] = hold
+
+
+def _no_answer(command_id: str) -> CommandResult:
+    return CommandResult(command_id, False, f"the engine did not answer within {ACK_TIMEOUT_S:g} s", datetime.now(UTC))
 
 
 _ITEM_KEYS = ("order_id", "key", "name")

@@ -29,12 +29,12 @@ from omega_tui.control import summary_line
 from omega_tui.core.control import EngineAlreadyRunning
 from omega_tui.core.runtime import Runtime
 from omega_tui.core.wiring import build_runtime
+from omega_tui.launcher import EXIT_USAGE
 from omega_tui.lifetime import watch_stdin
 
 log = logging.getLogger(__name__)
 
-EXIT_USAGE = 2  # DESIGN §6 "bad usage"
-EXIT_ALREADY_RUNNING = EXIT_USAGE  # the state directory is taken; nothing was touched
+EXIT_ALREADY_RUNNING = EXIT_USAGE  # DESIGN §6 "bad usage": the state directory is taken; nothing was touched
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 ENGINE_SWITCH_INTERVAL_S = 0.001
 """The engine process's GIL switch interval (Python's default is 5 ms).
