@@ -396,19 +396,7 @@ class OmegaApp(App[int]):
         Skipped, leaving the ordinary path, for a map of another size, when another screen is on top (a
         dialog: the banner is under it) or a batch is open (nothing may be shown). Returns whether it drew.
         """
-        if self._batch_count or self.screen is not main or not main.is_current:
-            return False
-        compositor = main._compositor
-        if compositor.size != main.outer_size or banner not in compositor.visible_widgets:
-            return False
-        try:
-            compositor.update_widgets({banner})
-            update = compositor.render_update(screen_stack=self._background_screens)
-        except Exception:  # never lose the banner: the screen's own frame draws it
-            banner.refresh()
-            return False
-        self._display(main, update)
-        return True
+        return self._draw_now(main, {banner}, on_error=banner.refresh)  # never lose the banner
 
     def _draw_panes_now(self, main: MainScreen) -> bool:
         """Write the newly dressed panes to the terminal now, in a frame of their own (after the banner's).
@@ -417,17 +405,27 @@ class OmegaApp(App[int]):
         pending (a layout: tens of ms). Only the panes' own regions are drawn (their children's current lines
         inside them); skipped, leaving that frame, when the banner's conditions fail or a layout is pending
         (the panes may be about to move). Returns whether it drew."""
-        if self._batch_count or self.screen is not main or not main.is_current or main._layout_required:
+        if main._layout_required:
+            return False
+        # Only the panes on screen (a hidden one handed to the compositor would invalidate its whole map).
+        visible = main._compositor.visible_widgets
+        panes: set[Widget] = {pane for pane in self._pane_map.values() if pane in visible}
+        return bool(panes) and self._draw_now(main, panes)
+
+    def _draw_now(self, main: MainScreen, widgets: set[Widget], on_error: Callable[[], object] | None = None) -> bool:
+        """Render and display only `widgets`' regions of `main` now (see `_draw_banner_now`); False, leaving the
+        screen's own frame to draw them, when that is not possible (`on_error` runs if rendering failed)."""
+        if self._batch_count or self.screen is not main or not main.is_current:
             return False
         compositor = main._compositor
-        # Only the panes on screen (a hidden one handed to the compositor would invalidate its whole map).
-        panes: set[Widget] = {pane for pane in self._pane_map.values() if pane in compositor.visible_widgets}
-        if compositor.size != main.outer_size or not panes:
+        if compositor.size != main.outer_size or not widgets.issubset(compositor.visible_widgets.keys()):
             return False
         try:
-            compositor.update_widgets(panes)
+            compositor.update_widgets(widgets)
             update = compositor.render_update(screen_stack=self._background_screens)
-        except Exception:  # the screen's own frame draws them
+        except Exception:
+            if on_error is not None:
+                on_error()
             return False
         self._display(main, update)
         return True
@@ -436,8 +434,8 @@ class OmegaApp(App[int]):
         """Dress the panes for the trading state, right after the banner has been drawn.
 
         The banner (one widget) is painted first; the panes' borders follow after that frame. When the banner
-        has just been written in a frame of its own (`banner_drawn`), the panes are dressed now and go out
-        with the screen's next frame; otherwise after the frame that carries the banner.
+        has just been written in a frame of its own (`banner_drawn`), the panes are dressed now and drawn in a
+        frame of their own (`_draw_panes_now`); otherwise after the frame that carries the banner.
         """
         look = state if state in ("HALTED", "REDUCING", "GONE") else "ACTIVE"
         if main.trading_look != look:
