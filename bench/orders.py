@@ -2,7 +2,12 @@
 
 `intent_to_wire_*` (the issue's figure) is measured end to end against the simulated gateway: the real risk
 engine, order manager, journal (fsync on, as in production), `IbOrderAdapter` and an `ib_async.IB` connected
-over loopback TCP to `omega_tui.sim` (a virtual-clock gateway on the same loop, stopped at the end). Each intent
+over loopback TCP to `omega_tui.sim`. The headline figure runs the gateway as a child process
+(`omega_tui.sim.process.SimGatewayProcess`, its market frozen for the run, its rate limit lifted, stopped at the
+end), as production always has it (IB Gateway, or the engine's sim child): the gateway's parsing and answers
+then run on another core, not on the benchmark's thread between brackets, where they evicted the caches the next
+bracket needs. `--gateway inprocess` keeps the earlier setup (a virtual-clock gateway on the benchmark's own
+loop) to compare; the JSON's `gateway` says which ran. Each intent
 goes in as in the engine, through `RiskEngine.submit` (every pre-trade rule; the bench's risk limits only lift
 the order rate and open-order caps a benchmark loop would hit). The clock starts when the risk engine calls
 `OrderManager.submit(intent)` (as in every earlier run of this benchmark) and stops when the bytes of the
@@ -62,7 +67,10 @@ As the headless engine and the UI do once started, the garbage collector's long-
 rate limit are lifted: pacing is the order manager's submission queue's job (tested in tests/orders), and a
 throttled message would measure the queue's wait, not the path.
 
-Usage: python -m bench orders [--n N] [--spacing-ms MS] [--stock-send]
+`--part wire` / `--part fill` run only the measurement against the gateway / only the in-process ones.
+
+Usage: python -m bench orders [--n N] [--spacing-ms MS] [--stock-send] [--gateway process|inprocess]
+                              [--part all|wire|fill]
        PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind MODE --n N  (see
        `_callgrind_path`: instructions per bracket, load-independent)
 """
@@ -102,6 +110,7 @@ from omega_tui.core.types import (
     VerifiedInstrument,
 )
 from omega_tui.sim import SimGateway
+from omega_tui.sim.process import SimGatewayProcess
 
 
 class _TimedBroker:
@@ -268,14 +277,25 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
 
 
 async def _measure_wire(
-    n: int, stock_send: bool = False
+    n: int, stock_send: bool = False, gateway: str = "process"
 ) -> tuple[list[float], list[float], list[float], list[float], list[float], list[float], dict[str, int]]:
     """(intent → the bracket's one write (its transmitting leg's bytes) returned, ib_async Client.sendMsg per leg,
     Omega's share, the same window in this thread's CPU time, the risk engine's share, the write itself) in us,
     and the journal's counters
-    (acknowledgements held for the group commit, group commits, inline fsyncs)."""
-    gw = SimGateway(seed=7, clock="virtual", rate_limit=10**9)
-    port = await gw.start_async()
+    (acknowledgements held for the group commit, group commits, inline fsyncs).
+
+    `gateway`: "process" (the headline) runs the simulated gateway as a child process, as production always
+    has it (IB Gateway, or the engine's sim child); "inprocess" runs it on this loop (a virtual clock), as the
+    benchmark did before, where its parsing and answers run on this thread between brackets."""
+    gw: SimGateway | None = None
+    child: SimGatewayProcess | None = None
+    if gateway == "inprocess":
+        gw = SimGateway(seed=7, clock="virtual", rate_limit=10**9)
+        port = await gw.start_async()
+    else:
+        # The market is frozen (no step within the run), as the in-process virtual clock's: the brackets rest.
+        child = SimGatewayProcess(seed=7, tick_interval=3600.0, rate_limit=10**9, log_level="WARNING")
+        port = child.start()  # (on the main thread: the child's parent-death signal follows this thread)
     ib = IB()
     try:
         await ib.connectAsync("127.0.0.1", port, clientId=11, timeout=10)
@@ -412,7 +432,10 @@ async def _measure_wire(
             hot.close()
     finally:
         ib.disconnect()
-        await gw.stop_async()
+        if gw is not None:
+            await gw.stop_async()
+        if child is not None:
+            child.stop()
     return to_wire, leg_us, omega_us, cpu_us, risk_us, socket_us, counters
 
 
@@ -560,6 +583,20 @@ def main(argv: list[str]) -> dict[str, object]:
         "session's wire_send + order_wire), to compare",
     )
     parser.add_argument(
+        "--gateway",
+        choices=("process", "inprocess"),
+        default="process",
+        help="the simulated gateway of the wire measurement: a child process, as in production (default), or "
+        "on the benchmark's own loop (the earlier setup), to compare",
+    )
+    parser.add_argument(
+        "--part",
+        choices=("all", "wire", "fill"),
+        default="all",
+        help="wire: only the measurement against the gateway; fill: only the in-process ones (intent -> "
+        "OrderPort, fill -> P&L); all (default): both, the JSON carrying every figure",
+    )
+    parser.add_argument(
         "--callgrind",
         choices=("full-wire", "full-stock", "window-wire", "window-stock", "place-wire", "place-stock"),
         help="only run the instruction-count driver for valgrind --tool=callgrind (see _callgrind_path)",
@@ -569,12 +606,22 @@ def main(argv: list[str]) -> dict[str, object]:
         asyncio.run(_callgrind_path(args.callgrind, args.n))
         return {"callgrind": args.callgrind, "n": args.n}
     SPACING_S = args.spacing_ms / 1000
+    figures: dict[str, object] = {"n": args.n}
+    if args.part != "fill":
+        figures |= _wire_figures(args)
+    if args.part != "wire":
+        figures |= _inprocess_figures(args)
+    return figures
+
+
+def _wire_figures(args: argparse.Namespace) -> dict[str, object]:
     wire = "bytes of the bracket's transmitting leg written to the socket (ib_async over TCP to the simulated gateway)"
     encoder = "ib_async Client.send + Client.placeOrder" if args.stock_send else "wire_send + order_wire templates"
-    print(f"intent -> wire, where wire = {wire}; n={args.n}; messages encoded by {encoder}")
-    figures: dict[str, object] = {"wire": wire, "n": args.n, "encoder": encoder}
+    gateway = "a child process" if args.gateway == "process" else "on the benchmark's own loop"
+    print(f"intent -> wire, where wire = {wire}; n={args.n}; messages encoded by {encoder}; gateway {gateway}")
+    figures: dict[str, object] = {"wire": wire, "encoder": encoder, "gateway": args.gateway}
     to_wire, leg_us, omega_us, cpu_us, risk_us, socket_us, counters = asyncio.run(
-        _measure_wire(args.n, args.stock_send)
+        _measure_wire(args.n, args.stock_send, args.gateway)
     )
     via_risk = [a + b for a, b in zip(to_wire, risk_us, strict=True)]
     bracket_ib = [sum(leg_us[k : k + 3]) for k in range(0, len(leg_us), 3)]
@@ -616,6 +663,11 @@ def main(argv: list[str]) -> dict[str, object]:
         f"(the simulated gateway answers within the group commit), {counters['group_syncs']} group commits, "
         f"{counters['inline_waits']} inline fsyncs"
     )
+    return figures
+
+
+def _inprocess_figures(args: argparse.Namespace) -> dict[str, object]:
+    figures: dict[str, object] = {}
     # Production journals fsync "submit" and "fill" records (group commit, see core/journal.py); the run
     # without fsync shows the order manager's own cost.
     for fsync, suffix in ((True, ""), (False, "_nofsync")):

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tick-interval", type=float, default=0.05, help="seconds between market steps (default 0.05)")
     p.add_argument("--burst", type=int, default=0, help="benchmark mode: extra quote events per step per contract")
     p.add_argument(
+        "--rate-limit",
+        type=int,
+        default=50,
+        help="incoming messages a second before error 100, as IB Gateway's 50/s (default 50; benchmarks lift it)",
+    )
+    p.add_argument(
         "--extra-stocks", type=int, default=0, help="list N seeded synthetic US stocks besides the fixed contracts"
     )
     p.add_argument(
@@ -58,9 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.exit_with_parent:
         die_with_parent("simulated gateway")
-    if args.speed <= 0 or args.tick_interval <= 0 or args.max_lines < 1 or args.burst < 0 or args.extra_stocks < 0:
+    if (
+        args.speed <= 0
+        or args.tick_interval <= 0
+        or args.max_lines < 1
+        or args.rate_limit < 1
+        or args.burst < 0
+        or args.extra_stocks < 0
+    ):
         print(
-            "sim-gateway: --speed and --tick-interval must be > 0, --max-lines >= 1, --burst and --extra-stocks >= 0",
+            "sim-gateway: --speed and --tick-interval must be > 0, --max-lines and --rate-limit >= 1, "
+            "--burst and --extra-stocks >= 0",
             file=sys.stderr,
         )
         return 2
@@ -75,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             account=args.account,
             max_lines=args.max_lines,
             tick_interval=args.tick_interval,
+            rate_limit=args.rate_limit,
             extra_stocks=args.extra_stocks,
         )
     except (ScenarioError, ValueError) as e:

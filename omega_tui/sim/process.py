@@ -61,6 +61,7 @@ class SimGatewayProcess:
         extra_stocks: int = 0,
         tick_interval: float | None = None,
         burst: int = 0,
+        rate_limit: int = 50,
         log_level: str = "INFO",
     ) -> None:
         self.host = "127.0.0.1"
@@ -86,6 +87,8 @@ class SimGatewayProcess:
             str(extra_stocks),
             "--burst",
             str(burst),
+            "--rate-limit",
+            str(int(rate_limit)),
             "--log-level",
             log_level,
         ]
