@@ -69,6 +69,7 @@ from omega_tui.core.ports import OrderPort
 from omega_tui.core.positions import ZERO, Position, differs
 from omega_tui.core.throttle import Backoff, TokenBucket
 from omega_tui.core.types import (
+    LEG_FIELDS,
     BrokerError,
     BrokerOrder,
     CommissionReport,
@@ -85,7 +86,8 @@ from omega_tui.core.types import (
     QuoteUpdated,
     Side,
     VerifiedInstrument,
-    new_broker_order,
+    leg_values,
+    new_broker_order_from,
 )
 from omega_tui.core.views import EventLine, LatencyView, OrderView, PnLView, PositionView, TransitionView
 
@@ -287,14 +289,33 @@ class ManagedOrder:
 @dataclass(slots=True)
 class _Leg:
     role: str
-    fields: dict[str, Any]  # BrokerOrder fields but the ids: those are taken at placement, so they rise in
-    # placement order as IB requires
+    # The BrokerOrder's values but the ids, in `types.LEG_FIELDS` order (`new_broker_order_from` builds the
+    # order from them at placement): the ids are taken then, so they rise in placement order as IB requires.
+    values: tuple[Any, ...]
     parent: int | None = None  # index of the parent leg in the group
 
     @property
+    def key(self) -> str:
+        return self.values[_LEG_KEY]  # type: ignore[no-any-return]
+
+    @property
+    def action(self) -> Side:
+        return self.values[_LEG_ACTION]  # type: ignore[no-any-return]
+
+    @property
+    def quantity(self) -> int:
+        return int(self.values[_LEG_QUANTITY])
+
+    def with_quantity(self, quantity: int) -> None:
+        values = self.values
+        self.values = (*values[:_LEG_QUANTITY], quantity, *values[_LEG_QUANTITY + 1 :])
+
+    @property
     def signed_qty(self) -> int:
-        side: Side = self.fields["action"]
-        return side.sign * int(self.fields["quantity"])
+        return self.action.sign * self.quantity
+
+
+_LEG_KEY, _LEG_ACTION, _LEG_QUANTITY = (LEG_FIELDS.index(name) for name in ("key", "action", "quantity"))
 
 
 @dataclass(order=True, slots=True)
@@ -543,7 +564,7 @@ class OrderManager(Component):
                 if order.quantity > filled:
                     total += order.quantity - filled if order.action is Side.BUY else filled - order.quantity
         for group in self._queue:
-            if group.legs and group.legs[0].fields["key"] == key:
+            if group.legs and group.legs[0].key == key:
                 total += group.entry_signed_qty
         return total
 
@@ -706,8 +727,7 @@ class OrderManager(Component):
         execution = self.execution
         key, con_id, side, order_type, tif = intent.key, inst.con_id, intent.side, intent.order_type, execution.tif
         limit = intent.limit_price if order_type is _LMT else None
-        # Legs are keyword sets, built into one BrokerOrder each at placement (dataclass replace is slow); each
-        # is one dict display (merging a shared base dict costs more).
+        # Legs are value tuples, built into one BrokerOrder each at placement (`new_broker_order_from`).
         if intent.reduce_only:
             role = "flatten" if intent.source is IntentSource.FLATTEN else "reduce"
             fields = {
@@ -721,7 +741,7 @@ class OrderManager(Component):
                 "order_ref": f"{iid}:{role}",
                 "transmit": True,
             }
-            return [_Group(now, next(self._seq), iid, [_Leg(role, fields)])]
+            return [_Group(now, next(self._seq), iid, [_Leg(role, leg_values(fields))])]
         max_qty = execution.max_child_qty
         quantity = intent.quantity
         if quantity <= max_qty:
@@ -740,51 +760,25 @@ class OrderManager(Component):
             suffix = f":{k}" if sliced else ""
             role = "slice" if sliced else "entry"
             oca = f"{iid}:oca{suffix}"
-            # Transmit chain: only the last leg transmits, so IB releases the bracket whole.
-            entry = {
-                "key": key,
-                "con_id": con_id,
-                "action": side,
-                "quantity": qty,
-                "order_type": order_type,
-                "limit_price": limit,
-                "tif": tif,
-                "order_ref": f"{iid}:{role}{suffix}",
-                "algo_strategy": "Adaptive",
-                "algo_params": algo_params,
-                "transmit": take_profit is None and stop_loss is None,
-            }
-            legs = [_Leg(role, entry)]
+            # Transmit chain: only the last leg transmits, so IB releases the bracket whole. Each leg is the
+            # tuple of its BrokerOrder's values in `LEG_FIELDS` order: key, con_id, action, quantity,
+            # order_type, limit_price, aux_price, tif, oca_group, oca_type, transmit, order_ref, algo_strategy,
+            # algo_params, what_if, account (tests/orders/test_new_broker_order.py checks the order).
+            legs = [
+                _Leg(
+                    role,
+                    (key, con_id, side, qty, order_type, limit, None, tif, "", 0,
+                     take_profit is None and stop_loss is None, f"{iid}:{role}{suffix}", "Adaptive", algo_params,
+                     False, ""),
+                )
+            ]  # fmt: skip
             if take_profit is not None:
-                tp = {
-                    "key": key,
-                    "con_id": con_id,
-                    "action": exit_side,
-                    "quantity": qty,
-                    "order_type": _LMT,
-                    "limit_price": take_profit,
-                    "tif": tif,
-                    "oca_group": oca,
-                    "oca_type": PROTECTIVE_OCA_TYPE,
-                    "order_ref": f"{iid}:take_profit{suffix}",
-                    "transmit": stop_loss is None,
-                }
+                tp = (key, con_id, exit_side, qty, _LMT, take_profit, None, tif, oca, PROTECTIVE_OCA_TYPE,
+                      stop_loss is None, f"{iid}:take_profit{suffix}", "", (), False, "")  # fmt: skip
                 legs.append(_Leg("take_profit", tp, 0))
             if stop_loss is not None:
-                sl = {
-                    "key": key,
-                    "con_id": con_id,
-                    "action": exit_side,
-                    "quantity": qty,
-                    "order_type": _STP,
-                    "limit_price": None,
-                    "aux_price": stop_loss,
-                    "tif": tif,
-                    "oca_group": oca,
-                    "oca_type": PROTECTIVE_OCA_TYPE,
-                    "order_ref": f"{iid}:stop_loss{suffix}",
-                    "transmit": True,
-                }
+                sl = (key, con_id, exit_side, qty, _STP, None, stop_loss, tif, oca, PROTECTIVE_OCA_TYPE, True,
+                      f"{iid}:stop_loss{suffix}", "", (), False, "")  # fmt: skip
                 legs.append(_Leg("stop_loss", sl, 0))
             groups.append(_Group(now + k * interval_ns, next(self._seq), iid, legs))
         return groups
@@ -839,8 +833,8 @@ class OrderManager(Component):
         broker = self.broker
         legs = group.legs
         ids = [broker.next_order_id() for _ in legs]
-        orders = [  # (BrokerOrder(order_id=..., parent_id=..., **leg.fields), without the frozen __init__'s cost)
-            new_broker_order(ids[i], 0 if leg.parent is None else ids[leg.parent], leg.fields)
+        orders = [  # (BrokerOrder(ids[i], ..., parent_id=...), without the frozen __init__'s cost)
+            new_broker_order_from(ids[i], 0 if leg.parent is None else ids[leg.parent], leg.values)
             for i, leg in enumerate(legs)
         ]
         self._placing = ids
@@ -1123,24 +1117,28 @@ class OrderManager(Component):
         legs = [
             _Leg(
                 "take_profit",
-                {
-                    **child,
-                    "order_type": OrderType.LMT,
-                    "limit_price": take_profit,
-                    "order_ref": f"{iid}:take_profit",
-                    "transmit": False,
-                },
+                leg_values(
+                    {
+                        **child,
+                        "order_type": OrderType.LMT,
+                        "limit_price": take_profit,
+                        "order_ref": f"{iid}:take_profit",
+                        "transmit": False,
+                    }
+                ),
             ),
             _Leg(
                 "stop_loss",
-                {
-                    **child,
-                    "order_type": OrderType.STP,
-                    "limit_price": None,
-                    "aux_price": stop,
-                    "order_ref": f"{iid}:stop_loss",
-                    "transmit": True,
-                },
+                leg_values(
+                    {
+                        **child,
+                        "order_type": OrderType.STP,
+                        "limit_price": None,
+                        "aux_price": stop,
+                        "order_ref": f"{iid}:stop_loss",
+                        "transmit": True,
+                    }
+                ),
             ),
         ]
         group = _Group(self.clock.monotonic_ns(), next(self._seq), iid, legs)
@@ -1306,15 +1304,15 @@ class OrderManager(Component):
     def _still_needed(self, group: _Group) -> bool:
         """A protection pair that waited in the queue is placed only for what is still uncovered (the position
         may have shrunk, closed or flipped meanwhile); resized to that, or dropped."""
-        key = group.legs[0].fields["key"]
+        key = group.legs[0].key
         pos = self.position_qty(key)
-        side: Side = group.legs[0].fields["action"]
+        side = group.legs[0].action
         missing = abs(pos) - self._cover(key)[0]
         if pos == 0 or side.sign == (1 if pos > 0 else -1) or missing <= 0:
             self.journal.record("queue_dropped", intent_ids=[group.intent_id], orders=len(group.legs), reason="covered")
             return False
         for leg in group.legs:
-            leg.fields["quantity"] = min(int(leg.fields["quantity"]), missing)
+            leg.with_quantity(min(leg.quantity, missing))
         return True
 
     def _cancel_protection(self, legs: list[ManagedOrder], why: str) -> None:

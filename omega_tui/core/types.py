@@ -12,6 +12,7 @@ Names follow DESIGN §5: events are past tense (`QuoteUpdated`), commands impera
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -290,6 +291,54 @@ _DEFAULT_ALGO = _ORDER_DEFAULTS["algo_strategy"]
 _DEFAULT_ALGO_PARAMS = _ORDER_DEFAULTS["algo_params"]
 _DEFAULT_WHAT_IF = _ORDER_DEFAULTS["what_if"]
 _DEFAULT_ACCOUNT = _ORDER_DEFAULTS["account"]
+
+
+# The fields of a BrokerOrder but its ids, in declaration order: a leg built before its ids are taken (the order
+# manager's bracket legs) is a tuple of these values (`leg_values`, `new_broker_order_from`).
+LEG_FIELDS: tuple[str, ...] = tuple(
+    name for name in BrokerOrder.__dataclass_fields__ if name not in ("order_id", "parent_id")
+)
+_REQUIRED_LEG_FIELDS = frozenset(("key", "con_id", "action", "quantity", "order_type"))
+
+
+def leg_values(fields: Mapping[str, Any]) -> tuple[Any, ...]:
+    """`fields` (BrokerOrder fields but the ids; the rest default) as the tuple `new_broker_order_from` takes.
+    An unknown name raises TypeError, a missing required one KeyError."""
+    if not fields.keys() <= _ORDER_FIELDS - {"order_id", "parent_id"}:
+        raise TypeError(f"not a BrokerOrder leg field: {sorted(fields.keys() - set(LEG_FIELDS))}")
+    missing = _REQUIRED_LEG_FIELDS - fields.keys()
+    if missing:
+        raise KeyError(f"BrokerOrder leg without {sorted(missing)}")
+    return tuple(fields[name] if name in fields else _ORDER_DEFAULTS[name] for name in LEG_FIELDS)
+
+
+def new_broker_order_from(order_id: int, parent_id: int, values: tuple[Any, ...]) -> BrokerOrder:
+    """`BrokerOrder(order_id, parent_id=parent_id, **dict(zip(LEG_FIELDS, values)))`, the same object, built
+    as `new_broker_order` does but from the values in `LEG_FIELDS` order (one unpacking, no name lookups): the
+    order manager's bracket legs. Anything but exactly `len(LEG_FIELDS)` values raises ValueError."""
+    o: Any = _new_object(_BrokerOrderSlots)
+    (
+        o.key,
+        o.con_id,
+        o.action,
+        o.quantity,
+        o.order_type,
+        o.limit_price,
+        o.aux_price,
+        o.tif,
+        o.oca_group,
+        o.oca_type,
+        o.transmit,
+        o.order_ref,
+        o.algo_strategy,
+        o.algo_params,
+        o.what_if,
+        o.account,
+    ) = values
+    o.order_id = order_id
+    o.parent_id = parent_id
+    o.__class__ = BrokerOrder
+    return o  # type: ignore[no-any-return]
 
 
 def new_broker_order(order_id: int, parent_id: int, fields: dict[str, Any]) -> BrokerOrder:

@@ -13,7 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omega_tui.core.types import BrokerOrder, OrderType, Side, _BrokerOrderSlots, new_broker_order
+from omega_tui.core.types import (
+    LEG_FIELDS,
+    BrokerOrder,
+    OrderType,
+    Side,
+    _BrokerOrderSlots,
+    leg_values,
+    new_broker_order,
+    new_broker_order_from,
+)
 
 _OPTIONAL: dict[str, st.SearchStrategy[Any]] = {
     "limit_price": st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=2),
@@ -70,3 +79,47 @@ def test_it_is_frozen_and_checks_its_fields() -> None:
     with pytest.raises(KeyError):
         new_broker_order(7, 0, {k: v for k, v in fields.items() if k != "key"})
     assert set(_BrokerOrderSlots.__slots__) == set(BrokerOrder.__slots__)  # the layout __class__ needs
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**31), st.integers(0, 2**31), leg_fields())
+def test_from_leg_values_the_same_object_as_the_dataclass_makes(
+    order_id: int, parent_id: int, fields: dict[str, Any]
+) -> None:
+    values = leg_values(fields)
+    assert values == tuple(getattr(BrokerOrder(0, **fields), name) for name in LEG_FIELDS)
+    ours = new_broker_order_from(order_id, parent_id, values)
+    theirs = BrokerOrder(order_id=order_id, parent_id=parent_id, **fields)
+    assert type(ours) is BrokerOrder
+    assert ours == theirs and theirs == ours
+    assert hash(ours) == hash(theirs) and repr(ours) == repr(theirs)
+    assert dataclasses.astuple(ours) == dataclasses.astuple(theirs)
+    assert pickle.loads(pickle.dumps(ours)) == theirs
+
+
+def test_leg_values_are_in_declaration_order_and_checked() -> None:
+    assert (
+        LEG_FIELDS
+        == tuple(f.name for f in dataclasses.fields(BrokerOrder))[1:9]
+        + tuple(f.name for f in dataclasses.fields(BrokerOrder))[10:]
+    )  # every field but order_id (first) and parent_id, in the dataclass's order
+    fields = {"key": "AAPL", "con_id": 1, "action": Side.BUY, "quantity": 5, "order_type": OrderType.LMT}
+    with pytest.raises(TypeError):
+        leg_values({**fields, "order_id": 3})  # the ids are given at placement, never in a leg
+    with pytest.raises(TypeError):
+        leg_values({**fields, "limit": Decimal("1.50")})
+    with pytest.raises(KeyError):
+        leg_values({k: v for k, v in fields.items() if k != "quantity"})
+    with pytest.raises(ValueError):
+        new_broker_order_from(1, 0, leg_values(fields)[:-1])  # one value short
+
+
+def test_the_order_managers_bracket_legs_are_what_the_dataclass_makes() -> None:
+    """The bracket legs `_build_groups` writes as literal tuples are the BrokerOrders of their fields."""
+    from omega_tui.core.orders import _Leg
+
+    leg = _Leg("entry", leg_values(fields := {"key": "K", "con_id": 2, "action": Side.SELL, "quantity": 9,
+                                              "order_type": OrderType.STP, "aux_price": Decimal("3")}))  # fmt: skip
+    assert (leg.key, leg.action, leg.quantity, leg.signed_qty) == ("K", Side.SELL, 9, -9)
+    leg.with_quantity(4)
+    assert new_broker_order_from(5, 1, leg.values) == BrokerOrder(5, parent_id=1, **{**fields, "quantity": 4})
