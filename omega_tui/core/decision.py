@@ -85,6 +85,10 @@ MISSED = frozenset({"late", "timeout"})  # …and those that missed it
 DISPATCH_ABSTAIN = "the chosen model no longer fit when it was to start"
 PROBE_DUTY = 0.05  # an infeasible model's frequent re-measurement takes at most this share of the time
 HISTORY = 256  # updates of history per instrument handed to models
+ROUND_SLICE_NS = 2_000_000
+"""A round of decisions gives the loop back between two decisions once it has run this long: a round over a
+hundred instruments is tens of ms of work, and a kill switch, a fill or a tick batch waiting behind it is then
+taken within about one slice instead of after the whole round."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,6 +558,7 @@ class DecisionEngine(Component):
         self._params = DEFAULT_PARAMS
         self._params_seen = -1
         self._deciding = False
+        self._in_round = False  # a round is running (it may be yielding between two decisions)
         self._last_probe_ns: dict[str, int] = {}
         self._next_decision_s: float | None = None  # loop time of the next round (set by the decision loop)
         self._synthetic: Snapshot | None = None
@@ -638,8 +643,27 @@ class DecisionEngine(Component):
         return sorted(k for k, inst in self.instruments.items() if inst.tradable)
 
     async def run_round(self) -> list[DecisionOutcome]:
-        """One decision for every tradable instrument, one after another (each within its deadline)."""
-        out = [await self.decide(key) for key in self.tradable()]
+        """One decision for every tradable instrument, one after another (each within its deadline).
+
+        Between two decisions, once `ROUND_SLICE_NS` has gone by since the round last gave the loop back, it
+        yields (`sleep(0)`): what waits behind the round (an urgent command such as the kill switch, order
+        events, ticks) runs then. Each decision takes its own start time and its latest quote, so yielding
+        between them changes no decision's budget; the quotes taken in between are recorded in the order they
+        were applied, as everywhere else, so a replay sees the same inputs. The calibrator leaves a round
+        alone (`_in_round`), as it did when a round never yielded.
+        """
+        out: list[DecisionOutcome] = []
+        clock = self.clock
+        self._in_round = True
+        try:
+            slice_end = clock.monotonic_ns() + ROUND_SLICE_NS
+            for i, key in enumerate(self.tradable()):
+                if i and clock.monotonic_ns() >= slice_end:
+                    await asyncio.sleep(0)
+                    slice_end = clock.monotonic_ns() + ROUND_SLICE_NS
+                out.append(await self.decide(key))
+        finally:
+            self._in_round = False
         self.publish()
         return out
 
@@ -824,7 +848,7 @@ class DecisionEngine(Component):
                 # window pushed over the budget by a burst of preemptions recovers once they age out, but
                 # never more than PROBE_DUTY of the time for a slow model.
                 due = since >= max(probe_ns, window.quantile(0.5) / PROBE_DUTY)
-            if not due or self._deciding or lane.inflight:
+            if not due or self._deciding or self._in_round or lane.inflight:
                 continue
             if not lane.inline and self._next_decision_s is not None:
                 # A probe in a worker thread still running when a decision starts would compete for the GIL

@@ -286,3 +286,34 @@ async def test_adding_slower_more_accurate_models_never_causes_a_deadline_miss(
         chosen_accuracy.append(max(priors.models[n].accuracy for n in names if n))
         hs.close()
     assert chosen_accuracy == sorted(chosen_accuracy) and chosen_accuracy[-1] == 0.65
+
+
+async def test_a_round_gives_the_loop_back_between_decisions_once_a_slice_has_run(
+    settings: Settings, hot_state: HotState, fake_clock: FakeClock, session: Session
+) -> None:
+    """A kill switch queued while a long round runs is taken within about one slice, not after the round."""
+    from omega_tui.core.decision import ROUND_SLICE_NS
+
+    keys = [f"S{i}" for i in range(12)]
+    risk = Risk()
+    model = ClockModel("fast", fake_clock, ROUND_SLICE_NS // 2)  # two decisions fill a slice
+    engine = DecisionEngine(
+        settings, fake_clock, EventBus(), hot_state, {k: instrument(k) for k in keys}, risk.submit, lambda _k: 0,
+        models=[model], priors=Priors(), calibrate=False,
+    )  # fmt: skip
+    _warm(engine, "fast", ROUND_SLICE_NS // 2)
+    for key in keys:
+        hot_state.put_quote(session.quote(100, key=key))
+    calls_when_taken: list[int] = []
+    in_round: list[bool] = []
+
+    def urgent() -> None:  # as `Runtime.submit` queues a Halt from the control thread
+        calls_when_taken.append(model.calls)
+        in_round.append(engine._in_round)
+
+    asyncio.get_running_loop().call_soon(urgent)
+    outcomes = await engine.run_round()
+    assert [o.status for o in outcomes] == ["ok"] * len(keys)
+    assert calls_when_taken and calls_when_taken[0] < 4, calls_when_taken  # after the first slice, not the round
+    assert in_round == [True]  # …and the calibrator still sees the round as running
+    assert not engine._in_round
