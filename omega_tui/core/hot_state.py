@@ -12,9 +12,18 @@ Key layout in the diskcache directory `<state.dir>/hot`:
 
     quotes               dict[str, Quote] latest normalized quote per instrument
     section:<name>       any picklable    one value per section, see SECTIONS
-    safety:<name>        any picklable    written through (halt latch, risk day)
     meta:flush           (wall_ns, seq)   when the writer last flushed, for lag measurement
     meta:engine          dict             pid, host, start time, state dir of the running engine
+
+and in the diskcache directory `<state.dir>/safety`, written only by `write_through`:
+
+    <name>               any picklable    the halt latch (`halt`), the risk day (`risk_day`)
+
+The safety values have a database of their own so that writing one never waits for the writer thread's
+flush: a flush holds SQLite's write lock for its transaction, and a write that meets the lock sleeps in
+SQLite's busy handler (1, 2, 5, 10 ms…), which put milliseconds of sleep on the kill switch's path. Earlier
+versions kept them in `hot` as `safety:<name>`; a value found there is moved to `safety` when the engine's
+hot state opens (see `_migrate_safety`), and readers fall back to it.
 
 Values are pickled dataclasses from `omega_tui.core.types` or plain dicts/lists, so a reader needs only
 `omega_tui.core`, never Textual.
@@ -34,6 +43,10 @@ import diskcache
 from omega_tui.core.types import Quote
 
 log = logging.getLogger(__name__)
+
+LEGACY_SAFETY_PREFIX = "safety:"
+"""Where versions before the `safety` store kept safety values, in the `hot` database."""
+_MISSING = object()
 
 # Shapes of each section: omega_tui.core.views.
 SECTIONS = (
@@ -59,6 +72,8 @@ class HotState:
         self.directory = Path(directory)
         self.flush_s = flush_ms / 1000.0
         self._cache = diskcache.Cache(str(self.directory / "hot"), eviction_policy="none", timeout=5)
+        self._safety = diskcache.Cache(str(self.directory / "safety"), eviction_policy="none", timeout=5)
+        self._migrate_safety()
         self._quotes: dict[str, Quote] = {}
         self._sections: dict[str, Any] = {}
         self._versions: dict[str, int] = {}
@@ -102,12 +117,29 @@ class HotState:
     # ------------------------------------------------------------------ durable safety state
 
     def write_through(self, name: str, value: Any) -> None:
-        """Write a safety value to disk now (blocking; it is rare and must land before the action)."""
+        """Write a safety value to disk now (blocking; it is rare and must land before the action).
+
+        Its own database (`<state.dir>/safety`), which no other thread writes: no wait on the flush's lock."""
         self._sections["safety:" + name] = value
-        self._cache.set("safety:" + name, value)
+        self._safety.set(name, value)
 
     def read_safety(self, name: str, default: Any = None) -> Any:
-        return self._cache.get("safety:" + name, default)
+        return self._safety.get(name, default)
+
+    def _migrate_safety(self) -> None:
+        """Move safety values an earlier version kept in `hot` (`safety:<name>`) to `safety`, once.
+
+        A value already in `safety` wins (it is newer); the old key is deleted only after the new one is written,
+        so a crash in between leaves a copy in one place or both, never in none."""
+        for key in list(self._cache.iterkeys()):
+            if not (isinstance(key, str) and key.startswith(LEGACY_SAFETY_PREFIX)):
+                continue
+            name = key[len(LEGACY_SAFETY_PREFIX) :]
+            value = self._cache.get(key, _MISSING)
+            if value is not _MISSING and self._safety.get(name, _MISSING) is _MISSING:
+                self._safety.set(name, value)
+                log.info("moved the safety value %r to the state directory's safety store", name)
+            self._cache.delete(key)
 
     # ------------------------------------------------------------------ writer thread
 
@@ -130,6 +162,7 @@ class HotState:
     def close(self) -> None:
         self.stop()
         self._cache.close()
+        self._safety.close()
 
     def flush(self) -> int:
         """Write every dirty key in one transaction; returns how many were written."""
@@ -179,6 +212,7 @@ class HotStateReader:
 
     def __init__(self, directory: Path) -> None:
         self._cache = diskcache.Cache(str(Path(directory) / "hot"), timeout=5)
+        self._safety = diskcache.Cache(str(Path(directory) / "safety"), timeout=5)
         self._quotes: dict[str, Quote] = {}
         self._quotes_stamp: Any = None  # the `meta:flush` value `_quotes` was read under
 
@@ -202,7 +236,10 @@ class HotStateReader:
         return self._cache.get("section:" + section, default)
 
     def safety(self, name: str, default: Any = None) -> Any:
-        return self._cache.get("safety:" + name, default)
+        value = self._safety.get(name, _MISSING)
+        if value is _MISSING:  # an engine of an earlier version, not started since (see the module docstring)
+            value = self._cache.get(LEGACY_SAFETY_PREFIX + name, default)
+        return value
 
     def last_flush(self) -> tuple[int, int] | None:
         value = self._cache.get("meta:flush")
@@ -214,3 +251,4 @@ class HotStateReader:
 
     def close(self) -> None:
         self._cache.close()
+        self._safety.close()
