@@ -748,7 +748,23 @@ class RiskEngine(Component):
         self._bus.publish(event)
         level = "error" if new is TradingState.HALTED else "warn" if new is TradingState.REDUCING else "info"
         self._event(level, f"{old} → {new} by {source}: {reason}")
-        self.publish_view()
+        self._publish_state()
+
+    def _publish_state(self) -> None:
+        """Publish the new trading state now, with the gauges as last published; the full view follows.
+
+        A state change does not move any gauge, and computing them (two per instrument) is milliseconds with a
+        hundred instruments: on a halt that would sit between the latch and the answer the kill switch's banner
+        is drawn from. The ticker publishes the whole view within `VIEW_INTERVAL_S`."""
+        last: RiskView | None = self._hot.get("risk")
+        if last is None:
+            self.publish_view()
+            return
+        view = RiskView(**last)  # a new dict: published values are never changed in place
+        view["trading_state"] = self._state.value
+        view["reason"], view["source"], view["since_utc"] = self._state_reason, self._state_source, self._state_since
+        self._hot.set("risk", view)
+        self._view_dirty = True
 
     def halt(self, source: str, reason: str) -> CommandResult:
         """Stop trading now: latch HALTED, persist it, then cancel every working order. Idempotent.

@@ -47,6 +47,18 @@ async def test_halt_when_called_then_latched_persisted_journaled_and_cancels_all
     assert h.hot.get("risk")["trading_state"] == "HALTED"  # published right after the cancel-all started
 
 
+async def test_halt_publishes_the_state_with_the_last_gauges_and_the_ticker_the_full_view(h: Harness) -> None:
+    h.engine.publish_view()
+    before = h.hot.get("risk")
+    h.engine.halt("operator:key", "now")
+    halted = h.hot.get("risk")
+    assert (halted["trading_state"], halted["source"], halted["reason"]) == ("HALTED", "operator:key", "now")
+    assert halted["limits"] == before["limits"]  # gauges as last published, not recomputed on the halt's path
+    assert before["trading_state"] == "ACTIVE"  # the published view was not changed in place
+    h.engine.tick()
+    assert h.hot.get("risk") == h.engine.view()  # the next tick publishes the whole view
+
+
 async def test_halt_when_latch_written_then_before_the_cancel_all_runs(h: Harness) -> None:
     seen: list[Any] = []
     h.orders.on_cancel_all = lambda: seen.append(HotStateReader(h.state_dir).safety("halt"))
