@@ -30,6 +30,7 @@ from omega_tui.core.clock import FakeClock
 from omega_tui.core.types import BrokerOrder, OrderType, Side
 from tests.data.test_wire_send import contracts as any_contracts
 from tests.data.test_wire_send import orders as any_orders
+from tests.data.wire_fakes import FakeLoop
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VERSIONS = [157, 158, 160, 162, 166, 169, 170, 176, 177, 178]
@@ -434,8 +435,6 @@ def test_install_is_idempotent_and_comes_with_wire_send() -> None:
 
 def test_throttling_path_is_ib_async_s() -> None:
     """Messages still go through `Client.sendMsg`: its request throttle queues what exceeds MaxRequests."""
-    import ib_async.client as ib_client
-
     client = Client(Wrapper(None))
     client.connState = Client.CONNECTED
     client._serverVersion = 178
@@ -443,28 +442,14 @@ def test_throttling_path_is_ib_async_s() -> None:
     written: list[bytes] = []
     client.conn.sendMsg = written.append
     client.MaxRequests = 2
-    scheduled: list[Any] = []
-
-    class _Loop:
-        def time(self) -> float:
-            return 100.0
-
-        def call_at(self, when: float, callback: Any, *args: Any) -> None:
-            scheduled.append((when, callback, args))
-
-    loop = _Loop()
     theirs, sent_theirs = _client(False)
-    original_get_loop = ib_client.getLoop
-    ib_client.getLoop = lambda: loop
-    try:
+    with FakeLoop().installed() as loop:
         for order_id in (1, 2, 3):
             client.placeOrder(order_id, Stock("AAPL", "SMART", "USD"), _default_order())
             theirs.placeOrder(order_id, Stock("AAPL", "SMART", "USD"), _default_order())
-    finally:
-        ib_client.getLoop = original_get_loop
     assert written == [client._prefix(m.encode()) for m in sent_theirs[:2]]
     assert list(client._msgQ) == [sent_theirs[2]]  # the third waits for the throttle
-    assert scheduled and client._isThrottling
+    assert loop.scheduled and client._isThrottling
     assert _wire(client).templated == 3
 
 

@@ -51,6 +51,7 @@ from omega_tui.core.hot_state import HotState
 from omega_tui.core.types import ConnectionState
 from omega_tui.sim.gateway import SimGateway
 from tests.data.conftest import Harness, wait_until
+from tests.data.wire_fakes import FakeLoop
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -318,26 +319,9 @@ def test_throttling_path_is_ib_async_s() -> None:
     written: list[bytes] = []
     client.conn.sendMsg = written.append
     client.MaxRequests = 2
-
-    class _Loop:
-        scheduled: list[Any] = []
-
-        def time(self) -> float:
-            return 100.0
-
-        def call_at(self, when: float, callback: Any, *args: Any) -> None:
-            self.scheduled.append((when, callback, args))
-
-    loop = _Loop()
-    import ib_async.client as ib_client
-
-    original_get_loop = ib_client.getLoop
-    ib_client.getLoop = lambda: loop
-    try:
+    with FakeLoop().installed() as loop:
         for order_id in (1, 2, 3):
             client.cancelOrder(order_id)
-    finally:
-        ib_client.getLoop = original_get_loop
     assert len(written) == 2 and written[0] == client._prefix(b"4\x001\x001\x00\x00")
     assert list(client._msgQ) == ["4\x001\x003\x00\x00"]  # the third waits for the throttle
     assert loop.scheduled and client._isThrottling
@@ -377,3 +361,88 @@ async def test_installed_again_after_a_reconnect_even_on_a_fresh_client(
 def _fresh(h: Harness, key: str, seq: int) -> bool:
     quote = h.hot_state.quote(key)
     return quote is not None and quote.seq > seq and not quote.stale
+
+
+class _Log:
+    """A client's `_logger`: what it was asked to log at DEBUG."""
+
+    def __init__(self, debug: bool) -> None:
+        self.debug_on = debug
+        self.lines: list[tuple[Any, ...]] = []
+
+    def isEnabledFor(self, level: int) -> bool:
+        return self.debug_on
+
+    def debug(self, *args: Any) -> None:
+        self.lines.append(args)
+
+
+def _throttled_client(ours: bool, limit: int, debug: bool) -> tuple[Client, list[bytes], list[str], _Log]:
+    client = Client(Wrapper(None))
+    client.connState = Client.CONNECTED
+    client._serverVersion = 178
+    if ours:
+        client.sendMsg = wire_send.send_msg.__get__(client)
+    written: list[bytes] = []
+    client.conn.sendMsg = written.append
+    client.MaxRequests = limit
+    events: list[str] = []
+    client.throttleStart += lambda: events.append("start")
+    client.throttleEnd += lambda: events.append("end")
+    log = _Log(debug)
+    client._logger = log
+    return client, written, events, log
+
+
+_STEP = st.tuples(
+    st.sampled_from([0.0, 0.0, 0.01, 0.3, 1.0, 2.0, 2.5]),  # seconds the loop's clock moves first
+    st.one_of(st.none(), st.sampled_from(["", "1\0x\0", "4\0" + "9" * 40 + "\0", "é\0\U0001f600\0"])),
+)
+
+
+@PROPERTY
+@given(st.sampled_from([0, 1, 2, 3, 45]), st.booleans(), st.lists(_STEP, max_size=40))
+def test_send_msg_is_client_send_msg(limit: int, debug: bool, steps: list[tuple[float, str | None]]) -> None:
+    """`send_msg` keeps ib_async's throttle bookkeeping: driven with the same sequence of messages, clock moves
+    and throttle wake-ups (a None step fires the due `call_at`s), both write the same bytes and leave the same
+    request times, queue, throttle state, scheduled wake-ups, throttle events and log lines after every step."""
+    theirs = _throttled_client(False, limit, debug)
+    ours = _throttled_client(True, limit, debug)
+    loop = FakeLoop(now=1000.0)
+    with loop.installed():
+        for dt, msg in steps:
+            loop.now += dt
+            for client, *_ in (theirs, ours):
+                if msg is None:  # the throttle's own wake-ups that are due, for this client
+                    due = [s for s in loop.scheduled if s[1].__self__ is client and s[0] <= loop.now]
+                    for s in due:
+                        loop.scheduled.remove(s)
+                        s[1](*s[2])
+                else:
+                    client.sendMsg(msg)
+            (c1, w1, e1, l1), (c2, w2, e2, l2) = theirs, ours
+            assert w2 == w1 and e2 == e1 and l2.lines == l1.lines
+            assert list(c2._timeQ) == list(c1._timeQ) and list(c2._msgQ) == list(c1._msgQ)
+            assert c2._isThrottling == c1._isThrottling
+            mine = [(when, args) for when, cb, args in loop.scheduled if cb.__self__ is c2]
+            assert mine == [(when, args) for when, cb, args in loop.scheduled if cb.__self__ is c1]
+    assert wire_send.send_msg.__name__ == "send_msg"
+
+
+def test_send_msg_without_a_running_loop_is_ib_async_s() -> None:
+    """No running loop: ib_async's own `Client.sendMsg` (its `getLoop` finds or makes one)."""
+    client, written, _, _ = _throttled_client(True, 45, False)
+    client.sendMsg("1\0")
+    assert written == [b"\0\0\0\x021\0"] and len(client._timeQ) == 1
+
+
+def test_install_puts_send_msg_unless_the_instance_has_one() -> None:
+    client = Client(Wrapper(None))
+    assert wire_send.install(client)
+    assert client.sendMsg.__func__ is wire_send.send_msg
+    assert wire_send.installed(client) and not wire_send.install(client)
+    captured: list[str] = []
+    other = Client(Wrapper(None))
+    other.sendMsg = captured.append
+    wire_send.install(other)
+    assert other.sendMsg == captured.append  # a capture (or a benchmark's timer) is left in place

@@ -6,8 +6,10 @@ with NUL terminators. On every call it rebuilds a dict of seven lambdas (closing
 a `placeOrder` has ~110 fields, so that overhead is most of the encoding's cost (the field list itself is
 built by `Client.placeOrder`, untouched here). `wire_send` does the same conversion with module-level
 dispatch tables (one per `makeEmpty`; str, int, bool and float, ~95% of a placeOrder's fields, are
-handled inline before the table), a list and one `"\\0".join`, then hands the string to the same
-`Client.sendMsg`, so ib_async's request throttling, length prefix, socket write and debug log are unchanged.
+handled inline before the table), a list and one `"\\0".join`, then hands the string to the client's
+`sendMsg`. That is `send_msg` once installed: ib_async's `Client.sendMsg` (request throttle, length prefix,
+socket write, debug log) with its usual case written out without the general queue loop (nothing queued, room
+under the limit: the same bookkeeping, bytes and log line; any other case is `Client.sendMsg` itself).
 
 The conversion rules are ib_async 2.1's, in its order of precedence (tests/data/test_wire_send.py compares
 the bytes handed to `sendMsg` by both implementations, for random fields and for real requests):
@@ -31,8 +33,11 @@ broker session nevertheless re-checks on every connect in case the client object
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import operator
+import struct
 import types
 from collections.abc import Callable
 from typing import Any
@@ -180,15 +185,58 @@ def wire_send(self: Client, *fields: Any, makeEmpty: bool = True) -> None:
     self.sendMsg(encode(fields, bool(makeEmpty)))
 
 
+_length = struct.Struct(">I").pack
+_running_loop = asyncio.get_running_loop  # (a module attribute: tests drive it with a fake loop)
+_DEBUG = logging.DEBUG
+
+
+def send_msg(self: Client, msg: str | None) -> None:
+    """Drop-in for ib_async 2.1's `Client.sendMsg(msg)`: the same throttle bookkeeping, bytes and log line,
+    with a short path for the usual case, written out: a message to send (not the throttle's own wake-up, `None`),
+    nothing queued, not throttling, a running loop, and room under `MaxRequests` once the request times older
+    than `RequestsInterval` are dropped. Then, as `Client.sendMsg` does for a one-message queue: the message is
+    encoded, length-prefixed and handed to `conn.sendMsg`, its time (`loop.time()`) appended to `_timeQ`, and it
+    is logged at DEBUG; the queue stays empty and the throttle off, so no event is emitted. Every other case is
+    `Client.sendMsg` itself (tests/data/test_wire_send.py drives both with the same sequences and compares the
+    bytes, queues, times, scheduled wake-ups, throttle events and log lines)."""
+    if not msg or self._msgQ or self._isThrottling:
+        Client.sendMsg(self, msg)
+        return
+    try:
+        loop = _running_loop()
+    except RuntimeError:  # (ib_async's getLoop then finds or makes one)
+        Client.sendMsg(self, msg)
+        return
+    t = loop.time()
+    times = self._timeQ
+    interval = self.RequestsInterval
+    while times and t - times[0] > interval:
+        times.popleft()
+    limit = self.MaxRequests
+    if limit and len(times) >= limit:
+        Client.sendMsg(self, msg)  # it queues the message and schedules the throttle's wake-up
+        return
+    data = msg.encode()
+    self.conn.sendMsg(_length(len(data)) + data)
+    times.append(t)
+    logger = self._logger
+    if logger.isEnabledFor(_DEBUG):
+        logger.debug(">>> %s", msg[:-1].replace("\0", ","))
+
+
 def install(client: Client) -> bool:
-    """Use Omega's encoders for this client's messages: `wire_send` for every message, and `order_wire`'s
-    template `placeOrder` (core/broker/order_wire.py) for orders. False if both were already in place
-    (idempotent; a missing one is put back)."""
+    """Use Omega's encoders for this client's messages: `wire_send` for every message, `send_msg` for its
+    `sendMsg` (unless something is already set on the instance), and `order_wire`'s template `placeOrder`
+    (core/broker/order_wire.py) for orders. False if all were already in place (idempotent; a missing one is
+    put back)."""
     from omega_tui.core.broker import order_wire  # it builds on this module: imported here, not at the top
 
     changed = False
     if not _send_installed(client):
         client.send = types.MethodType(wire_send, client)
+        changed = True
+    if "sendMsg" not in client.__dict__:  # (one set on the instance, a capture or a timer, is left alone)
+        client.sendMsg = types.MethodType(send_msg, client)
         changed = True
     return order_wire.install(client) or changed
 
@@ -196,7 +244,7 @@ def install(client: Client) -> bool:
 def installed(client: Client) -> bool:
     from omega_tui.core.broker import order_wire
 
-    return _send_installed(client) and order_wire.installed(client)
+    return _send_installed(client) and "sendMsg" in client.__dict__ and order_wire.installed(client)
 
 
 def _send_installed(client: Client) -> bool:
