@@ -74,6 +74,8 @@ STAGES = (
     "sent",
     "taken",
     "urgent",
+    "latch_written",
+    "journaled",
     "latched",
     "handled",
     "handed",
@@ -86,10 +88,14 @@ STAGES = (
 )
 """Key → stage: the binding's action ran (UI); the Halt was written on the engine's channel (UI, the
 kill switch's sender thread); the engine took the Halt (the thread reading the UI's direct
-channel); its urgent handler started, latched HALTED, returned (core loop); the answer with its state was
-handed to the channel's writer thread (core loop), sent (writer thread); the answer
+channel); its urgent handler started, wrote the latch to the state directory, journaled the halt (written and
+fsynced), latched HALTED (published), returned (core loop); the answer with its state was
+handed over (core loop), sent (by the core loop itself when the socket takes it at once, else by the
+channel's writer thread); the answer
 reached this process; the global cancel went to ib_async; the banner was updated; the banner, then the whole
 screen, drawn HALTED."""
+ENGINE_STAGES = ("taken", "urgent", "latch_written", "journaled", "latched", "handled", "handed", "written", "cancel")
+"""The stages the engine's probe stamps (read from its file after each halt)."""
 PROBE_FILE = "bench-probe.jsonl"
 
 
@@ -210,6 +216,20 @@ class Probe:
         # control queue), the urgent handler entered and returned (core loop), the answer handed over and sent.
         self.taken_at = self.urgent_at = self.handled_at = 0.0
         self.handed_at = self.written_at = 0.0
+        self.latch_written_at = self.journaled_at = 0.0
+        journal = engines.risk._journal
+        original_record = journal.record
+
+        def record(kind: str, **fields: Any) -> Any:
+            if kind != "halt":
+                return original_record(kind, **fields)
+            self.latch_written_at = time.monotonic()  # the risk engine journals right after the latch's write
+            try:
+                return original_record(kind, **fields)
+            finally:
+                self.journaled_at = time.monotonic()
+
+        journal.record = record
         from omega_tui.core.control import ChannelServer, ControlEndpoint, ControlServer
 
         original_accept = ControlEndpoint._accept
@@ -234,6 +254,16 @@ class Probe:
                 self.written_at = time.monotonic()
 
             server._deliver = deliver  # type: ignore[method-assign,assignment]
+        original_urgent = ChannelServer._hand_over_urgent
+
+        def hand_over_urgent(endpoint: ChannelServer, *args: Any) -> None:
+            sent = endpoint.sent_on_loop
+            self.handed_at = time.monotonic()
+            original_urgent(endpoint, *args)
+            if endpoint.sent_on_loop != sent:  # sent by the loop itself (else `_deliver` stamps it)
+                self.written_at = time.monotonic()
+
+        ChannelServer._hand_over_urgent = hand_over_urgent  # type: ignore[method-assign]
         handler = runtime._urgent[Halt]
 
         def urgent(command: Any) -> Any:
@@ -282,6 +312,8 @@ class Probe:
                     "quotes": len(quotes),
                     "seq": sum(q.seq for q in quotes.values()),
                     "latched": self.latched_at,
+                    "latch_written": self.latch_written_at,
+                    "journaled": self.journaled_at,
                     "taken": self.taken_at,
                     "urgent": self.urgent_at,
                     "handled": self.handled_at,
@@ -622,7 +654,7 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
             cancelled_after: Callable[[], bool] = functools.partial(_cancel_after, phase.probe, t0)
             await _wait(cancelled_after, 10, "the global cancel")
             last = phase.probe.last
-            for stage in ("taken", "urgent", "latched", "handled", "handed", "written", "cancel"):
+            for stage in ENGINE_STAGES:
                 seen[stage] = last[stage]
             for stage in stages:
                 out[stage].append(seen.get(stage, float("nan")) - t0)

@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from omega_tui.config import Settings
-from omega_tui.core.control import ChannelClient, ControlQueue, EngineAlreadyRunning, EngineLock, engine_running
+from omega_tui.core.control import (
+    ChannelClient,
+    ChannelServer,
+    ControlQueue,
+    EngineAlreadyRunning,
+    EngineLock,
+    engine_running,
+    recv_frame,
+)
 from omega_tui.core.runtime import Runtime
 from omega_tui.core.types import CommandResult, Halt, Resume
 
@@ -377,3 +385,67 @@ def test_an_answer_that_comes_after_its_wait_timed_out_is_dropped_not_kept() -> 
     finally:
         client.close()
         engine_end.close()
+
+
+def _channel_pair(state: Callable[[], dict[str, object]]) -> tuple[object, ChannelServer]:
+    import socket
+
+    ui_end, engine_end = socket.socketpair()
+    server = ChannelServer(engine_end, submit=lambda *_: None, state=state, acts_at_once=lambda _c: True)
+    server.start()
+    return ui_end, server
+
+
+def test_an_urgent_answer_is_sent_by_the_loop_itself_when_nothing_is_queued_before_it() -> None:
+    ui_end, server = _channel_pair(lambda: {"risk": {"trading_state": "HALTED"}})
+    client = ChannelClient(ui_end)  # type: ignore[arg-type]
+    try:
+        now = datetime.now(UTC)
+        server._hand_over_urgent("h1", CommandResult("h1", True, "halted", now))
+        assert server.sent_on_loop == 1  # no hand-over to the writer thread
+        got = client.wait_answer("h1", 5.0)
+        assert got is not None and got.result.message == "halted"
+        assert got.state == {"risk": {"trading_state": "HALTED"}}
+    finally:
+        server.stop()
+        client.close()
+
+
+def test_an_urgent_answer_the_socket_takes_only_in_part_is_finished_by_the_writer_in_order() -> None:
+    """The loop never blocks on a UI that is not reading: the rest of the frame waits for the writer thread,
+    and the answers after it follow it, whole and in order."""
+    big = "x" * (4 << 20)  # more than any socket buffer takes at once
+    ui_end, server = _channel_pair(lambda: {"risk": {"reason": big}})
+    now = datetime.now(UTC)
+    done = threading.Event()
+
+    def urgent() -> None:
+        server._hand_over_urgent("h1", CommandResult("h1", True, "halted", now))
+        server._hand_over("r2", CommandResult("r2", True, "resumed", now), False)
+        done.set()
+
+    threading.Thread(target=urgent).start()
+    try:
+        assert done.wait(5), "the loop blocked on a full socket"
+        assert server.sent_on_loop == 1  # a part went at once; the writer thread carries the rest
+        first = recv_frame(ui_end)  # type: ignore[arg-type]
+        second = recv_frame(ui_end)  # type: ignore[arg-type]
+        assert first[0] == "h1" and first[1].state == {"risk": {"reason": big}}
+        assert second[0] == "r2" and second[1].result.message == "resumed"
+    finally:
+        server.stop()
+        ui_end.close()  # type: ignore[attr-defined]
+
+
+def test_an_urgent_answer_queues_behind_answers_not_yet_sent() -> None:
+    ui_end, server = _channel_pair(lambda: {})
+    now = datetime.now(UTC)
+    try:
+        with server._send_lock:  # the writer is busy sending an earlier answer
+            server._hand_over("r1", CommandResult("r1", True, "first", now), False)
+            server._hand_over_urgent("h2", CommandResult("h2", True, "second", now))
+        assert server.sent_on_loop == 0
+        assert [recv_frame(ui_end)[0] for _ in range(2)] == ["r1", "h2"]  # type: ignore[arg-type]
+    finally:
+        server.stop()
+        ui_end.close()  # type: ignore[attr-defined]

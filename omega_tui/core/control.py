@@ -272,7 +272,7 @@ class ControlEndpoint:
             # A command whose handler published its effect before returning (the urgent Halt): its state is
             # current now, and waiting for the rest of this loop iteration (a batch of ticks) would delay the
             # answer the kill switch's banner is drawn from.
-            self._hand_over(command_id, result, True)
+            self._hand_over_urgent(command_id, result)
         elif loop is not None:
             # After what the command queued on this loop (call_soon is FIFO), so the sections show its effect.
             loop.call_soon(self._hand_over, command_id, result, True)
@@ -295,6 +295,11 @@ class ControlEndpoint:
                 log.exception("could not read the state to send with the answer to %s", command_id)
         self._done.put((command_id, result, state))
         self._answers_ready()
+
+    def _hand_over_urgent(self, command_id: str, result: CommandResult) -> None:
+        """`_hand_over` with the state, for an urgent command's answer (on the core loop); an endpoint that can
+        send it at once without blocking does so (`ChannelServer`)."""
+        self._hand_over(command_id, result, True)
 
     def _answers_ready(self) -> None:
         """Called by `_hand_over` (any thread) after queueing an answer."""
@@ -380,8 +385,12 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 def send_frame(sock: socket.socket, obj: Any) -> None:
     """One pickled object, length-prefixed (the caller serialises concurrent senders)."""
+    sock.sendall(encode_frame(obj))
+
+
+def encode_frame(obj: Any) -> bytes:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(FRAME_HEADER.pack(len(data)) + data)
+    return FRAME_HEADER.pack(len(data)) + data
 
 
 def recv_frame(sock: socket.socket) -> Any:
@@ -408,10 +417,13 @@ class ChannelServer(ControlEndpoint):
     The UI that started this engine as its child holds the other end of a Unix socket pair (the engine gets
     its end as `--control-fd`). A reader thread blocks on it, so a command (the kill switch) is taken the
     moment it is written, with no poll period and no SQLite on either side; a writer thread sends the
-    answers (`ControlEndpoint` hands them over in memory). Frames are length-prefixed pickles between a
-    parent and its own child. The diskcache control queue (`ControlServer`) stays for every other process
-    (`omega-tui halt`, `attach`). A frame that cannot be read ends the channel: the UI sees it closed and
-    sends through the control queue instead.
+    answers (`ControlEndpoint` hands them over in memory). An urgent command's answer is sent by the core
+    loop itself when that cannot block (nothing queued before it; a non-blocking send): waking the writer
+    thread would put a GIL hand-over, milliseconds on a busy engine, before the kill switch's banner;
+    whatever the socket does not take at once is left to the writer thread. Frames are length-prefixed
+    pickles between a parent and its own child. The diskcache control queue (`ControlServer`) stays for
+    every other process (`omega-tui halt`, `attach`). A frame that cannot be read ends the channel: the UI
+    sees it closed and sends through the control queue instead.
     """
 
     def __init__(
@@ -426,6 +438,9 @@ class ChannelServer(ControlEndpoint):
         self._sock = sock
         self._reader: threading.Thread | None = None
         self._writer: threading.Thread | None = None
+        self._send_lock = threading.Lock()  # one frame at a time on the socket, and `_rest` with it
+        self._rest = b""  # the part of a frame the loop sent that the socket did not take (the writer sends it)
+        self.sent_on_loop = 0
 
     def start(self) -> None:
         self._reader = threading.Thread(target=self._read, name="control-channel", daemon=True)
@@ -469,9 +484,45 @@ class ChannelServer(ControlEndpoint):
         while self._deliver_ready(True):
             pass
 
+    def _hand_over_urgent(self, command_id: str, result: CommandResult) -> None:
+        """On the core loop: send the answer now if that cannot block, else hand it to the writer thread."""
+        if not self._send_lock.acquire(blocking=False):  # the writer is sending: queue behind it
+            self._hand_over(command_id, result, True)
+            return
+        try:
+            if not self._done.empty() or self._rest:  # answers before this one are still to go: keep the order
+                self._hand_over(command_id, result, True)
+                return
+            state = None
+            if self._state is not None:
+                try:
+                    state = self._state()
+                except Exception:
+                    log.exception("could not read the state to send with the answer to %s", command_id)
+            frame = encode_frame((command_id, Answer(result, dict(state) if state is not None else None)))
+            try:
+                sent = self._sock.send(frame, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                log.warning("could not send the answer to %s on the UI's control channel: %s", command_id, exc)
+                return
+            if sent:
+                self.sent_on_loop += 1
+            if sent < len(frame):
+                self._rest = frame[sent:]
+                self._done.put(("", result, None))  # wakes the writer, which sends `_rest` first (see `_deliver`)
+        finally:
+            self._send_lock.release()
+
     def _deliver(self, command_id: str, result: CommandResult, state: Mapping[str, Any] | None) -> None:
         try:
-            send_frame(self._sock, (command_id, Answer(result, dict(state) if state is not None else None)))
+            with self._send_lock:
+                if self._rest:
+                    rest, self._rest = self._rest, b""
+                    self._sock.sendall(rest)
+                if command_id:  # "" only wakes this thread for `_rest`
+                    send_frame(self._sock, (command_id, Answer(result, dict(state) if state is not None else None)))
         except OSError as exc:
             log.warning("could not send the answer to %s on the UI's control channel: %s", command_id, exc)
 
