@@ -479,6 +479,7 @@ class OrderManager(Component):
         self._bucket = TokenBucket(clock, rate, capacity=max(rate, 3.0))
         self._queue: list[_Group] = []
         self._seq = itertools.count()
+        self._algo_params: dict[str, tuple[tuple[str, str], ...]] = {}  # by Adaptive priority (`_build_groups`)
         self._backoff = Backoff(self.execution.pacing_backoff_initial_s, self.execution.pacing_backoff_max_s)
         self._paused_until_ns = 0
         self._last_pacing_ns = 0
@@ -617,6 +618,10 @@ class OrderManager(Component):
         first = groups[0]
         first.intent_record = intent
         first.groups = len(groups)
+        if len(groups) == 1 and not self._queue:
+            ids = self._place_now(first)  # the usual case, without the queue's heap and lists
+            if ids is not None:
+                return ids
         for group in groups:
             heapq.heappush(self._queue, group)
         placed = self._pump()
@@ -752,7 +757,10 @@ class OrderManager(Component):
                 sizes.append(quantity % max_qty)
         sliced = len(sizes) > 1
         interval_ns = execution.slice_interval_ms * 1_000_000 if sliced else 0
-        algo_params = (("adaptivePriority", self._priority(intent)),)
+        priority = self._priority(intent)
+        algo_params = self._algo_params.get(priority)  # one tuple per priority (the adapter caches its check)
+        if algo_params is None:
+            algo_params = self._algo_params[priority] = (("adaptivePriority", priority),)
         exit_side = _SELL if side is _BUY else _BUY if side is _SELL else _OPPOSITE[side]
         take_profit, stop_loss = intent.take_profit, intent.stop_loss
         groups = []
@@ -806,6 +814,24 @@ class OrderManager(Component):
         if placed and self._last_pacing_ns and now - self._last_pacing_ns > self.execution.pacing_backoff_max_s * 1e9:
             self._backoff.reset()
         return placed
+
+    def _place_now(self, group: _Group) -> list[int] | None:
+        """`_pump` for a queue that would hold only `group`: placed (its ids) if it is due and the rate, the
+        pacing pause and the connection allow, else None (nothing done but the bucket's refill; the caller
+        queues it, and `_pump` then decides the same way)."""
+        now = self.clock.monotonic_ns()
+        if (
+            now < self._paused_until_ns
+            or group.due_ns > now
+            or group.intent_id.startswith(PROTECT_PREFIX)
+            or not self.broker.connected
+            or not self._bucket.try_take(min(len(group.legs), self._bucket.capacity))
+        ):
+            return None
+        ids = self._place_group(group)
+        if self._last_pacing_ns and now - self._last_pacing_ns > self.execution.pacing_backoff_max_s * 1e9:
+            self._backoff.reset()
+        return ids
 
     def _next_pump_s(self) -> float | None:
         if not self._queue:

@@ -384,3 +384,56 @@ def test_the_order_manager_sends_a_bracket_in_one_write() -> None:
         finally:
             journal.close()
             hot.close()
+
+
+def test_next_order_id_and_connected_are_ib_asyncs() -> None:
+    """`next_order_id` and `connected` read ib_async's client directly: the same ids as `Client.getReqId()`
+    from the same counter (interleaved with ib_async's own requests), the same refusal when not ready, and
+    `connected` is `IB.isConnected()`."""
+    ib = IB()
+    adapter = IbOrderAdapter(ib, FakeClock())
+    client = ib.client
+    assert not adapter.connected and adapter.connected == ib.isConnected()
+    with pytest.raises(ConnectionError, match="Not connected"):
+        adapter.next_order_id()
+    with pytest.raises(ConnectionError, match="Not connected"):
+        client.getReqId()
+    client._apiReady = True
+    client._reqIdSeq = 41
+    ids = [adapter.next_order_id(), client.getReqId(), adapter.next_order_id(), adapter.next_order_id()]
+    assert ids == [41, 42, 43, 44] and client.getReqId() == 45
+    assert adapter.connected and adapter.connected == ib.isConnected()
+    client._apiReady = False
+    assert not adapter.connected and adapter.connected == ib.isConnected()
+
+
+def test_a_reused_algo_params_tuple_still_routes() -> None:
+    """The adapter remembers the last algo params tuple its check accepted (the order manager reuses one per
+    priority): a repeat of that tuple takes the route, an equal tuple of unacceptable types does not."""
+    ib, sent = _ib()
+    try:
+        adapter = IbOrderAdapter(ib, FakeClock())
+        contract = Stock("AAPL", "SMART", "USD", conId=265598)
+        adapter.register_contract(265598, "AAPL", contract)
+        params = (("adaptivePriority", "Normal"),)
+        legs = [
+            BrokerOrder(k, "AAPL", 265598, Side.BUY, 1, OrderType.LMT, Decimal("1.00"), algo_strategy="Adaptive",
+                        algo_params=params)
+            for k in (1, 2, 3)
+        ]  # fmt: skip
+        for leg in legs:
+            adapter.place_order(leg)
+        # (the first of a shape makes its template through build_order; the next two take the route)
+        assert adapter._pairs_ok is params and _wire(ib).direct_sends == 2
+        odd = (("adaptivePriority", _Priority.NORMAL),)  # equal, but a str subclass: not `_str_pairs`
+        assert odd == params
+        adapter.place_order(BrokerOrder(4, "AAPL", 265598, Side.BUY, 1, OrderType.LMT, Decimal("1.00"),
+                                        algo_strategy="Adaptive", algo_params=odd))  # fmt: skip
+        assert adapter._pairs_ok is params and _wire(ib).direct_sends == 2  # the long way
+        assert len(sent) == 4
+    finally:
+        ib.client.connState = Client.DISCONNECTED
+
+
+class _Priority(StrEnum):
+    NORMAL = "Normal"

@@ -517,8 +517,8 @@ class DirectRoute:
             contract is not self.contract
             or wire.generation != self.generation
             or client.__dict__.get("placeOrder") is not self.installed
-            or not client.isConnected()
-            or client.serverVersion() != self.version
+            or client.connState != _CONNECTED  # (`isConnected()` and `serverVersion()`, read directly)
+            or client._serverVersion != self.version
             or not all(map(operator.is_, self.read(contract), self.fields))
         ):
             return False
@@ -532,6 +532,8 @@ class DirectRoute:
         client.sendMsg(text)
         return True
 
+
+_CONNECTED = Client.CONNECTED  # (ib_async 2.1: `Client.isConnected()` is `connState == CONNECTED`)
 
 _UNSUPPORTED = object()  # a key that falls back (cached, so it is decided once)
 

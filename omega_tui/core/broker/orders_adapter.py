@@ -236,6 +236,7 @@ class IbOrderAdapter:
         self._unbooked_ids: set[int] = set()
         # (order type, algo strategy, algo params, conId) -> how such an order was last sent without an Order.
         self._routes: dict[tuple[Any, ...], order_wire.DirectRoute] = {}
+        self._pairs_ok: tuple[Any, ...] = ()  # the last algo params `_str_pairs` accepted
         self._corked: list[bytes] | None = None  # the placeOrder messages held back by `cork`
         self._corked_conn: Any = None
         self._install_taps()
@@ -261,11 +262,17 @@ class IbOrderAdapter:
 
     @property
     def connected(self) -> bool:
-        return bool(self.ib.isConnected())
+        return bool(self.ib.client._apiReady)  # (`IB.isConnected()`: `Client.isReady()`, read directly)
 
     def next_order_id(self) -> int:
-        """A fresh id from ib_async's shared request/order counter; raises ConnectionError when not connected."""
-        return int(self.ib.client.getReqId())
+        """A fresh id from ib_async's shared request/order counter; raises ConnectionError when not connected.
+        (`Client.getReqId()` of ib_async 2.1, written out: tests/data/test_orders_adapter.py interleaves both.)"""
+        client = self.ib.client
+        if not client._apiReady:
+            raise ConnectionError("Not connected")
+        order_id: int = client._reqIdSeq
+        client._reqIdSeq = order_id + 1
+        return int(order_id)
 
     def place_order(self, order: BrokerOrder) -> None:
         """Send (or modify, for a known id) an order. Raises ConnectionError when not connected.
@@ -290,7 +297,11 @@ class IbOrderAdapter:
         key: tuple[Any, ...] | None = None
         route = None
         if type(order_type) is OrderType and type(strategy) is str and type(params) is tuple:
-            if not params or _str_pairs(params):
+            # (A tuple's items cannot change: one that passed `_str_pairs` passes again; the order manager
+            # reuses its algo params tuples.)
+            if not params or params is self._pairs_ok or _str_pairs(params):
+                if params:
+                    self._pairs_ok = params
                 key = (order_type._value_, strategy, params, con_id)
                 route = self._routes.get(key)
         sent: Order | BrokerOrder
