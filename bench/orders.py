@@ -72,7 +72,7 @@ throttled message would measure the queue's wait, not the path.
 Usage: python -m bench orders [--n N] [--spacing-ms MS] [--stock-send] [--gateway process|inprocess]
                               [--part all|wire|fill]
        PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind MODE --n N  (see
-       `_callgrind_path`: instructions per bracket, load-independent)
+       `_callgrind_path`: instructions per bracket, and `_callgrind_fill` (MODE fill): per fill; load-independent)
 """
 
 from __future__ import annotations
@@ -569,6 +569,67 @@ async def _callgrind_path(mode: str, n: int) -> None:
     client._apiReady = False
 
 
+async def _callgrind_fill(n: int) -> None:
+    """A load-independent instruction count of the fill path, for `valgrind --tool=callgrind`: the book of
+    `_measure`'s fill phase (16 resting brackets, journal fsync on, nothing subscribed to the bus), then 20 + `n`
+    fills alternating on a buy and a sell order (the position goes 0 -> 10 -> 0), each `on_execution` +
+    `day_pnl()` followed by one loop turn, which runs what the step deferred (the journal's "fill" record, the
+    views' publication). Instructions per fill = (Ir at n=620 - Ir at n=20) / 600 (the whole step: the window
+    and its deferred work):
+
+        PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind fill --n N
+    """
+    with tempfile.TemporaryDirectory(prefix="omega-bench-cgfill-") as tmp:
+        state = Path(tmp)
+        clock = FakeClock()
+        settings = Settings(
+            execution=ExecutionSettings(orders_per_second=45, max_child_qty=10**9), state=StateSettings(dir=state)
+        )
+        hot = HotState(state)
+        journal = Journal(state, clock)
+        manager = OrderManager(settings, clock, EventBus(), hot, journal, _TimedBroker())
+        inst = VerifiedInstrument(
+            InstrumentSpec("AAPL", "AAPL"), 265598, Decimal("0.01"), 1, "SMART", "NASDAQ", "USD", "Apple", "", "",
+            (), True,
+        )  # fmt: skip
+        manager.set_instruments({"AAPL": inst})
+        for i in range(16):
+            clock.advance(1.0)
+            manager.submit(
+                OrderIntent(
+                    f"w{i}", "AAPL", Side.BUY, 100, Decimal("180.00"), Decimal("180.30"), Decimal("179.80"),
+                    IntentSource.STRATEGY, 0,
+                )
+            )  # fmt: skip
+        buy = manager.submit(
+            OrderIntent("fb", "AAPL", Side.BUY, 10**7, Decimal("190.00"), None, None, IntentSource.STRATEGY, 0)
+        )[0]
+        clock.advance(1.0)
+        sell = manager.submit(
+            OrderIntent("fs", "AAPL", Side.SELL, 10**7, Decimal("190.10"), None, None, IntentSource.STRATEGY, 0)
+        )[0]
+        when = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+        journal.wait_durable(journal.seq)
+        cum = {buy: 0, sell: 0}
+        for i in range(20 + n):
+            if i == 20:
+                gc.collect()
+                gc.freeze()
+            oid, side = (buy, Side.BUY) if i % 2 == 0 else (sell, Side.SELL)
+            price = Decimal("190.00") + Decimal(i % 7) / 100
+            cum[oid] += 10
+            manager.on_execution(
+                ExecutionReport(
+                    f"x{i}", oid, 0, "AAPL", 265598, side, 10, price, cum[oid], price, when, clock.monotonic_ns()
+                )
+            )
+            manager.day_pnl()
+            await asyncio.sleep(0)
+        gc.unfreeze()
+        journal.close()
+        hot.close()
+
+
 def main(argv: list[str]) -> dict[str, object]:
     global SPACING_S  # a module default the option overrides for this run
     parser = argparse.ArgumentParser(prog="python -m bench orders")
@@ -598,10 +659,14 @@ def main(argv: list[str]) -> dict[str, object]:
     )
     parser.add_argument(
         "--callgrind",
-        choices=("full-wire", "full-stock", "window-wire", "window-stock", "place-wire", "place-stock"),
-        help="only run the instruction-count driver for valgrind --tool=callgrind (see _callgrind_path)",
+        choices=("full-wire", "full-stock", "window-wire", "window-stock", "place-wire", "place-stock", "fill"),
+        help="only run the instruction-count driver for valgrind --tool=callgrind (see _callgrind_path; "
+        "fill: _callgrind_fill)",
     )
     args = parser.parse_args(argv)
+    if args.callgrind == "fill":
+        asyncio.run(_callgrind_fill(args.n))
+        return {"callgrind": args.callgrind, "n": args.n}
     if args.callgrind:
         asyncio.run(_callgrind_path(args.callgrind, args.n))
         return {"callgrind": args.callgrind, "n": args.n}
