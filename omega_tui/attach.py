@@ -100,7 +100,10 @@ class RemoteEngine:
         )
         self._halt_thread = threading.Thread(target=self._send_halts, name="attach-halt", daemon=True)
         self._halt_thread.start()
-        self._period_s = max(settings.state.flush_ms / 1000.0, 0.02)
+        # As often as the UI draws, not as often as the engine flushes: each read of a new flush unpickles every
+        # quote, and reads the UI never draws cost its process CPU and the GIL its other threads (the kill
+        # switch's) need. The kill switch's own state comes with the engine's answer, not from here.
+        self._period_s = max(settings.state.flush_ms / 1000.0, 1.0 / settings.ui.refresh_hz, 0.02)
         self._app: Any = None
         self._gone = False
         self._seen_running = False
