@@ -72,7 +72,8 @@ throttled message would measure the queue's wait, not the path.
 Usage: python -m bench orders [--n N] [--spacing-ms MS] [--stock-send] [--gateway process|inprocess]
                               [--part all|wire|fill]
        PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind MODE --n N  (see
-       `_callgrind_path`: instructions per bracket, and `_callgrind_fill` (MODE fill): per fill; load-independent)
+       `_callgrind_path`: instructions per bracket, and `_callgrind_fill` (MODE fill, fill-window): per fill;
+       load-independent)
 """
 
 from __future__ import annotations
@@ -569,15 +570,17 @@ async def _callgrind_path(mode: str, n: int) -> None:
     client._apiReady = False
 
 
-async def _callgrind_fill(n: int) -> None:
+async def _callgrind_fill(n: int, window: bool = False) -> None:
     """A load-independent instruction count of the fill path, for `valgrind --tool=callgrind`: the book of
     `_measure`'s fill phase (16 resting brackets, journal fsync on, nothing subscribed to the bus), then 20 + `n`
     fills alternating on a buy and a sell order (the position goes 0 -> 10 -> 0), each `on_execution` +
     `day_pnl()` followed by one loop turn, which runs what the step deferred (the journal's "fill" record, the
     views' publication). Instructions per fill = (Ir at n=620 - Ir at n=20) / 600 (the whole step: the window
-    and its deferred work):
+    and its deferred work). `window` (mode fill-window): after the warm-up the deferred work is turned off (the
+    journal's serialisation of the record and the views' publication; scheduling them is still counted), so the
+    count is the `fill_to_pnl` window's:
 
-        PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind fill --n N
+        PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind fill[-window] --n N
     """
     with tempfile.TemporaryDirectory(prefix="omega-bench-cgfill-") as tmp:
         state = Path(tmp)
@@ -613,8 +616,13 @@ async def _callgrind_fill(n: int) -> None:
         cum = {buy: 0, sell: 0}
         for i in range(20 + n):
             if i == 20:
+                if window:
+                    journal.drain = lambda: 0  # type: ignore[method-assign]
+                    manager._publish_scheduled = lambda: setattr(manager, "_publish_handle", None)  # type: ignore[method-assign]
                 gc.collect()
                 gc.freeze()
+            if window:
+                journal._deferred.clear()  # (as if drained: the next record schedules its drain again)
             oid, side = (buy, Side.BUY) if i % 2 == 0 else (sell, Side.SELL)
             price = Decimal("190.00") + Decimal(i % 7) / 100
             cum[oid] += 10
@@ -659,13 +667,22 @@ def main(argv: list[str]) -> dict[str, object]:
     )
     parser.add_argument(
         "--callgrind",
-        choices=("full-wire", "full-stock", "window-wire", "window-stock", "place-wire", "place-stock", "fill"),
+        choices=(
+            "full-wire",
+            "full-stock",
+            "window-wire",
+            "window-stock",
+            "place-wire",
+            "place-stock",
+            "fill",
+            "fill-window",
+        ),
         help="only run the instruction-count driver for valgrind --tool=callgrind (see _callgrind_path; "
         "fill: _callgrind_fill)",
     )
     args = parser.parse_args(argv)
-    if args.callgrind == "fill":
-        asyncio.run(_callgrind_fill(args.n))
+    if args.callgrind in ("fill", "fill-window"):
+        asyncio.run(_callgrind_fill(args.n, window=args.callgrind == "fill-window"))
         return {"callgrind": args.callgrind, "n": args.n}
     if args.callgrind:
         asyncio.run(_callgrind_path(args.callgrind, args.n))
