@@ -592,8 +592,9 @@ class OrderManager(Component):
         realized = unrealized = commissions = ZERO
         for key, pos in self._positions.items():
             realized += pos.realized
-            unrealized += pos.unrealized(self.mark(key))
             commissions += pos.commissions
+            if pos.quantity:  # (a flat position's unrealised P&L is 0 whatever its mark: no quote looked up)
+                unrealized += pos.unrealized(self.mark(key))
         return realized, unrealized, commissions
 
     def reset_day(self) -> None:
@@ -1478,11 +1479,10 @@ class OrderManager(Component):
         history = self._pos_history.get(pos.key)
         if history is None:
             history = self._pos_history[pos.key] = (replace(pos), [])
-        opened = pos.opening_qty(report.side, report.quantity)
+        before = pos.quantity
+        opened, _ = pos.fill(report.side, report.quantity, report.price)  # (what it opened, as opening_qty)
         if opened:
             self._opened_share[exec_id] = _ONE if opened == report.quantity else Decimal(opened) / report.quantity
-        before = pos.quantity
-        pos.apply_fill(report.side, report.quantity, report.price)
         history[1].append(report)
         after = pos.quantity
         if not o.first_fill_ns:
@@ -1492,8 +1492,10 @@ class OrderManager(Component):
         pending = self._pending_commissions.pop(exec_id, None)
         if pending is not None:
             self._book_commission(pending, pos, o)
-        target = FILLED if o.filled >= o.order.quantity else PARTIALLY_FILLED
-        self._transition(o, target, o.ib_status, "execDetails")
+        filled = o.fill_qty if o.fill_qty > o.broker_filled else o.broker_filled  # (`o.filled`)
+        target = FILLED if filled >= o.order.quantity else PARTIALLY_FILLED
+        if target is not o.state:  # (the same state with its own ib_status: `_transition` would do nothing)
+            self._transition(o, target, o.ib_status, "execDetails")
         o.view = None
         if not self._replaying:
             self.bus.publish(FillReceived(report))

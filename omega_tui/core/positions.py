@@ -19,6 +19,7 @@ from decimal import Decimal
 from omega_tui.core.types import Side
 
 ZERO = Decimal(0)
+_BUY = Side.BUY
 CENT = Decimal("0.01")
 
 
@@ -90,15 +91,21 @@ class Position:
 
     def apply_fill(self, side: Side, quantity: int, price: Decimal) -> Decimal:
         """Book one fill; returns the P&L it realised (before commissions)."""
+        return self.fill(side, quantity, price)[1]
+
+    def fill(self, side: Side, quantity: int, price: Decimal) -> tuple[int, Decimal]:
+        """Book one fill; returns (`opening_qty(side, quantity)` before it, the P&L it realised before
+        commissions): the order manager's one call per execution."""
         if quantity <= 0:
             raise ValueError(f"a fill needs a positive quantity, got {quantity}")
         self.fills += 1
-        signed = side.sign * quantity
-        if self.quantity == 0 or (self.quantity > 0) == (signed > 0):
-            self.quantity += signed
+        signed = quantity if side is _BUY else -quantity
+        position = self.quantity
+        if position == 0 or (position > 0) == (signed > 0):
+            self.quantity = position + signed
             self.cost_basis += price * quantity
-            return ZERO
-        held = abs(self.quantity)
+            return quantity, ZERO
+        held = abs(position)
         closed = min(held, quantity)
         # A full close releases the whole basis exactly; a partial one releases its share.
         released = self.cost_basis if closed == held else self.cost_basis * closed / held
@@ -116,7 +123,7 @@ class Position:
             self.cost_basis = price * opened
         elif self.quantity == 0:
             self.cost_basis = ZERO
-        return pnl
+        return opened, pnl
 
     def add_commission(self, amount: Decimal, opened_share: Decimal = ZERO) -> None:
         """Book a fill's commission; `opened_share` is the fraction of that fill that opened the position."""
