@@ -114,11 +114,12 @@ def test_risk_gauges_reuse_the_cells_of_limits_that_did_not_move() -> None:
     import copy
 
     from omega_tui.ui.format import Styles
+    from omega_tui.ui.panes.base import RowCells
     from omega_tui.ui.panes.risk import gauge_rows
     from tests.ui.fake_engine import demo_risk
 
     styles = Styles({})
-    built: dict = {}
+    built = RowCells()
     risk = demo_risk()
     first = dict(gauge_rows(risk, styles, built))
     moved = copy.deepcopy(risk)  # equal values in new objects, as a read from another process gives them
@@ -131,4 +132,4 @@ def test_risk_gauges_reuse_the_cells_of_limits_that_did_not_move() -> None:
     assert "order_rate_1s" not in built  # a limit no longer published is forgotten
     other = Styles({"error": "magenta"})  # a theme switch rebuilds every row
     assert dict(gauge_rows(moved, other, built))["daily_loss"] is not first["daily_loss"]
-    assert gauge_rows(moved, styles) == gauge_rows(moved, styles, {})
+    assert gauge_rows(moved, styles) == gauge_rows(moved, styles, RowCells())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -32,6 +32,34 @@ VIRTUAL_STEP = 8
 """Rows by which a table taller than its viewport grows its scrollable height (see StableTable)."""
 Column = tuple[str, str, int, str]
 """(key, label, width, "left" | "right"); the width includes one cell of slack that separates columns."""
+
+
+class RowCells:
+    """Each row's last cells, given back while the row's source is unchanged, so the table skips the row.
+
+    A row whose source (a published view: an order, a position, a limit) is the same object, or equal to the
+    one its cells were built from, with the same styles, gets the very same cells object back, which
+    `StableTable.sync` skips without comparing a cell. Call `cells` for every row of a refresh, then `end`:
+    rows not asked for in that refresh are forgotten."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[object, Styles, Sequence[Cell]]] = {}
+        self._next: dict[str, tuple[object, Styles, Sequence[Cell]]] = {}
+
+    def cells(self, key: str, source: object, styles: Styles, build: Callable[[], Sequence[Cell]]) -> Sequence[Cell]:
+        hit = self._last.get(key)
+        if hit is not None and hit[1] is styles and (hit[0] is source or hit[0] == source):
+            self._next[key] = hit
+            return hit[2]
+        cells = build()
+        self._next[key] = (source, styles, cells)
+        return cells
+
+    def end(self) -> None:
+        self._last, self._next = self._next, {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._last
 
 
 class Pane(Vertical):

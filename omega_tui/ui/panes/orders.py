@@ -3,6 +3,7 @@ selected order's path through the state machine with the latency between transit
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.console import Group
@@ -14,7 +15,7 @@ from textual.widgets import Static
 
 from omega_tui.core.views import OrderView
 from omega_tui.ui.format import DASH, Styles, clock_time, micros, price
-from omega_tui.ui.panes.base import Column, Pane, Row, StableTable
+from omega_tui.ui.panes.base import Column, Pane, Row, RowCells, StableTable
 
 if TYPE_CHECKING:
     from omega_tui.ui.client import EngineClient
@@ -83,7 +84,7 @@ class OrdersPane(Pane):
         self._styles: Styles | None = None
         # The core republishes an order's view only when the order changed, so an identical view object
         # (and depth and styles) reuses its cells: a busy day has hundreds of orders, few of them changing.
-        self._row_cache: dict[str, tuple[OrderView, int, Styles, list[Text | str]]] = {}
+        self._row_cells = RowCells()
         self._detail_shown: tuple[OrderView | None, Styles | None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -106,20 +107,15 @@ class OrdersPane(Pane):
         rows: list[Row] = []
         self._orders = {}
         working = 0
-        cache: dict[str, tuple[OrderView, int, Styles, list[Text | str]]] = {}
+        row_cells = self._row_cells
         for order, depth in grouped(orders):
             key = str(order["order_id"])
             self._orders[key] = order
-            hit = self._row_cache.get(key)
-            if hit is not None and hit[0] is order and hit[1] == depth and hit[2] is styles:
-                cells = hit[3]
-            else:
-                cells = self._cells(order, depth, styles)
-            cache[key] = (order, depth, styles, cells)
+            cells = row_cells.cells(key, (order, depth), styles, partial(self._cells, order, depth, styles))
             rows.append((key, cells))
             if order["state"] not in ("FILLED", "CANCELLED", "REJECTED", "INACTIVE"):
                 working += 1
-        self._row_cache = cache
+        row_cells.end()
         self.table.sync(rows)
         self.set_subtitle(f"{working} working / {len(rows)}")
         self._show_detail()

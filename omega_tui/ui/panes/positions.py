@@ -3,6 +3,7 @@ whether Omega's figures agree with the broker's (as the order manager published 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -10,7 +11,7 @@ from textual.app import ComposeResult
 
 from omega_tui.core.views import PnLView, PositionView
 from omega_tui.ui.format import DASH, Styles, money, price, qty, to_decimal
-from omega_tui.ui.panes.base import Column, Pane, Row, StableTable, TextLines
+from omega_tui.ui.panes.base import Column, Pane, Row, RowCells, StableTable, TextLines
 
 if TYPE_CHECKING:
     from omega_tui.ui.client import EngineClient
@@ -46,21 +47,16 @@ class PositionsPane(Pane):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         # Each position's last cells, reused while the position is equal (the table then skips the row).
-        self._built: dict[str, tuple[PositionView, Styles, list[Text | str]]] = {}
+        self._row_cells = RowCells()
 
     def update_view(self, client: EngineClient, styles: Styles) -> None:
         positions: dict[str, PositionView] = dict(client.read("positions") or {})
-        rows: list[Row] = []
-        built: dict[str, tuple[PositionView, Styles, list[Text | str]]] = {}
-        for key in sorted(positions):
-            position = positions[key]
-            hit = self._built.get(key)
-            if hit is not None and hit[1] is styles and (hit[0] is position or hit[0] == position):
-                built[key] = hit
-            else:
-                built[key] = (position, styles, self._cells(position, styles))
-            rows.append((key, built[key][2]))
-        self._built = built
+        row_cells = self._row_cells
+        rows: list[Row] = [
+            (key, row_cells.cells(key, positions[key], styles, partial(self._cells, positions[key], styles)))
+            for key in sorted(positions)
+        ]
+        row_cells.end()
         self.query_one(StableTable).sync(rows)
         self.query_one("#pnl-summary", TextLines).show(self._summary(client.read("pnl"), styles))
 

@@ -4,6 +4,7 @@ The level (ok / warn / breach) comes from the engine; the UI only draws it."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -11,7 +12,7 @@ from textual.app import ComposeResult
 
 from omega_tui.core.views import LimitView, RiskView
 from omega_tui.ui.format import Styles, bar
-from omega_tui.ui.panes.base import Cell, Column, Pane, Row, StableTable, TextLines
+from omega_tui.ui.panes.base import Cell, Column, Pane, Row, RowCells, StableTable, TextLines
 
 if TYPE_CHECKING:
     from omega_tui.ui.client import EngineClient
@@ -49,29 +50,21 @@ GAUGE_COLUMNS: list[Column] = [
 """Fixed widths (each after the first includes the one-cell gap), so a gauge update never re-lays out."""
 
 
-def gauge_rows(
-    risk: RiskView, styles: Styles, built: dict[str, tuple[LimitView, Styles, list[Cell]]] | None = None
-) -> list[Row]:
+def gauge_rows(risk: RiskView, styles: Styles, row_cells: RowCells | None = None) -> list[Row]:
     """One row per published limit, keyed by the limit's name.
 
-    `built` (the pane's, kept between refreshes) holds each limit's last cells: a limit equal to the one they
-    were built from gets the very same cells object back, which the table skips without comparing a cell
-    (two gauges per instrument; most do not move between two refreshes)."""
+    `row_cells` (the pane's, kept between refreshes) gives a limit equal to the one its cells were built from
+    the very same cells back, which the table skips without comparing a cell (two gauges per instrument; most
+    do not move between two refreshes)."""
     rows: list[Row] = []
     for limit in risk.get("limits") or []:
         name = str(limit.get("name", "?"))
-        hit = built.get(name) if built is not None else None
-        if hit is not None and hit[1] is styles and (hit[0] is limit or hit[0] == limit):
-            cells = hit[2]
+        if row_cells is None:
+            rows.append((name, gauge_row(limit, styles)))
         else:
-            cells = gauge_row(limit, styles)
-            if built is not None:
-                built[name] = (limit, styles, cells)
-        rows.append((name, cells))
-    if built is not None and len(built) > len(rows):
-        current = {name for name, _ in rows}
-        for name in [name for name in built if name not in current]:
-            del built[name]
+            rows.append((name, row_cells.cells(name, limit, styles, partial(gauge_row, limit, styles))))
+    if row_cells is not None:
+        row_cells.end()
     return rows
 
 
@@ -98,7 +91,7 @@ class RiskPane(Pane):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._built: dict[str, tuple[LimitView, Styles, list[Cell]]] = {}
+        self._row_cells = RowCells()
 
     def compose(self) -> ComposeResult:
         yield TextLines(id="risk-counts")
@@ -128,4 +121,4 @@ class RiskPane(Pane):
                 str(risk.get("trading_day", "")),
             )
         )
-        gauges.sync(gauge_rows(risk, styles, self._built))
+        gauges.sync(gauge_rows(risk, styles, self._row_cells))
