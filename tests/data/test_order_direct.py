@@ -437,3 +437,58 @@ def test_a_reused_algo_params_tuple_still_routes() -> None:
 
 class _Priority(StrEnum):
     NORMAL = "Normal"
+
+
+def test_a_corked_brackets_contract_is_read_once_and_changes_between_brackets_are_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a corked group the routed legs share one read of the contract; a contract changed in place between
+    two groups is read again (a new route or the long way): every message is still ib_async's bytes."""
+    ib, sent = _ib()
+    theirs, sent_theirs = _client(False)
+    adapter = IbOrderAdapter(ib, FakeClock())
+    contract = Stock("AAPL", "SMART", "USD", conId=265598, primaryExchange="NASDAQ", localSymbol="AAPL")
+    adapter.register_contract(265598, "AAPL", contract)
+    given_fields: list[tuple[Any, ...] | None] = []
+    route_send = order_wire.DirectRoute.send
+
+    def recorded(self: order_wire.DirectRoute, order_id: int, contract: Any, order: Any, fields: Any = None) -> bool:
+        given_fields.append(fields)
+        return route_send(self, order_id, contract, order, fields)
+
+    monkeypatch.setattr(order_wire.DirectRoute, "send", recorded)
+
+    def bracket(first_id: int) -> None:
+        limit = Decimal("101.50")
+        legs = [
+            BrokerOrder(first_id, "AAPL", 265598, Side.BUY, 10, OrderType.LMT, limit, order_ref="r:entry",
+                        algo_strategy="Adaptive", algo_params=(("adaptivePriority", "Normal"),), transmit=False),
+            BrokerOrder(first_id + 1, "AAPL", 265598, Side.SELL, 10, OrderType.LMT, limit + 1, parent_id=first_id,
+                        oca_group="r:oca", oca_type=2, order_ref="r:take_profit", transmit=False),
+            BrokerOrder(first_id + 2, "AAPL", 265598, Side.SELL, 10, OrderType.STP, None, limit - 1,
+                        parent_id=first_id, oca_group="r:oca", oca_type=2, order_ref="r:stop_loss"),
+        ]  # fmt: skip
+        adapter.cork()
+        try:
+            for leg in legs:
+                adapter.place_order(leg)
+        finally:
+            adapter.uncork()
+        for leg in legs:
+            theirs.placeOrder(leg.order_id, contract, IbOrderAdapter.build_order(leg))
+
+    try:
+        bracket(1)  # makes the templates
+        bracket(4)  # makes the routes
+        given_fields.clear()
+        bracket(7)  # the routes, one read
+        assert len(given_fields) == 3 and given_fields[0] is given_fields[1] is given_fields[2] is not None
+        contract.primaryExchange = "ARCA"  # in place, between two brackets
+        bracket(10)
+        bracket(13)
+        contract.localSymbol = "AAPL2"
+        bracket(16)
+    finally:
+        ib.client.connState = Client.DISCONNECTED
+    assert sent == sent_theirs
+    assert adapter._cork_read is None  # (nothing kept past the group)

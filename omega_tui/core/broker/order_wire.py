@@ -483,8 +483,8 @@ class DirectRoute:
     version and every contract attribute the template or the contract's fields depend on are the same (the
     same objects). `send` checks all of that and sends, or returns False (the caller takes the long way)."""
 
-    __slots__ = ("chunk", "contract", "fields", "generation", "holes", "installed", "read", "render", "template",
-                 "version", "wire", "writes")  # fmt: skip
+    __slots__ = ("chunk", "contract", "fields", "generation", "holes", "installed", "names", "read", "render",
+                 "template", "version", "wire", "writes")  # fmt: skip
 
     def __init__(
         self,
@@ -494,8 +494,10 @@ class DirectRoute:
         read: _Read,
         render: _Render | None,
         holes: Callable[[Any], Any],
+        names: tuple[str, ...] = (),
     ) -> None:
         self.wire = wire
+        self.names = names  # the contract attributes `read` returns
         self.installed = wire.client.__dict__.get("placeOrder")
         self.generation = wire.generation
         self.version = wire.client.serverVersion()
@@ -508,9 +510,11 @@ class DirectRoute:
         self.holes = holes
         self.writes = tuple(template.writes)
 
-    def send(self, order_id: int, contract: Any, order: Any) -> bool:
+    def send(self, order_id: int, contract: Any, order: Any, fields: tuple[Any, ...] | None = None) -> bool:
         """Encode `order` (what the route's `DirectSpec` describes) and hand it to the client's `sendMsg`, as
-        `OrderWire.send_direct` would; False (nothing sent) if the route no longer applies."""
+        `OrderWire.send_direct` would; False (nothing sent) if the route no longer applies. `fields`: what
+        `read(contract)` returns now, if the caller has it already (a route of the same `names`, for the same
+        contract, in the same corked group: `IbOrderAdapter.place_order`)."""
         wire = self.wire
         client = wire.client
         if (
@@ -519,7 +523,7 @@ class DirectRoute:
             or client.__dict__.get("placeOrder") is not self.installed
             or client.connState != _CONNECTED  # (`isConnected()` and `serverVersion()`, read directly)
             or client._serverVersion != self.version
-            or not all(map(operator.is_, self.read(contract), self.fields))
+            or not all(map(operator.is_, self.read(contract) if fields is None else fields, self.fields))
         ):
             return False
         render = self.render
@@ -619,7 +623,7 @@ class OrderWire:
         if not all(type(value) in _IMMUTABLE for value in read(contract)):
             return None
         render = template.compiled_for(spec)
-        route = DirectRoute(self, template, contract, read, render, holes)
+        route = DirectRoute(self, template, contract, read, render, holes, names)
         if render is not None:
             text = render(order_id, route.chunk, order)
             if text is not None and text != template.render(order_id, route.chunk, holes(order)):

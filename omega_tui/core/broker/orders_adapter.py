@@ -239,6 +239,8 @@ class IbOrderAdapter:
         self._pairs_ok: tuple[Any, ...] = ()  # the last algo params `_str_pairs` accepted
         self._corked: list[bytes] | None = None  # the placeOrder messages held back by `cork`
         self._corked_conn: Any = None
+        # (contract, names, its values) read by the first routed leg of the corked group, for the next legs.
+        self._cork_read: tuple[Contract, tuple[str, ...], tuple[Any, ...]] | None = None
         self._install_taps()
 
     # ------------------------------------------------------------------ wiring
@@ -305,7 +307,18 @@ class IbOrderAdapter:
                 key = (order_type._value_, strategy, params, con_id)
                 route = self._routes.get(key)
         sent: Order | BrokerOrder
-        if route is not None and route.send(order_id, contract, order):
+        fields = None
+        if route is not None:
+            # In a corked group (a bracket's legs, sent back to back with nothing run in between) the contract
+            # is read once: its legs' routes compare the same values (the routes of one wire read the same names).
+            seen = self._cork_read
+            if seen is not None and seen[0] is contract and seen[1] == route.names:
+                fields = seen[2]
+            else:
+                fields = route.read(contract)
+                if self._corked is not None:
+                    self._cork_read = (contract, route.names, fields)
+        if route is not None and route.send(order_id, contract, order, fields):
             sent, writes = order, route.writes
         else:
             sent, writes = self._send_first(order, contract, key)
@@ -350,9 +363,12 @@ class IbOrderAdapter:
         """Hold the bytes of the next sends until `uncork`, which hands them to the socket in one write (a
         bracket's legs: one write instead of three). Each message still goes through ib_async's
         `Client.sendMsg` (its throttle counts and queues it as before); only the connection's write of the
-        framed bytes is held, in order, so the stream carries the same bytes in the same order."""
+        framed bytes is held, in order, so the stream carries the same bytes in the same order. A routed leg's
+        contract is read once per group (the legs' routes compare that read): nothing may change a contract's
+        attributes between `cork` and `uncork` (the order manager's `_place_group` sends the legs back to back)."""
         if self._corked is not None:
             return
+        self._cork_read = None
         conn = self.ib.client.conn
         held: list[bytes] = []
         self._corked = held
@@ -365,6 +381,7 @@ class IbOrderAdapter:
         if held is None:
             return
         self._corked = self._corked_conn = None
+        self._cork_read = None
         conn.__dict__.pop("sendMsg", None)
         if not held:
             return
