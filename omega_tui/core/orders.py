@@ -1459,7 +1459,7 @@ class OrderManager(Component):
             # Numbered and serialised after this step (the position, the bus and the risk engine first);
             # nothing reaches the file sooner either way (core/journal.py, "Deferred serialisation").
             self.journal.record_soon("fill", lambda: {"fill": execution_json(report)})
-        self._exec_to_order[exec_id] = o.order_id
+        self._exec_to_order[exec_id] = report.order_id  # (`o.order_id`: o is the book's order of this id)
         o.fills[exec_id] = report
         o.fill_qty += report.quantity
         o.fill_notional += report.price * report.quantity
@@ -1499,8 +1499,8 @@ class OrderManager(Component):
         o.view = None
         if not self._replaying:
             self.bus.publish(FillReceived(report))
-            if _shrank(before, after):
-                self._fit_protection(pos.key)
+            if _shrank(before, after) and self._orders.protective.get(pos.key):
+                self._fit_protection(pos.key)  # (which has nothing to fit without armed protection)
         self._request_publish()
 
     def _on_exec_version(self, report: ExecutionReport, base: str, current_id: str) -> None:
