@@ -17,25 +17,28 @@ order manager corks the adapter around a bracket's legs (`OrderPort.cork`/`uncor
 messages leave in ONE write, the transmitting leg's included: the timed write is that one.
 `risk_share_*` is the time from `RiskEngine.submit` to that call (the pre-trade checks), and
 `intent_via_risk_to_wire_*` the whole production path, risk engine included. Every bracket is checked to have sent
-exactly three placeOrder messages through ib_async's `Client.sendMsg` (its throttle) and one write carrying the
-three, the last one the stop-loss. Each bracket rests below the market and is
+exactly three placeOrder messages through the client's `sendMsg` (ib_async's throttle bookkeeping) and one write
+carrying the three, the last one the stop-loss. Each bracket rests below the market and is
 cancelled after its acknowledgements arrived (outside the timed window), so the book stays small.
 
 Messages are encoded as in production: the broker session's `core/broker/wire_send.install` puts Omega's
-byte-identical encoders on its ib_async client (a cheaper `Client.send`, and `core/broker/order_wire.py`'s
+byte-identical encoders on its ib_async client (a cheaper `Client.send`, `wire_send.send_msg` for
+`Client.sendMsg`: ib_async's throttle bookkeeping with its usual case written out, and `core/broker/order_wire.py`'s
 placeOrder templates built from ib_async's own `Client.placeOrder`), and so does this benchmark;
-`--stock-send` keeps ib_async's own encoders, to compare.
+`--stock-send` keeps ib_async's own encoders and `sendMsg`, to compare.
 
 Two breakdowns of the same run:
 - `ib_async_leg_*` (name kept from earlier runs; until the cork it timed the whole `Client.placeOrder` with
-  its own write): one leg's ib_async `Client.sendMsg` (throttle bookkeeping, framing; the bytes are held by the
-  cork); `ib_async_bracket_p50_us` is the three legs of one bracket; `socket_write_*` the bracket's one
+  its own write): one leg's `sendMsg` (`wire_send.send_msg`, or ib_async's with `--stock-send`: throttle
+  bookkeeping, framing; the bytes are held by the cork); `ib_async_bracket_p50_us` is the three legs of one
+  bracket; `socket_write_*` the bracket's one
   `transport.write`;
 - `omega_share_*`: per bracket, `intent_to_wire` minus those three `sendMsg` calls and the write, i.e. the
   order manager's validation, bracket construction and submission queue, and the adapter's own work
   (`IbOrderAdapter.place_order`: contract lookup, the template encoder, from the `BrokerOrder` itself once a
   shape's template exists: after the first leg of each shape, one route lookup and the template compiled for
-  `BrokerOrder`s, `order_wire.DirectRoute`; ib_async's `Order` is built afterwards, with its books; the
+  `BrokerOrder`s, `order_wire.DirectRoute`, the contract read once per bracket; ib_async's `Order` is built
+  afterwards, with its books; the
   bench's prices repeat, so the encoded-price cache, keyed by the Decimal's str(), always hits here: under
   callgrind a leg's compiled encoding is ~13k instructions with hits, ~22k with one price missing, against
   ~42k for the generic template from `_Holes` it replaced). The journal's "submit"
@@ -56,11 +59,13 @@ path costs, without the time the thread waited for a core, so it stays meaningfu
 
 "Fill → P&L" (`fill_to_pnl_*`) is `on_execution` (dedupe, position and average cost, state machine,
 FillReceived on the bus, protection fitted to the new position; the journal "fill" record is numbered and
-serialised after the step, `Journal.record_soon`) plus `day_pnl()` over every position, i.e. what the risk
-engine reads next; measured with 48 working orders in the book (the risk limit is 50), journal fsync on
-(`_nofsync`: off), with nothing subscribed to the bus. `fill_to_risk_checked_*` is the same window with the
-risk engine subscribed to FillReceived, as in the engine: its daily-loss and position-limit checks and the
-write of the persisted risk day.
+serialised after the step, `Journal.record_soon`, and the views are published after it too) plus `day_pnl()`
+over every position (a flat one costs no quote lookup), i.e. what the risk engine reads next; the bench's fills
+alternate on a buy and a sell order of one instrument, its position going 0 -> 10 -> 0, with no armed protection
+(the book's bracket children wait for their parents); measured with 48 working orders in the book (the
+risk limit is 50), journal fsync on (`_nofsync`: off), with nothing subscribed to the bus.
+`fill_to_risk_checked_*` is the same window with the risk engine subscribed to FillReceived, as in the engine:
+its daily-loss and position-limit checks and the write of the persisted risk day.
 
 As the headless engine and the UI do once started, the garbage collector's long-lived objects are frozen
 (`gc.freeze()`) after setup. ib_async's own request throttle (45 messages/s) and the simulated gateway's
