@@ -306,6 +306,7 @@ class StableTable(ScrollView, can_focus=True):
     def update_rows(self, rows: Sequence[Row]) -> None:
         """Update existing rows whose cells changed (no adding, removing or reordering); repaint only those."""
         last = self._last_rows
+        changed: list[Region] = []
         for key, cells in rows:
             seen = self._cells.get(key)
             if seen is None or last.get(key) is cells:
@@ -316,7 +317,11 @@ class StableTable(ScrollView, can_focus=True):
                 self._cells[key] = keys
                 self._texts[key] = self._pack(cells)
                 self._segments.pop(key, None)
-                self._refresh_row(self._index[key])
+                region = self._row_region(self._index[key])
+                if region is not None:
+                    changed.append(region)
+        if changed:
+            self.refresh(*changed)  # one refresh for every changed line (each call clears the widget's caches)
 
     def sync(self, rows: Sequence[Row]) -> None:
         """Make the table show exactly `rows` (key, cells), in that order."""
@@ -413,9 +418,14 @@ class StableTable(ScrollView, can_focus=True):
 
     def _refresh_row(self, index: int) -> None:
         """Repaint the one screen line of row `index`, if it is on screen."""
+        region = self._row_region(index)
+        if region is not None:
+            self.refresh(region)
+
+    def _row_region(self, index: int) -> Region | None:
+        """The screen line of row `index` (in the widget's coordinates), or None when it is off screen."""
         y = index - int(self.scroll_offset.y) + self._header_height
-        if self._header_height <= y < self.size.height:
-            self.refresh(Region(0, y, self.size.width, 1))
+        return Region(0, y, self.size.width, 1) if self._header_height <= y < self.size.height else None
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
