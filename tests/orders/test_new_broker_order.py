@@ -23,6 +23,7 @@ from omega_tui.core.types import (
     new_broker_order,
     new_broker_order_from,
 )
+from tests.orders.conftest import RigFactory, intent
 
 _OPTIONAL: dict[str, st.SearchStrategy[Any]] = {
     "limit_price": st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=2),
@@ -114,12 +115,46 @@ def test_leg_values_are_in_declaration_order_and_checked() -> None:
         new_broker_order_from(1, 0, leg_values(fields)[:-1])  # one value short
 
 
-def test_the_order_managers_bracket_legs_are_what_the_dataclass_makes() -> None:
-    """The bracket legs `_build_groups` writes as literal tuples are the BrokerOrders of their fields."""
+def test_a_leg_reads_and_resizes_its_values() -> None:
     from omega_tui.core.orders import _Leg
 
-    leg = _Leg("entry", leg_values(fields := {"key": "K", "con_id": 2, "action": Side.SELL, "quantity": 9,
-                                              "order_type": OrderType.STP, "aux_price": Decimal("3")}))  # fmt: skip
+    fields: dict[str, Any] = {"key": "K", "con_id": 2, "action": Side.SELL, "quantity": 9,
+                              "order_type": OrderType.STP, "aux_price": Decimal("3")}  # fmt: skip
+    leg = _Leg("entry", leg_values(fields))
     assert (leg.key, leg.action, leg.quantity, leg.signed_qty) == ("K", Side.SELL, 9, -9)
     leg.with_quantity(4)
     assert new_broker_order_from(5, 1, leg.values) == BrokerOrder(5, parent_id=1, **{**fields, "quantity": 4})
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+@pytest.mark.parametrize(("qty", "tp", "sl"), [(100, "1", "1"), (100, None, "1"), (100, "1", None), (250, "1", "1")])
+def test_the_order_managers_bracket_legs_are_the_dataclass_values(
+    make_rig: RigFactory, side: Side, qty: int, tp: str | None, sl: str | None
+) -> None:
+    """`_build_groups` writes its bracket legs as literal tuples in `LEG_FIELDS` order: each one, built, is
+    the BrokerOrder of the fields it stands for (read back by name from the values, checked against the
+    dataclass's defaults for the rest)."""
+    rig = make_rig(max_child_qty=100)
+    up = side is Side.BUY
+    limit = Decimal("100.00")
+    order = intent(qty, side=side, limit="100.00", tp=None if tp is None else ("101.00" if up else "99.00"),
+                   sl=None if sl is None else ("99.00" if up else "101.00"), priority="Urgent")  # fmt: skip
+    groups = rig.manager._build_groups(order)
+    assert len(groups) == (3 if qty > 100 else 1)
+    for group in groups:
+        for leg in group.legs:
+            built = new_broker_order_from(7, 0 if leg.parent is None else 6, leg.values)
+            by_name = dict(zip(LEG_FIELDS, leg.values, strict=True))
+            assert built == BrokerOrder(7, parent_id=0 if leg.parent is None else 6, **by_name)
+            entry = leg.role in ("entry", "slice")
+            assert built.action is (side if entry else side.opposite) and built.con_id == 1004
+            assert built.order_type is (OrderType.STP if leg.role == "stop_loss" else OrderType.LMT)
+            if entry:
+                assert built.limit_price == limit and built.algo_strategy == "Adaptive"
+                assert built.algo_params == (("adaptivePriority", "Urgent"),) and built.oca_group == ""
+            else:
+                suffix = "" if qty <= 100 else built.order_ref[built.order_ref.rindex(":") :]
+                assert built.oca_group.endswith(":oca" + suffix)
+                assert built.oca_type == 2 and built.algo_strategy == "" and built.algo_params == ()
+            assert built.transmit is (leg is group.legs[-1])
+            assert (built.what_if, built.account, built.tif) == (False, "", "DAY")
