@@ -5,9 +5,12 @@ engine, order manager, journal (fsync on, as in production), `IbOrderAdapter` an
 over loopback TCP to `omega_tui.sim`. The headline figure runs the gateway as a child process
 (`omega_tui.sim.process.SimGatewayProcess`, its market frozen for the run, its rate limit lifted, stopped at the
 end), as production always has it (IB Gateway, or the engine's sim child): the gateway's parsing and answers
-then run on another core, not on the benchmark's thread between brackets, where they evicted the caches the next
-bracket needs. `--gateway inprocess` keeps the earlier setup (a virtual-clock gateway on the benchmark's own
-loop) to compare; the JSON's `gateway` says which ran. Each intent
+then run in another process, not on the benchmark's thread between brackets, where they evicted the caches the
+next bracket needs; and the bracket's write now pays what production's does, waking another process (loopback
+TCP processes the segment and wakes the reader inside the sender's `send`): on the 2-core VM, loaded, the write
+was p50 ~125 us against ~25 us with the reader on the same loop (A/B of 2026-11-26 23:53, n=2000 each).
+`--gateway inprocess` keeps the earlier setup (a virtual-clock gateway on the benchmark's own loop) to compare;
+the JSON's `gateway` says which ran. Each intent
 goes in as in the engine, through `RiskEngine.submit` (every pre-trade rule; the bench's risk limits only lift
 the order rate and open-order caps a benchmark loop would hit). The clock starts when the risk engine calls
 `OrderManager.submit(intent)` (as in every earlier run of this benchmark) and stops when the bytes of the
