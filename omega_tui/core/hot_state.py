@@ -15,7 +15,8 @@ Key layout in the diskcache directory `<state.dir>/hot`:
     meta:flush           (wall_ns, seq)   when the writer last flushed, for lag measurement
     meta:engine          dict             pid, host, start time, state dir of the running engine
 
-and in the diskcache directory `<state.dir>/safety`, written only by `write_through`:
+and in the diskcache directory `<state.dir>/safety`, written only by `write_through`, each write fsynced
+(SQLite `synchronous=FULL`) before it returns:
 
     <name>               any picklable    the halt latch (`halt`), the risk day (`risk_day`)
 
@@ -44,6 +45,8 @@ from omega_tui.core.types import Quote
 
 log = logging.getLogger(__name__)
 
+SAFETY_SYNCHRONOUS = 2
+"""SQLite's `synchronous` for the safety store: FULL (2), every commit fsynced."""
 LEGACY_SAFETY_PREFIX = "safety:"
 """Where versions before the `safety` store kept safety values, in the `hot` database."""
 _MISSING = object()
@@ -72,7 +75,11 @@ class HotState:
         self.directory = Path(directory)
         self.flush_s = flush_ms / 1000.0
         self._cache = diskcache.Cache(str(self.directory / "hot"), eviction_policy="none", timeout=5)
-        self._safety = diskcache.Cache(str(self.directory / "safety"), eviction_policy="none", timeout=5)
+        # synchronous=FULL: each write-through is fsynced (the WAL) before it returns, so a latched halt survives
+        # a power cut too, not only a crash of this process (the `hot` store's NORMAL skips that fsync).
+        self._safety = diskcache.Cache(
+            str(self.directory / "safety"), eviction_policy="none", timeout=5, sqlite_synchronous=SAFETY_SYNCHRONOUS
+        )
         self._migrate_safety()
         self._quotes: dict[str, Quote] = {}
         self._sections: dict[str, Any] = {}

@@ -769,9 +769,11 @@ class RiskEngine(Component):
     def halt(self, source: str, reason: str) -> CommandResult:
         """Stop trading now: latch HALTED, persist it, then cancel every working order. Idempotent.
 
-        Synchronous and safe to call from any handler on the core loop. The latch is on disk (and the
-        journal fsynced) before the cancel-all is scheduled; a second halt keeps the original story and
-        only retries the cancel-all if none is running.
+        Synchronous and safe to call from any handler on the core loop. HALTED in memory first (no order
+        passes from here on), then the latch on disk (fsynced: it survives a crash or a power cut), then the
+        global cancel, then the journal's record (fsynced) and the new state published, before the answer
+        goes back: the cancel leaves once the halt is durable, without also waiting for the audit record.
+        A second halt keeps the original story and only retries the cancel-all if none is running.
         """
         if self._state is TradingState.HALTED:
             self._schedule_cancel_all(f"halt: {reason}")
@@ -793,11 +795,11 @@ class RiskEngine(Component):
             self._event(
                 "error", "HALT NOT PERSISTED: the state directory refused the write; a restart would not be halted"
             )
+        self._schedule_cancel_all(f"halt: {reason}")
         try:
             self._journal.record("halt", source=source, reason=reason, old=old, at_utc=latch.at_utc)
         except Exception:
             log.exception("the halt could not be journaled")
-        self._schedule_cancel_all(f"halt: {reason}")
         # The cancel-all sent the global cancel above, so publishing the view here never delays it; the view is
         # then current when the halt's answer leaves (the kill switch's banner is drawn from it).
         self._set_state(TradingState.HALTED, source, reason, journal=False, old=old, at=at)

@@ -78,3 +78,17 @@ def test_a_newer_value_in_the_safety_store_wins_over_a_leftover_old_one(tmp_path
     assert again.read_safety("halt") is None
     assert LEGACY_SAFETY_PREFIX + "halt" not in again._cache
     again.close()
+
+
+def test_the_safety_store_fsyncs_every_write(tmp_path: Path) -> None:
+    """synchronous=FULL: a latched halt survives a power cut, not only a crash of the engine process."""
+    hot = HotState(tmp_path)
+    hot.write_through("halt", {"source": "test", "reason": "r", "at_utc": "t"})
+    assert hot._safety._sql("PRAGMA synchronous").fetchall() == [(2,)]
+    reader = HotStateReader(tmp_path)  # a reader opening the store later does not turn it back to NORMAL
+    reader.safety("halt")
+    reader.close()
+    hot.close()
+    again = HotState(tmp_path)
+    assert again._safety._sql("PRAGMA synchronous").fetchall() == [(2,)]
+    again.close()
