@@ -22,7 +22,8 @@ messages leave in ONE write, the transmitting leg's included: the timed write is
 `intent_via_risk_to_wire_*` the whole production path, risk engine included. Every bracket is checked to have sent
 exactly three placeOrder messages through the client's `sendMsg` (ib_async's throttle bookkeeping) and one write
 carrying the three, the last one the stop-loss. Each bracket rests below the market and is
-cancelled after its acknowledgements arrived (outside the timed window), so the book stays small.
+cancelled after its acknowledgements arrived (outside the timed window), so the book stays small; at the end the
+run checks that nothing filled and nothing is left working.
 
 Messages are encoded as in production: the broker session's `core/broker/wire_send.install` puts Omega's
 byte-identical encoders on its ib_async client (a cheaper `Client.send`, `wire_send.send_msg` for
@@ -432,6 +433,14 @@ async def _measure_wire(
                 manager.cancel(ids[0], "bench")
                 await asyncio.sleep(0.001)
             gc.unfreeze()
+            for _ in range(400):  # the last cancellations' answers (bounded)
+                if not manager.open_order_count():
+                    break
+                await asyncio.sleep(0.005)
+            # Every bracket rested (nothing filled) and was cancelled, its children with it.
+            filled = sum(1 for o in manager._orders.values() if o.fill_qty)
+            if filled or manager.open_order_count():
+                raise RuntimeError(f"{filled} orders filled, {manager.open_order_count()} still working at the end")
             counters = {
                 "held_events": manager.held_events,
                 "group_syncs": journal.group_syncs,
