@@ -87,13 +87,12 @@ STAGES = (
     "screen",
 )
 """Key → stage: the binding's action ran (UI); the Halt was written on the engine's channel (UI, the
-kill switch's sender thread); the engine took the Halt (the thread reading the UI's direct
-channel); its urgent handler started, wrote the latch to the state directory, journaled the halt (written and
-fsynced), latched HALTED (published), returned (core loop); the answer with its state was
-handed over (core loop), sent (by the core loop itself when the socket takes it at once, else by the
-channel's writer thread); the answer
-reached this process; the global cancel went to ib_async; the banner was updated; the banner, then the whole
-screen, drawn HALTED."""
+kill switch's sender thread); the engine took the Halt (the thread reading the UI's direct channel); its
+urgent handler started, wrote the latch to the state directory (fsynced), [sent the global cancel], journaled
+the halt (written and fsynced), published HALTED, returned (core loop); the answer with its state was handed
+over (core loop) and sent (by the core loop itself when the socket takes it at once, else by the channel's
+writer thread); the answer reached this process; the global cancel went to ib_async; the banner was updated;
+the banner, then the whole screen, drawn HALTED."""
 ENGINE_STAGES = ("taken", "urgent", "latch_written", "journaled", "latched", "handled", "handed", "written", "cancel")
 """The stages the engine's probe stamps (read from its file after each halt)."""
 PROBE_FILE = "bench-probe.jsonl"
@@ -221,15 +220,24 @@ class Probe:
         original_record = journal.record
 
         def record(kind: str, **fields: Any) -> Any:
-            if kind != "halt":
-                return original_record(kind, **fields)
-            self.latch_written_at = time.monotonic()  # the risk engine journals right after the latch's write
             try:
                 return original_record(kind, **fields)
             finally:
-                self.journaled_at = time.monotonic()
+                if kind == "halt":
+                    self.journaled_at = time.monotonic()
 
         journal.record = record
+        hot = engines.risk._hot
+        original_write_through = hot.write_through
+
+        def write_through(name: str, value: Any) -> None:
+            try:
+                original_write_through(name, value)
+            finally:
+                if name == "halt" and value is not None:
+                    self.latch_written_at = time.monotonic()
+
+        hot.write_through = write_through
         from omega_tui.core.control import ChannelServer, ControlEndpoint, ControlServer
 
         original_accept = ControlEndpoint._accept
