@@ -89,10 +89,10 @@ STAGES = (
 """Key → stage: the binding's action ran (UI); the Halt was written on the engine's channel (UI, the
 kill switch's sender thread); the engine took the Halt (the thread reading the UI's direct channel); its
 urgent handler started, wrote the latch to the state directory (fsynced), [sent the global cancel], journaled
-the halt (written and fsynced), published HALTED, returned (core loop); the answer with its state was handed
-over (core loop) and sent (by the core loop itself when the socket takes it at once, else by the channel's
-writer thread); the answer reached this process; the global cancel went to ib_async; the banner was updated;
-the banner, then the whole screen, drawn HALTED."""
+the halt (written; the journal's group commit fsyncs it), published HALTED, returned (core loop); the answer
+with its state was handed over (core loop) and sent (by the core loop itself when the socket takes it at
+once, else by the channel's writer thread); the answer reached this process; the global cancel went to
+ib_async; the banner was updated; the banner, then the whole screen, drawn HALTED."""
 ENGINE_STAGES = ("taken", "urgent", "latch_written", "journaled", "latched", "handled", "handed", "written", "cancel")
 """The stages the engine's probe stamps (read from its file after each halt)."""
 PROBE_FILE = "bench-probe.jsonl"

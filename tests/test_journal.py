@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -44,10 +45,37 @@ def test_sync_kinds_are_written_and_fsynced_inline_after_the_queue_ahead_of_them
     journal.record("submit", order_id=1)
     journal.record("order_state", order_id=1)
     assert journal.written_seq == 0 and calls == []
-    journal.record("halt", reason="test")
+    journal.record("shutdown", reason="test")
     assert journal.written_seq == journal.durable_seq == 3 and len(calls) == 1
     lines = journal.files()[0].read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line)["kind"] for line in lines] == ["submit", "order_state", "halt"]  # seq order
+    assert [json.loads(line)["kind"] for line in lines] == ["submit", "order_state", "shutdown"]  # seq order
+    journal.close()
+
+
+def test_write_kinds_are_written_inline_and_fsynced_by_the_group_commit(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A halt's record is in the file (a crash cannot lose it) when `record` returns, with no fsync in front
+    of the kill switch's answer (the halt latch is the durable state); the writer fsyncs it right after."""
+    calls: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
+    journal = Journal(state_dir, FakeClock())
+    wakes: list[int] = []
+    real_wake = journal._wake_writer
+    monkeypatch.setattr(journal, "_wake_writer", lambda: wakes.append(1))
+    journal.record("submit", order_id=1)
+    journal.record("halt", reason="test")
+    assert journal.written_seq == 2 and journal.durable_seq == 0 and calls == []
+    lines = journal.files()[0].read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["kind"] for line in lines] == ["submit", "halt"]  # the queue ahead went first
+    assert wakes  # the group commit was asked for
+    real_wake()
+    for _ in range(500):
+        if journal.durable_seq == 2:
+            break
+        time.sleep(0.01)
+    assert journal.durable_seq == 2 and len(calls) == 1
     journal.close()
 
 

@@ -5,18 +5,22 @@ re-arm and connection event, so a session can be rebuilt and audited afterwards.
 `journal-YYYYMMDD.jsonl`.
 
 Who writes. `record` numbers and serialises the record (orjson) on the caller's thread (the core loop) and,
-for every kind but `SYNC_KINDS`, appends the bytes to an in-memory queue and returns at once: no file I/O
-on the loop. A writer thread writes the queue to the file in `seq` order, in batches, flushes them to the OS
-(`written_seq`) and, when the batch holds a kind of `GROUP_SYNC_KINDS` (submissions, fills, cancel-all,
-flatten) or someone waits for durability, fsyncs them (`durable_seq`): a group commit. The writer is woken
-after the step that queued the records (`call_soon`, so the thread switch never falls between a bracket's
-legs). Why: a write to a page under writeback waits for it (ext4 stable pages), so an append on the loop
-while the group commit's fsync runs took 1-4 ms, twenty times the intent-to-wire budget (200 us).
+for every kind but `SYNC_KINDS` and `WRITE_KINDS`, appends the bytes to an in-memory queue and returns at
+once: no file I/O on the loop. A writer thread writes the queue to the file in `seq` order, in batches,
+flushes them to the OS (`written_seq`) and, when the batch holds a kind of `GROUP_SYNC_KINDS` (submissions,
+fills, cancel-all, flatten) or someone waits for durability, fsyncs them (`durable_seq`): a group commit. The
+writer is woken after the step that queued the records (`call_soon`, so the thread switch never falls between
+a bracket's legs). Why: a write to a page under writeback waits for it (ext4 stable pages), so an append on
+the loop while the group commit's fsync runs took 1-4 ms, twenty times the intent-to-wire budget (200 us).
 
-`SYNC_KINDS` (halt, resume, trading-state changes, shutdown: rare, and the safety state an operator relies
-on) are written and fsynced inline before `record` returns, after the queue ahead of them is written, so the
-file's order is always `seq` order. `flush()`, `read()`, a day rotation and `close()` write the queue first
-too: whatever reads the journal (replay, the validation runner, tests) sees every record recorded before.
+`SYNC_KINDS` (shutdown) are written and fsynced inline before `record` returns, after the queue ahead of
+them is written, so the file's order is always `seq` order. `WRITE_KINDS` (halt, resume, trading-state
+changes: rare, and the story an operator relies on) are written inline the same way, before `record`
+returns (a crash of this process cannot lose them), and fsynced by the writer's group commit right after:
+the state they record is durable already, in the hot state's safety store (the halt latch, fsynced before
+the halt cancels anything), and a second fsync inline would sit in front of the kill switch's answer.
+`flush()`, `read()`, a day rotation and `close()` write the queue first too: whatever reads the journal
+(replay, the validation runner, tests) sees every record recorded before.
 
 Durability. The rule is "written before the action it records is acknowledged":
 
@@ -29,7 +33,8 @@ Durability. The rule is "written before the action it records is acknowledged":
   comes through `loop.call_soon_threadsafe`; the loop never blocks). Against IB, whose acknowledgements take
   milliseconds, the record is durable long before and nothing is held; the simulated gateway can answer
   within the group commit. `wait_durable(seq)` (fsync inline) remains for callers without a loop;
-- `SYNC_KINDS` survive a power cut once `record` returns;
+- `SYNC_KINDS` survive a power cut once `record` returns; `WRITE_KINDS` survive a crash of the process once
+  `record` returns, and a power cut a group commit later;
 - every other record reaches the file within the writer's next batch (microseconds to a few ms later).
 
 The trade-off, in one place: a SIGKILL or power cut between `record` and the writer's write loses the
@@ -86,7 +91,8 @@ from omega_tui.core.clock import Clock
 
 log = logging.getLogger(__name__)
 
-SYNC_KINDS = frozenset({"halt", "resume", "trading_state", "shutdown"})
+SYNC_KINDS = frozenset({"shutdown"})
+WRITE_KINDS = frozenset({"halt", "resume", "trading_state"})
 GROUP_SYNC_KINDS = frozenset({"submit", "fill", "cancel_all", "flatten"})
 WRITE_RETRY_S = 0.1
 
@@ -146,7 +152,7 @@ class Journal:
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Number and serialise one record; queue it for the writer (or, for `SYNC_KINDS`, write and fsync it
-        now). Returns the record; `self.seq` is its number right after the call."""
+        now; for `WRITE_KINDS`, write it now). Returns the record; `self.seq` is its number right after the call."""
         if self._deferred:
             self.drain()
         return self._record(kind, fields, self._clock.now_utc(), self._clock.monotonic_ns())
@@ -156,7 +162,7 @@ class Journal:
         (see "Deferred serialisation" above), stamped with the time of this call. `build` must not depend on
         state that changes meanwhile (pass it immutable data)."""
         loop = asyncio._get_running_loop()
-        if loop is None or kind in SYNC_KINDS or self._closing:
+        if loop is None or kind in SYNC_KINDS or kind in WRITE_KINDS or self._closing:
             self.record(kind, **build())
             return
         deferred = self._deferred
@@ -182,15 +188,19 @@ class Journal:
         rec.update(fields)
         line = orjson.dumps(rec, default=_default, option=_DUMPS_OPTIONS)
         self.seq = seq = self.seq + 1
-        if kind in SYNC_KINDS or self._closing:
+        inline_sync = kind in SYNC_KINDS or self._closing
+        if inline_sync or kind in WRITE_KINDS:
             with self._io_lock:
                 self._write_pending_locked()
                 self._write_locked(now.date(), line)
                 self.written_seq = seq
-                if self._fsync:
+                if self._fsync and inline_sync:
                     self._fsync_locked()
             if not self._fsync:
                 self.durable_seq = seq
+            elif not inline_sync:
+                self._sync_upto = seq  # the group commit fsyncs it
+                self._wake_writer_soon()
             self._notify_waiters()
             return rec
         self._pending.append((seq, now.date(), line))

@@ -771,8 +771,9 @@ class RiskEngine(Component):
 
         Synchronous and safe to call from any handler on the core loop. HALTED in memory first (no order
         passes from here on), then the latch on disk (fsynced: it survives a crash or a power cut), then the
-        global cancel, then the journal's record (fsynced) and the new state published, before the answer
-        goes back: the cancel leaves once the halt is durable, without also waiting for the audit record.
+        global cancel, then the journal's record (written; the group commit fsyncs it) and the new state
+        published, before the answer goes back: the cancel leaves once the halt is durable, and neither it nor
+        the answer waits for a second fsync for the audit record.
         A second halt keeps the original story and only retries the cancel-all if none is running.
         """
         if self._state is TradingState.HALTED:
