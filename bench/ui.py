@@ -855,6 +855,10 @@ async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
         values = [v for v in ui[stage] if v == v]
         if values:
             print(f"  {stage:15} {_ms(values, 50):8.1f} {_ms(values, 99):8.1f} {max(values) * 1e3:8.1f}")
+    slowest = sorted(range(len(banner)), key=lambda i: banner[i], reverse=True)[:3]
+    print("the slowest halts, key → stage in ms:")
+    for i in slowest:
+        print("  " + " ".join(f"{stage} {ui[stage][i] * 1e3:.1f}" for stage in STAGES if ui[stage][i] == ui[stage][i]))
     headless_rate = (before["ticks_per_s"] + after["ticks_per_s"]) / 2
     cpu_both = window["cpu_ui"] + window["cpu_engine"]
     return {
