@@ -629,6 +629,7 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
     stages = STAGES
     out: dict[str, Any] = {stage: [] for stage in stages}
     keyboard = _InputThread(app)
+    gc_pauses = _GcPauses()
     async with app.run_test(size=(160, 48)) as pilot:
         await phase.wait_streaming()
         await asyncio.sleep(args.warmup)
@@ -678,10 +679,39 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
             # A random phase against the refresh timer and the engine's flushes.
             await asyncio.sleep(rng.uniform(0.05, 0.15))
         profiler.stop()
+        gc_pauses.stop()
+        print(f"this (UI) process's garbage collections during the halts: {gc_pauses.summary()}")
         await pilot.press("ctrl+q")
         await _wait(lambda: client.stopped, 60, "the engine to stop")
     client.close()
     return out
+
+
+class _GcPauses:
+    """The collector's pauses in this process (every thread stops for them), per generation."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self._gc = gc
+        self._started = 0.0
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def stop(self) -> None:
+        if self._callback in self._gc.callbacks:
+            self._gc.callbacks.remove(self._callback)
+
+    def summary(self) -> str:
+        return "; ".join(
+            f"gen{g} {len(p)} (max {max(p) * 1e3:.1f} ms)" if p else f"gen{g} 0" for g, p in self.pauses.items()
+        )
 
 
 def _cancel_after(probe: ProbeReader, t0: float) -> bool:
