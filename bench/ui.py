@@ -289,6 +289,7 @@ class Probe:
                 self.latched_at = time.monotonic()
 
         runtime.bus.subscribe(TradingStateChanged, state_changed)
+        self.gc_pauses = _GcPauses()  # the engine's collector pauses, from here to the end of its run
 
     def samples_since(self, total0: int) -> tuple[int, list[int]]:
         """(total now, the samples after `total0` still in the window) of tick → decision, in ns."""
@@ -328,6 +329,7 @@ class Probe:
                     "handed": self.handed_at,
                     "written": self.written_at,
                     "cancel": self.global_cancel_at,
+                    "gc": self.gc_pauses.counts(),
                 }
                 out.write(json.dumps(line) + "\n")
                 out.flush()
@@ -643,6 +645,7 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
         out["window"] = window
 
         rng = random.Random(11)
+        gc_pauses.reset()
         profiler = _Profiler(args.profile, "halts")
         for _ in range(args.halts):
             seen.clear()
@@ -681,6 +684,9 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
         profiler.stop()
         gc_pauses.stop()
         print(f"this (UI) process's garbage collections during the halts: {gc_pauses.summary()}")
+        engine_gc = phase.probe.last.get("gc")
+        if engine_gc:
+            print(f"the engine's garbage collections (whole run): {_gc_summary(engine_gc)}")
         await pilot.press("ctrl+q")
         await _wait(lambda: client.stopped, 60, "the engine to stop")
     client.close()
@@ -708,10 +714,20 @@ class _GcPauses:
         if self._callback in self._gc.callbacks:
             self._gc.callbacks.remove(self._callback)
 
+    def reset(self) -> None:
+        for pauses in self.pauses.values():
+            pauses.clear()
+
+    def counts(self) -> dict[str, list[float]]:
+        """{generation: [collections, longest pause in ms]}."""
+        return {str(g): [len(p), round(max(p, default=0.0) * 1e3, 1)] for g, p in self.pauses.items()}
+
     def summary(self) -> str:
-        return "; ".join(
-            f"gen{g} {len(p)} (max {max(p) * 1e3:.1f} ms)" if p else f"gen{g} 0" for g, p in self.pauses.items()
-        )
+        return _gc_summary(self.counts())
+
+
+def _gc_summary(counts: dict[str, list[float]]) -> str:
+    return "; ".join(f"gen{g} {int(n)} (max {ms:.1f} ms)" for g, (n, ms) in counts.items())
 
 
 def _cancel_after(probe: ProbeReader, t0: float) -> bool:
