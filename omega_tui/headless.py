@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 
+from omega_tui import gc_policy
 from omega_tui.config import Settings
 from omega_tui.control import summary_line
 from omega_tui.core.control import EngineAlreadyRunning
@@ -110,8 +111,14 @@ def freeze_startup_heap() -> None:
 
 
 async def _freeze_gc_after_start(runtime: Runtime) -> None:
-    if await asyncio.to_thread(runtime.wait_started, 120):
-        freeze_startup_heap()
+    """Once started, the garbage-collector policy (`gc_policy`) for as long as the runtime runs."""
+    if not await asyncio.to_thread(runtime.wait_started, 120):
+        return
+    policy = gc_policy.start(asyncio.get_running_loop())
+    try:
+        await asyncio.Event().wait()  # until cancelled when the runtime returns
+    finally:
+        policy.stop()
 
 
 def run_headless(settings: Settings, *, exit_with_parent: bool = False, control_fd: int | None = None) -> int:

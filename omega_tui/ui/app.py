@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import gc
 import signal
 import sys
 import time
@@ -41,6 +40,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from omega_tui import gc_policy
 from omega_tui.config import Settings
 from omega_tui.core.types import CancelAll, CancelOrder, Command, CommandResult, Flatten, Halt
 from omega_tui.ui.client import ENGINE_WORKER_NAME, EngineClient
@@ -192,6 +192,7 @@ class OmegaApp(App[int]):
         self._now = now or (lambda: datetime.now(UTC))
         self._watch_hangup = watch_hangup
         self._freeze_gc = freeze_gc
+        self._gc_policy: gc_policy.Periodic | None = None
         self._startup_notes: list[tuple[str, str]] = []  # (severity, message) shown once mounted
         self._selected_pane = "orders"
         self._hidden: set[str] = set()
@@ -305,11 +306,10 @@ class OmegaApp(App[int]):
             except (NotImplementedError, RuntimeError):
                 pass
         if self._freeze_gc:
-            # Everything built so far (widgets, stylesheet, modules) lives as long as the app. Frozen, a full
-            # collection no longer walks it: unfrozen, those collections held the GIL for 50-190 ms and
-            # stalled the engine thread (the core's p99 tick latency with the UI running).
-            gc.collect()
-            gc.freeze()
+            # Everything built so far (widgets, stylesheet, modules) lives as long as the app: frozen, and from
+            # then on no full collection at a moment Python picks (they paused the UI, the kill switch's input
+            # thread included, for up to 135 ms about once a second): see `gc_policy`.
+            self._gc_policy = gc_policy.start(asyncio.get_running_loop())
         self.client.start(self)
 
     def relayout(self) -> None:
@@ -672,6 +672,9 @@ class OmegaApp(App[int]):
 
     def on_unmount(self) -> None:
         self.client.stop()  # every exit path, not only ctrl+q
+        if self._gc_policy is not None:
+            self._gc_policy.stop()
+            self._gc_policy = None
 
     @on(EngineGone)
     def _engine_gone(self, message: EngineGone) -> None:
