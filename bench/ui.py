@@ -563,6 +563,7 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
     seen: dict[str, float] = {}
     wanted: dict[str, asyncio.Event] = {"banner": asyncio.Event(), "screen": asyncio.Event()}
     active_drawn = asyncio.Event()
+    rearm_drawn = asyncio.Event()
     original_display = app._display
     console = Console(file=sink, width=160, force_terminal=True, color_system="truecolor", legacy_windows=False)
 
@@ -583,6 +584,8 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
             wanted["screen"].set()
         if "● ACTIVE" in frame:
             active_drawn.set()
+        if "Quotes" in frame and "■ HALTED" not in frame:
+            rearm_drawn.set()  # the panes' borders drawn again without HALTED (after a re-arm)
 
     app._display = display  # type: ignore[method-assign]
 
@@ -672,6 +675,7 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
                 out[stage].append(seen.get(stage, float("nan")) - t0)
             await asyncio.sleep(0.3)  # let the cancel-all settle before re-arming
             active_drawn.clear()
+            rearm_drawn.clear()
             answer = await asyncio.wrap_future(client.submit(Resume(source="bench", reason="bench re-arm")))
             if not answer.ok:
                 raise RuntimeError(f"resume refused: {answer.message}")
@@ -679,7 +683,10 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
             await _wait(
                 lambda: not any("HALTED" in str(p.border_title) for p in app.main.query(Pane)), 10, "panes re-armed"
             )
-            # A random phase against the refresh timer and the engine's flushes.
+            # The re-armed panes drawn (a repaint of every pane, a measurement artifact: in use a halt does not
+            # follow a re-arm within a frame), then a random phase over one refresh period against the refresh
+            # timer and the engine's flushes: the key lands at a random moment of the steady state.
+            await asyncio.wait_for(rearm_drawn.wait(), 10)
             await asyncio.sleep(rng.uniform(0.05, 0.15))
         profiler.stop()
         gc_pauses.stop()
@@ -723,7 +730,8 @@ class _GcPauses:
         return {str(g): [len(p), round(max(p, default=0.0) * 1e3, 1)] for g, p in self.pauses.items()}
 
     def summary(self) -> str:
-        return _gc_summary(self.counts())
+        full = ", ".join(f"{pause * 1e3:.0f}" for pause in self.pauses[2])
+        return f"{_gc_summary(self.counts())}; each full one, ms: [{full}]"
 
 
 def _gc_summary(counts: dict[str, list[float]]) -> str:
