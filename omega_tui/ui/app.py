@@ -309,7 +309,12 @@ class OmegaApp(App[int]):
             # Everything built so far (widgets, stylesheet, modules) lives as long as the app: frozen, and from
             # then on no full collection at a moment Python picks (they paused the UI, the kill switch's input
             # thread included, for up to 135 ms about once a second): see `gc_policy`.
-            self._gc_policy = gc_policy.start(asyncio.get_running_loop())
+            self._gc_policy = gc_policy.start(
+                asyncio.get_running_loop(),
+                full_every_s=gc_policy.UI_FULL_EVERY_S,
+                freeze_every_s=gc_policy.UI_FREEZE_EVERY_S,
+                may_pause=lambda: time.monotonic() >= self._banner_first_until,
+            )
         self.client.start(self)
 
     def relayout(self) -> None:
