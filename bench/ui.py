@@ -30,10 +30,12 @@ p99 with the UI / headless (both headless windows pooled); the p50 ratio is give
 Key → HALTED: from the kill-switch key's arrival in the terminal input thread (`--key-path driver`, the
 default: a thread that sleeps until the chosen moment, then hands the key on as `OmegaDriver`'s input thread
 does, which sends the Halt itself first; `--key-path pilot`: a Pilot `press` on the UI loop) to the first
-frame whose terminal bytes, rendered as a real driver would (to a null file), carry the banner's "■ HALTED";
-key → whole screen HALTED
-waits for the quotes pane's "Quotes ■ HALTED" title too. Also reported: key → halt latched in the engine and
-key → global cancel handed to ib_async (engine side), key → the engine's answer back in this process.
+frame whose terminal bytes, rendered as `App._display` renders them for a real driver
+(`CompositorUpdate.render_segments`), carry the banner's "■ HALTED"; key → whole screen HALTED waits for the
+quotes pane's "Quotes ■ HALTED" title too. Also reported: each stage of the halt (`STAGES`), the three
+slowest halts stage by stage, and each process's garbage-collector pauses. Each halt is followed by a re-arm
+(Resume); the next key comes once the re-armed panes are drawn, at a random phase over one refresh period,
+so keys land at random moments of the steady state, not in the re-arm's repaint of every pane.
 
 CPU: `ui_cpu_share` = this (UI) process's CPU seconds / (UI + engine process) during the UI streaming window,
 from /proc (the UI process includes this benchmark's frame capture, as the old in-process figure did);
@@ -551,6 +553,7 @@ async def _headless_phase(phase: Phase, args: argparse.Namespace, label: str) ->
 
 async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
     from rich.console import Console
+    from textual._compositor import CompositorUpdate
 
     from omega_tui.attach import SpawnedEngine
     from omega_tui.ui.app import OmegaApp
@@ -571,10 +574,15 @@ async def _ui_phase(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
         original_display(screen, renderable)
         if renderable is None:
             return
-        console.print(renderable, end="")  # produce the terminal bytes as a real driver would
-        frame = sink.getvalue()
-        sink.seek(0)
-        sink.truncate()
+        if isinstance(renderable, CompositorUpdate):
+            # The terminal bytes, produced as `App._display` produces them for a real driver (`run_test`'s
+            # headless driver skips that).
+            frame = renderable.render_segments(console)
+        else:
+            console.print(renderable, end="")
+            frame = sink.getvalue()
+            sink.seek(0)
+            sink.truncate()
         now = time.monotonic()
         if "■ HALTED" in frame and "banner" not in seen:
             seen["banner"] = now
