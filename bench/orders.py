@@ -170,6 +170,27 @@ def _pct(samples: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
+def _fill_book(manager: OrderManager, clock: FakeClock) -> tuple[int, int]:
+    """The fill measurements' book: 16 working brackets (48 orders), then a large buy and a large sell to fill
+    in pieces; returns (buy order id, sell order id)."""
+    for i in range(16):
+        clock.advance(1.0)
+        manager.submit(
+            OrderIntent(
+                f"w{i}", "AAPL", Side.BUY, 100, Decimal("180.00"), Decimal("180.30"), Decimal("179.80"),
+                IntentSource.STRATEGY, 0,
+            )
+        )  # fmt: skip
+    buy = manager.submit(
+        OrderIntent("fb", "AAPL", Side.BUY, 10**7, Decimal("190.00"), None, None, IntentSource.STRATEGY, 0)
+    )[0]
+    clock.advance(1.0)
+    sell = manager.submit(
+        OrderIntent("fs", "AAPL", Side.SELL, 10**7, Decimal("190.10"), None, None, IntentSource.STRATEGY, 0)
+    )[0]
+    return buy, sell
+
+
 async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[float], list[float]]:
     """(intent → first leg, intent → transmitting leg, fill → P&L, fill → P&L and the risk engine's checks)
     samples in microseconds.
@@ -240,21 +261,7 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
         manager.set_instruments({"AAPL": inst})
         risk = RiskEngine(settings, clock, bus, hot, journal, manager)  # subscribed for the last loop only
         risk.set_instruments({"AAPL": inst})
-        for i in range(16):
-            clock.advance(1.0)
-            manager.submit(
-                OrderIntent(
-                    f"w{i}", "AAPL", Side.BUY, 100, Decimal("180.00"), Decimal("180.30"), Decimal("179.80"),
-                    IntentSource.STRATEGY, 0,
-                )
-            )  # fmt: skip
-        buy = manager.submit(
-            OrderIntent("fb", "AAPL", Side.BUY, 10**7, Decimal("190.00"), None, None, IntentSource.STRATEGY, 0)
-        )[0]
-        clock.advance(1.0)
-        sell = manager.submit(
-            OrderIntent("fs", "AAPL", Side.SELL, 10**7, Decimal("190.10"), None, None, IntentSource.STRATEGY, 0)
-        )[0]
+        buy, sell = _fill_book(manager, clock)
         when = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
         journal.wait_durable(journal.seq)  # the book's submissions are durable: no fill is held for them
         gc.collect()
@@ -613,21 +620,7 @@ async def _callgrind_fill(n: int, window: bool = False) -> None:
             (), True,
         )  # fmt: skip
         manager.set_instruments({"AAPL": inst})
-        for i in range(16):
-            clock.advance(1.0)
-            manager.submit(
-                OrderIntent(
-                    f"w{i}", "AAPL", Side.BUY, 100, Decimal("180.00"), Decimal("180.30"), Decimal("179.80"),
-                    IntentSource.STRATEGY, 0,
-                )
-            )  # fmt: skip
-        buy = manager.submit(
-            OrderIntent("fb", "AAPL", Side.BUY, 10**7, Decimal("190.00"), None, None, IntentSource.STRATEGY, 0)
-        )[0]
-        clock.advance(1.0)
-        sell = manager.submit(
-            OrderIntent("fs", "AAPL", Side.SELL, 10**7, Decimal("190.10"), None, None, IntentSource.STRATEGY, 0)
-        )[0]
+        buy, sell = _fill_book(manager, clock)
         when = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
         journal.wait_durable(journal.seq)
         cum = {buy: 0, sell: 0}
