@@ -15,15 +15,18 @@ Key layout in the diskcache directory `<state.dir>/hot`:
     meta:flush           (wall_ns, seq)   when the writer last flushed, for lag measurement
     meta:engine          dict             pid, host, start time, state dir of the running engine
 
-and in the diskcache directory `<state.dir>/safety`, written only by `write_through`, each write fsynced
-(SQLite `synchronous=FULL`) before it returns:
+and, written only by `write_through`, in the diskcache directories `<state.dir>/latch` (each write fsynced,
+SQLite `synchronous=FULL`, before it returns: it survives a power cut) and `<state.dir>/safety` (written to
+the OS before it returns, as `hot` is: it survives a crash of this process):
 
-    <name>               any picklable    the halt latch (`halt`), the risk day (`risk_day`)
+    latch:  halt         dict             the halt latch (`FSYNCED_SAFETY`)
+    safety: risk_day     dict             the trading day's counters (written on fills that moved realised
+                                          P&L, on the loop: no fsync there)
 
-The safety values have a database of their own so that writing one never waits for the writer thread's
+The safety values have databases of their own so that writing one never waits for the writer thread's
 flush: a flush holds SQLite's write lock for its transaction, and a write that meets the lock sleeps in
 SQLite's busy handler (1, 2, 5, 10 ms…), which put milliseconds of sleep on the kill switch's path. Earlier
-versions kept them in `hot` as `safety:<name>`; a value found there is moved to `safety` when the engine's
+versions kept them in `hot` as `safety:<name>`; a value found there is moved to its store when the engine's
 hot state opens (see `_migrate_safety`), and readers fall back to it.
 
 Values are pickled dataclasses from `omega_tui.core.types` or plain dicts/lists, so a reader needs only
@@ -45,8 +48,9 @@ from omega_tui.core.types import Quote
 
 log = logging.getLogger(__name__)
 
-SAFETY_SYNCHRONOUS = 2
-"""SQLite's `synchronous` for the safety store: FULL (2), every commit fsynced."""
+FSYNCED_SAFETY = frozenset({"halt"})
+"""Safety values kept in the `latch` store, whose every write is fsynced (SQLite synchronous=FULL)."""
+FULL = 2
 LEGACY_SAFETY_PREFIX = "safety:"
 """Where versions before the `safety` store kept safety values, in the `hot` database."""
 _MISSING = object()
@@ -75,10 +79,11 @@ class HotState:
         self.directory = Path(directory)
         self.flush_s = flush_ms / 1000.0
         self._cache = diskcache.Cache(str(self.directory / "hot"), eviction_policy="none", timeout=5)
-        # synchronous=FULL: each write-through is fsynced (the WAL) before it returns, so a latched halt survives
-        # a power cut too, not only a crash of this process (the `hot` store's NORMAL skips that fsync).
-        self._safety = diskcache.Cache(
-            str(self.directory / "safety"), eviction_policy="none", timeout=5, sqlite_synchronous=SAFETY_SYNCHRONOUS
+        self._safety = diskcache.Cache(str(self.directory / "safety"), eviction_policy="none", timeout=5)
+        # synchronous=FULL: each write is fsynced (the WAL) before it returns, so a latched halt survives a power
+        # cut too, not only a crash of this process (NORMAL, as `hot` and `safety`, skips that fsync).
+        self._latch = diskcache.Cache(
+            str(self.directory / "latch"), eviction_policy="none", timeout=5, sqlite_synchronous=FULL
         )
         self._migrate_safety()
         self._quotes: dict[str, Quote] = {}
@@ -126,12 +131,16 @@ class HotState:
     def write_through(self, name: str, value: Any) -> None:
         """Write a safety value to disk now (blocking; it is rare and must land before the action).
 
-        Its own database (`<state.dir>/safety`), which no other thread writes: no wait on the flush's lock."""
+        Its own database (`latch` for `FSYNCED_SAFETY`, fsynced; else `safety`), which no other thread writes: no
+        wait on the flush's lock."""
         self._sections["safety:" + name] = value
-        self._safety.set(name, value)
+        self._store(name).set(name, value)
 
     def read_safety(self, name: str, default: Any = None) -> Any:
-        return self._safety.get(name, default)
+        return self._store(name).get(name, default)
+
+    def _store(self, name: str) -> diskcache.Cache:
+        return self._latch if name in FSYNCED_SAFETY else self._safety
 
     def _migrate_safety(self) -> None:
         """Move safety values an earlier version kept in `hot` (`safety:<name>`) to `safety`, once.
@@ -143,9 +152,10 @@ class HotState:
                 continue
             name = key[len(LEGACY_SAFETY_PREFIX) :]
             value = self._cache.get(key, _MISSING)
-            if value is not _MISSING and self._safety.get(name, _MISSING) is _MISSING:
-                self._safety.set(name, value)
-                log.info("moved the safety value %r to the state directory's safety store", name)
+            store = self._store(name)
+            if value is not _MISSING and store.get(name, _MISSING) is _MISSING:
+                store.set(name, value)
+                log.info("moved the safety value %r to its own store in the state directory", name)
             self._cache.delete(key)
 
     # ------------------------------------------------------------------ writer thread
@@ -170,6 +180,7 @@ class HotState:
         self.stop()
         self._cache.close()
         self._safety.close()
+        self._latch.close()
 
     def flush(self) -> int:
         """Write every dirty key in one transaction; returns how many were written."""
@@ -220,6 +231,7 @@ class HotStateReader:
     def __init__(self, directory: Path) -> None:
         self._cache = diskcache.Cache(str(Path(directory) / "hot"), timeout=5)
         self._safety = diskcache.Cache(str(Path(directory) / "safety"), timeout=5)
+        self._latch = diskcache.Cache(str(Path(directory) / "latch"), timeout=5)
         self._quotes: dict[str, Quote] = {}
         self._quotes_stamp: Any = None  # the `meta:flush` value `_quotes` was read under
 
@@ -243,7 +255,7 @@ class HotStateReader:
         return self._cache.get("section:" + section, default)
 
     def safety(self, name: str, default: Any = None) -> Any:
-        value = self._safety.get(name, _MISSING)
+        value = (self._latch if name in FSYNCED_SAFETY else self._safety).get(name, _MISSING)
         if value is _MISSING:  # an engine of an earlier version, not started since (see the module docstring)
             value = self._cache.get(LEGACY_SAFETY_PREFIX + name, default)
         return value
@@ -259,3 +271,4 @@ class HotStateReader:
     def close(self) -> None:
         self._cache.close()
         self._safety.close()
+        self._latch.close()

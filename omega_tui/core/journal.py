@@ -17,7 +17,7 @@ the loop while the group commit's fsync runs took 1-4 ms, twenty times the inten
 them is written, so the file's order is always `seq` order. `WRITE_KINDS` (halt, resume, trading-state
 changes: rare, and the story an operator relies on) are written inline the same way, before `record`
 returns (a crash of this process cannot lose them), and fsynced by the writer's group commit right after:
-the state they record is durable already, in the hot state's safety store (the halt latch, fsynced before
+the state they record is durable already, in the hot state's latch store (the halt latch, fsynced before
 the halt cancels anything), and a second fsync inline would sit in front of the kill switch's answer.
 `flush()`, `read()`, a day rotation and `close()` write the queue first too: whatever reads the journal
 (replay, the validation runner, tests) sees every record recorded before.

@@ -80,15 +80,19 @@ def test_a_newer_value_in_the_safety_store_wins_over_a_leftover_old_one(tmp_path
     again.close()
 
 
-def test_the_safety_store_fsyncs_every_write(tmp_path: Path) -> None:
-    """synchronous=FULL: a latched halt survives a power cut, not only a crash of the engine process."""
+def test_the_latch_is_fsynced_on_every_write_and_the_risk_day_is_not(tmp_path: Path) -> None:
+    """synchronous=FULL for the latch: a latched halt survives a power cut, not only a crash of the engine. The
+    risk day, written on the loop after fills, is not fsynced there (it survives a crash of the process)."""
     hot = HotState(tmp_path)
     hot.write_through("halt", {"source": "test", "reason": "r", "at_utc": "t"})
-    assert hot._safety._sql("PRAGMA synchronous").fetchall() == [(2,)]
-    reader = HotStateReader(tmp_path)  # a reader opening the store later does not turn it back to NORMAL
-    reader.safety("halt")
+    hot.write_through("risk_day", {"day": "x"})
+    assert hot._latch._sql("PRAGMA synchronous").fetchall() == [(2,)]
+    assert hot._safety._sql("PRAGMA synchronous").fetchall() == [(1,)]
+    reader = HotStateReader(tmp_path)  # a reader opening the stores later does not change them
+    assert reader.safety("halt")["source"] == "test" and reader.safety("risk_day") == {"day": "x"}
     reader.close()
     hot.close()
     again = HotState(tmp_path)
-    assert again._safety._sql("PRAGMA synchronous").fetchall() == [(2,)]
+    assert again._latch._sql("PRAGMA synchronous").fetchall() == [(2,)]
+    assert again.read_safety("halt")["source"] == "test" and again.read_safety("risk_day") == {"day": "x"}
     again.close()
