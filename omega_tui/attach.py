@@ -23,6 +23,7 @@ gone when the state directory's lock is no longer held.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import queue
 import threading
@@ -95,9 +96,7 @@ class RemoteEngine:
         # The kill switch's own sender: one thread for the UI's life with its SQLite connections already open
         # (diskcache opens one per thread: a thread started per key paid that, ~1-2 ms idle and far more
         # while the UI thread holds the GIL), never behind a slow command in the pool.
-        self._halts: queue.SimpleQueue[tuple[Command, concurrent.futures.Future[CommandResult], str | None] | None] = (
-            queue.SimpleQueue()
-        )
+        self._halts: queue.SimpleQueue[_HaltSent | None] = queue.SimpleQueue()
         self._halt_thread = threading.Thread(target=self._send_halts, name="attach-halt", daemon=True)
         self._halt_thread.start()
         # As often as the UI draws, not as often as the engine flushes: each read of a new flush unpickles every
@@ -237,39 +236,61 @@ class RemoteEngine:
         # The kill switch never waits for a pool worker busy with a slow command. On our own engine's channel
         # it is written from the calling thread (the terminal's input thread): no thread hop before the
         # engine has it; the sender thread only waits for the answer.
-        future: concurrent.futures.Future[CommandResult] = concurrent.futures.Future()
+        # The answer is acted on by the channel's reader thread the moment it arrives (`_halt_answered`): no
+        # second thread has to wake (and wait for the GIL behind a frame being drawn) before the banner's turn.
+        halt = _HaltSent(command, concurrent.futures.Future())
         channel = self._channel
-        sent = None
         if channel is not None and not channel.closed and self._alive():
-            sent = channel.send(command)
-        self._halts.put((command, future, sent))
-        return future
+            halt.sent = channel.send(command)
+            channel.on_answer(halt.sent, functools.partial(self._halt_answered, halt))
+        self._halts.put(halt)
+        return halt.future
+
+    def _halt_answered(self, halt: _HaltSent, answer: Answer) -> None:
+        """On the channel's reader thread: present the answer's state and resolve the kill switch's future."""
+        if answer.result.message == CHANNEL_CLOSED and self._alive():
+            log.error("the engine's direct command channel closed while it runs; using the control queue")
+            halt.fall_back = True
+        else:
+            self._take_state(answer)
+            _resolve(halt.future, answer.result)
+        halt.settled.set()
 
     def _send_halts(self) -> None:
+        """The kill switch's sender thread: the control queue when there is no channel (or it closed), and the
+        bound on the channel's answer otherwise."""
         try:
             self._queue.warm()
         except Exception:
             log.exception("could not open the control queue for the kill switch (it is retried on the key)")
         while True:
-            item = self._halts.get()
-            if item is None:
+            halt = self._halts.get()
+            if halt is None:
                 return
-            command, future, sent = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(self._send(command, HALT_POLL_S, sent))
-                except BaseException as exc:
-                    future.set_exception(exc)
+            if halt.sent is not None:
+                if not halt.settled.wait(ACK_TIMEOUT_S):
+                    channel = self._channel
+                    if channel is not None:
+                        channel.forget(halt.sent)
+                    _resolve(halt.future, _no_answer(halt.sent))
+                    continue
+                if not halt.fall_back:
+                    continue
+            try:
+                _resolve(halt.future, self._send(halt.command, HALT_POLL_S))
+            except BaseException as exc:
+                if not halt.future.done():
+                    halt.future.set_exception(exc)
 
-    def _send(self, command: Command, poll_s: float | None = None, sent: str | None = None) -> CommandResult:
-        """Send `command` (`sent`: the id it was already written on the channel with) and wait for the answer."""
+    def _send(self, command: Command, poll_s: float | None = None) -> CommandResult:
+        """Send `command` and wait for the answer: on our engine child's direct channel while it is open, else
+        through the control queue."""
         answer: Answer | None = None
         channel = self._channel
-        if sent is None and not self._alive():
+        if not self._alive():
             return CommandResult("", False, f"no running engine on {self.state_dir}", datetime.now(UTC))
-        if channel is not None and (sent is not None or not channel.closed):
-            # Our own engine child: its direct channel, taken the moment it is written (the kill switch's path).
-            command_id = sent if sent is not None else channel.send(command)
+        if channel is not None and not channel.closed:
+            command_id = channel.send(command)
             answer = channel.wait_answer(command_id, ACK_TIMEOUT_S)
             if answer is not None and answer.result.message == CHANNEL_CLOSED and self._alive():
                 log.error("the engine's direct command channel closed while it runs; using the control queue")
@@ -371,3 +392,22 @@ class SpawnedEngine(RemoteEngine):
 
     def _check_alive(self) -> None:
         pass  # the monitor thread waits on the process itself
+
+
+class _HaltSent:
+    """One kill-switch command on its way: written on the channel (`sent`, its id) or to be sent by the queue."""
+
+    def __init__(self, command: Command, future: concurrent.futures.Future[CommandResult]) -> None:
+        self.command = command
+        self.future = future
+        self.sent: str | None = None
+        self.settled = threading.Event()  # the channel's answer was acted on, or the channel closed (`fall_back`)
+        self.fall_back = False
+
+
+def _resolve(future: concurrent.futures.Future[CommandResult], result: CommandResult) -> None:
+    """Set `result` unless the future is done already (an answer and a timeout may race)."""
+    try:
+        future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass

@@ -449,3 +449,84 @@ def test_an_urgent_answer_queues_behind_answers_not_yet_sent() -> None:
     finally:
         server.stop()
         ui_end.close()  # type: ignore[attr-defined]
+
+
+def test_on_answer_calls_back_on_the_reader_thread_at_once_or_with_the_closed_answer() -> None:
+    import socket
+
+    from omega_tui.core.control import CHANNEL_CLOSED, Answer, send_frame
+
+    ui_end, engine_end = socket.socketpair()
+    client = ChannelClient(ui_end)
+    now = datetime.now(UTC)
+    got: dict[str, tuple[str, str]] = {}
+    called = threading.Event()
+
+    def callback(command_id: str) -> Callable[[Answer], None]:
+        def record(answer: Answer) -> None:
+            got[command_id] = (threading.current_thread().name, answer.result.message)
+            called.set()
+
+        return record
+
+    try:
+        first = client.send(Halt(source="key"))
+        assert recv_frame(engine_end)[0] == first
+        client.on_answer(first, callback(first))
+        send_frame(engine_end, (first, Answer(CommandResult(first, True, "halted", now))))
+        assert called.wait(5)
+        assert got[first] == ("engine-channel", "halted")  # acted on by the reader, no other thread woken
+        early = "early"
+        send_frame(engine_end, (early, Answer(CommandResult(early, True, "here", now))))
+        for _ in range(500):
+            if early in client._answers:
+                break
+            time.sleep(0.01)
+        client.on_answer(early, callback(early))  # already here: called at once, on this thread
+        assert got[early] == (threading.current_thread().name, "here")
+        client.on_answer("dropped", callback("dropped"))
+        client.forget("dropped")
+        send_frame(engine_end, ("dropped", Answer(CommandResult("dropped", True, "late", now))))
+        client.on_answer("pending", callback("pending"))
+        called.clear()
+        engine_end.close()  # the engine's end goes away: a waiting callback hears it at once
+        assert called.wait(5)
+        assert got["pending"][1] == CHANNEL_CLOSED
+        assert "dropped" not in got and "dropped" not in client._answers
+    finally:
+        client.close()
+
+
+async def test_a_halt_whose_channel_closes_before_the_answer_is_sent_again_through_the_control_queue(
+    state_dir: Path,
+) -> None:
+    import socket
+
+    from omega_tui.attach import RemoteEngine
+
+    settings = Settings(state={"dir": state_dir})
+    runtime = Runtime(settings)
+    halts: list[str] = []
+
+    def on_halt(command: Halt) -> CommandResult:
+        halts.append(command.reason)
+        return CommandResult("h", True, "halted", runtime.clock.now_utc())
+
+    runtime.on_urgent_command(Halt, on_halt)
+    ui_end, engine_end = socket.socketpair()  # the engine's end stays with the test: the runtime never reads it
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    remote = RemoteEngine(settings, channel=ChannelClient(ui_end))
+    try:
+        await asyncio.wait_for(asyncio.to_thread(runtime.wait_started, 5), 10)
+        future = remote.submit(Halt(source="key", reason="x"))
+        frame = await asyncio.wait_for(asyncio.to_thread(recv_frame, engine_end), 10)
+        assert isinstance(frame[2], Halt)  # written on the channel first…
+        engine_end.close()  # …which closes before any answer
+        result = await asyncio.wait_for(asyncio.wrap_future(future), 15)
+        assert result.ok and result.message == "halted"
+        assert halts == ["x"]  # acted on once, through the control queue
+    finally:
+        remote.close()
+        stop.set()
+        await asyncio.wait_for(task, 20)

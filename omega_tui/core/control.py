@@ -538,6 +538,7 @@ class ChannelClient:
         self._sock = sock
         self._send_lock = threading.Lock()
         self._answers: dict[str, Answer] = {}
+        self._callbacks: dict[str, Callable[[Answer], object]] = {}  # `on_answer`: called on the reader thread
         self._abandoned: set[str] = set()  # commands whose wait timed out: their late answers are dropped
         self._cond = threading.Condition()
         self._closed = False
@@ -569,8 +570,25 @@ class ChannelClient:
             if answer is None and not self._closed:
                 self._abandoned.add(command_id)
         if answer is None and self._closed:
-            return Answer(CommandResult(command_id, False, CHANNEL_CLOSED, datetime.now(UTC)))
+            return _closed_answer(command_id)
         return answer
+
+    def on_answer(self, command_id: str, callback: Callable[[Answer], object]) -> None:
+        """Call `callback(answer)` on the reader thread the moment the answer arrives (on this thread, at once, if
+        it is here already; with the closed-channel answer if the channel closes first). The kill switch's path:
+        no other thread has to wake before the answer is acted on. `forget` it if the wait is given up."""
+        with self._cond:
+            answer = self._answers.pop(command_id, None)
+            if answer is None and not self._closed:
+                self._callbacks[command_id] = callback
+                return
+        callback(answer if answer is not None else _closed_answer(command_id))
+
+    def forget(self, command_id: str) -> None:
+        """Give up an `on_answer`: its callback is not called, a late answer is dropped."""
+        with self._cond:
+            if self._callbacks.pop(command_id, None) is not None:
+                self._abandoned.add(command_id)
 
     def close(self) -> None:
         try:
@@ -593,11 +611,29 @@ class ChannelClient:
                 if command_id in self._abandoned:
                     self._abandoned.discard(command_id)
                     continue
-                self._answers[command_id] = answer
-                self._cond.notify_all()
+                callback = self._callbacks.pop(command_id, None)
+                if callback is None:
+                    self._answers[command_id] = answer
+                    self._cond.notify_all()
+                    continue
+            _call(callback, answer)
         self._close()
 
     def _close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            callbacks, self._callbacks = self._callbacks, {}
+        for command_id, callback in callbacks.items():
+            _call(callback, _closed_answer(command_id))
+
+
+def _closed_answer(command_id: str) -> Answer:
+    return Answer(CommandResult(command_id, False, CHANNEL_CLOSED, datetime.now(UTC)))
+
+
+def _call(callback: Callable[[Answer], object], answer: Answer) -> None:
+    try:
+        callback(answer)
+    except Exception:  # the reader thread must go on reading
+        log.exception("an answer's callback failed")
