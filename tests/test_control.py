@@ -320,14 +320,8 @@ async def test_the_ui_channel_takes_a_halt_sent_before_the_engine_started_and_an
     client.close()
 
 
-async def test_an_unreadable_frame_closes_the_channel_and_the_ui_falls_back_to_the_control_queue(
-    state_dir: Path,
-) -> None:
-    import socket
-
-    from omega_tui.attach import RemoteEngine
-    from omega_tui.core.control import FRAME_HEADER, ChannelClient
-
+def _halting_runtime(state_dir: Path) -> tuple[Settings, Runtime, list[str]]:
+    """A runtime whose urgent Halt handler records each halt's reason (the list returned)."""
     settings = Settings(state={"dir": state_dir})
     runtime = Runtime(settings)
     halts: list[str] = []
@@ -337,6 +331,18 @@ async def test_an_unreadable_frame_closes_the_channel_and_the_ui_falls_back_to_t
         return CommandResult("h", True, "halted", runtime.clock.now_utc())
 
     runtime.on_urgent_command(Halt, on_halt)
+    return settings, runtime, halts
+
+
+async def test_an_unreadable_frame_closes_the_channel_and_the_ui_falls_back_to_the_control_queue(
+    state_dir: Path,
+) -> None:
+    import socket
+
+    from omega_tui.attach import RemoteEngine
+    from omega_tui.core.control import FRAME_HEADER, ChannelClient
+
+    settings, runtime, halts = _halting_runtime(state_dir)
     ui_end, engine_end = socket.socketpair()
     runtime.control_channel = engine_end
     stop = asyncio.Event()
@@ -504,15 +510,7 @@ async def test_a_halt_whose_channel_closes_before_the_answer_is_sent_again_throu
 
     from omega_tui.attach import RemoteEngine
 
-    settings = Settings(state={"dir": state_dir})
-    runtime = Runtime(settings)
-    halts: list[str] = []
-
-    def on_halt(command: Halt) -> CommandResult:
-        halts.append(command.reason)
-        return CommandResult("h", True, "halted", runtime.clock.now_utc())
-
-    runtime.on_urgent_command(Halt, on_halt)
+    settings, runtime, halts = _halting_runtime(state_dir)
     ui_end, engine_end = socket.socketpair()  # the engine's end stays with the test: the runtime never reads it
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
