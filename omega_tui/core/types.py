@@ -270,7 +270,7 @@ class BrokerOrder:
 
 
 class _BrokerOrderSlots:
-    """BrokerOrder's memory layout (the same slots) without the frozen `__setattr__`: `new_broker_order` fills
+    """BrokerOrder's memory layout (the same slots) without the frozen `__setattr__`: `new_broker_order_from` fills
     one with plain attribute stores and then makes it a BrokerOrder (`__class__` assignment, which CPython
     allows between classes with the same slots). Never seen outside that function."""
 
@@ -280,17 +280,6 @@ class _BrokerOrderSlots:
 _new_object = object.__new__
 _ORDER_FIELDS = frozenset(BrokerOrder.__dataclass_fields__)
 _ORDER_DEFAULTS = {name: f.default for name, f in BrokerOrder.__dataclass_fields__.items()}
-_DEFAULT_LIMIT = _ORDER_DEFAULTS["limit_price"]
-_DEFAULT_AUX = _ORDER_DEFAULTS["aux_price"]
-_DEFAULT_TIF = _ORDER_DEFAULTS["tif"]
-_DEFAULT_OCA_GROUP = _ORDER_DEFAULTS["oca_group"]
-_DEFAULT_OCA_TYPE = _ORDER_DEFAULTS["oca_type"]
-_DEFAULT_TRANSMIT = _ORDER_DEFAULTS["transmit"]
-_DEFAULT_ORDER_REF = _ORDER_DEFAULTS["order_ref"]
-_DEFAULT_ALGO = _ORDER_DEFAULTS["algo_strategy"]
-_DEFAULT_ALGO_PARAMS = _ORDER_DEFAULTS["algo_params"]
-_DEFAULT_WHAT_IF = _ORDER_DEFAULTS["what_if"]
-_DEFAULT_ACCOUNT = _ORDER_DEFAULTS["account"]
 
 
 # The fields of a BrokerOrder but its ids, in declaration order: a leg built before its ids are taken (the order
@@ -313,9 +302,11 @@ def leg_values(fields: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def new_broker_order_from(order_id: int, parent_id: int, values: tuple[Any, ...]) -> BrokerOrder:
-    """`BrokerOrder(order_id, parent_id=parent_id, **dict(zip(LEG_FIELDS, values)))`, the same object, built
-    as `new_broker_order` does but from the values in `LEG_FIELDS` order (one unpacking, no name lookups): the
-    order manager's bracket legs. Anything but exactly `len(LEG_FIELDS)` values raises ValueError."""
+    """`BrokerOrder(order_id, parent_id=parent_id, **dict(zip(LEG_FIELDS, values)))`, the same object (type,
+    equality, hash, repr, immutability), built from the values in `LEG_FIELDS` order with plain attribute
+    stores (one unpacking, no name lookups) instead of the frozen dataclass's `__init__`, which sets each of its
+    18 fields through `object.__setattr__`: the order manager's bracket legs, built between the intent and the
+    write. Anything but exactly `len(LEG_FIELDS)` values raises ValueError."""
     o: Any = _new_object(_BrokerOrderSlots)
     (
         o.key,
@@ -337,39 +328,6 @@ def new_broker_order_from(order_id: int, parent_id: int, values: tuple[Any, ...]
     ) = values
     o.order_id = order_id
     o.parent_id = parent_id
-    o.__class__ = BrokerOrder
-    return o  # type: ignore[no-any-return]
-
-
-def new_broker_order(order_id: int, parent_id: int, fields: dict[str, Any]) -> BrokerOrder:
-    """`BrokerOrder(order_id=order_id, parent_id=parent_id, **fields)`, the same object (type, equality, hash,
-    repr, immutability), built in about a quarter of the instructions: the frozen dataclass's `__init__`
-    sets each of its 18 fields through `object.__setattr__`. For the order manager's hot path (a bracket's
-    legs are built between the intent and the write). `fields` holds the other fields (key, con_id, action,
-    quantity and order_type are required; the rest default as in BrokerOrder); an unknown name raises
-    TypeError, a missing required one KeyError."""
-    if not fields.keys() <= _ORDER_FIELDS:
-        raise TypeError(f"BrokerOrder has no field {sorted(fields.keys() - _ORDER_FIELDS)}")
-    get = fields.get
-    o: Any = _new_object(_BrokerOrderSlots)
-    o.order_id = order_id
-    o.key = fields["key"]
-    o.con_id = fields["con_id"]
-    o.action = fields["action"]
-    o.quantity = fields["quantity"]
-    o.order_type = fields["order_type"]
-    o.limit_price = get("limit_price", _DEFAULT_LIMIT)
-    o.aux_price = get("aux_price", _DEFAULT_AUX)
-    o.tif = get("tif", _DEFAULT_TIF)
-    o.parent_id = parent_id
-    o.oca_group = get("oca_group", _DEFAULT_OCA_GROUP)
-    o.oca_type = get("oca_type", _DEFAULT_OCA_TYPE)
-    o.transmit = get("transmit", _DEFAULT_TRANSMIT)
-    o.order_ref = get("order_ref", _DEFAULT_ORDER_REF)
-    o.algo_strategy = get("algo_strategy", _DEFAULT_ALGO)
-    o.algo_params = get("algo_params", _DEFAULT_ALGO_PARAMS)
-    o.what_if = get("what_if", _DEFAULT_WHAT_IF)
-    o.account = get("account", _DEFAULT_ACCOUNT)
     o.__class__ = BrokerOrder
     return o  # type: ignore[no-any-return]
 

@@ -1,4 +1,4 @@
-"""`types.new_broker_order` makes the very object `BrokerOrder(...)` makes, cheaper (the order manager's
+"""`types.new_broker_order_from` makes the very object `BrokerOrder(...)` makes, cheaper (the order manager's
 `_place_group` builds a bracket's legs with it between the intent and the write)."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from omega_tui.core.types import (
     Side,
     _BrokerOrderSlots,
     leg_values,
-    new_broker_order,
     new_broker_order_from,
 )
 from tests.orders.conftest import RigFactory, intent
@@ -54,31 +53,16 @@ def leg_fields(draw: st.DrawFn) -> dict[str, Any]:
     return fields
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.integers(0, 2**31), st.integers(0, 2**31), leg_fields())
-def test_the_same_object_as_the_dataclass_makes(order_id: int, parent_id: int, fields: dict[str, Any]) -> None:
-    ours = new_broker_order(order_id, parent_id, fields)
-    theirs = BrokerOrder(order_id=order_id, parent_id=parent_id, **fields)
-    assert type(ours) is BrokerOrder
-    assert ours == theirs and theirs == ours
-    assert hash(ours) == hash(theirs)
-    assert repr(ours) == repr(theirs)
-    assert dataclasses.astuple(ours) == dataclasses.astuple(theirs)
-    assert pickle.loads(pickle.dumps(ours)) == theirs
-    assert copy.copy(ours) == theirs
-    assert dataclasses.replace(ours, quantity=1) == dataclasses.replace(theirs, quantity=1)
-
-
 def test_it_is_frozen_and_checks_its_fields() -> None:
     fields = {"key": "AAPL", "con_id": 1, "action": Side.BUY, "quantity": 5, "order_type": OrderType.LMT}
-    order = new_broker_order(7, 0, {**fields, "limit_price": Decimal("1.50")})
+    order = new_broker_order_from(7, 0, leg_values({**fields, "limit_price": Decimal("1.50")}))
     with pytest.raises(dataclasses.FrozenInstanceError):
         order.quantity = 6  # type: ignore[misc]
     assert not hasattr(order, "__dict__")
     with pytest.raises(TypeError):
-        new_broker_order(7, 0, {**fields, "limit": Decimal("1.50")})  # BrokerOrder(...) refuses it too
+        leg_values({**fields, "limit": Decimal("1.50")})  # BrokerOrder(...) refuses it too
     with pytest.raises(KeyError):
-        new_broker_order(7, 0, {k: v for k, v in fields.items() if k != "key"})
+        leg_values({k: v for k, v in fields.items() if k != "key"})
     assert set(_BrokerOrderSlots.__slots__) == set(BrokerOrder.__slots__)  # the layout __class__ needs
 
 
@@ -96,6 +80,8 @@ def test_from_leg_values_the_same_object_as_the_dataclass_makes(
     assert hash(ours) == hash(theirs) and repr(ours) == repr(theirs)
     assert dataclasses.astuple(ours) == dataclasses.astuple(theirs)
     assert pickle.loads(pickle.dumps(ours)) == theirs
+    assert copy.copy(ours) == theirs
+    assert dataclasses.replace(ours, quantity=1) == dataclasses.replace(theirs, quantity=1)
 
 
 def test_leg_values_are_in_declaration_order_and_checked() -> None:
