@@ -17,11 +17,12 @@
    the engine receiving it to it being readable there (CLOCK_MONOTONIC is shared by processes). Resident
    memory is sampled; `rss_growth_pct` compares the end with the start (after a warm-up tenth).
 
-Set-up as in production: each pipeline is built, then `omega_tui.headless.freeze_startup_heap` (the engine's
-garbage-collector policy after startup) runs before any message is fed. The latency sample buffers are
-written through before they are used: `np.zeros` maps untouched pages that only become resident as samples
-land (~2,900 quotes/s × 8 bytes: ~6 MiB after the warm-up of a 5-minute run), and that was the whole of the
-~10% growth once measured; the process's Python heap (tracemalloc) stays flat.
+Set-up as in production: each pipeline is built, then `omega_tui.headless.freeze_startup_heap` (the first step
+of the engine's garbage-collector policy: collect and freeze) runs before any message is fed; the policy's
+periodic collections need the engine's loop, so here Python's automatic ones stay on (a pessimistic set-up).
+The latency sample buffers are written through before they are used: `np.zeros` maps untouched pages that only
+become resident as samples land (~2,900 quotes/s × 8 bytes: ~6 MiB after the warm-up of a 5-minute run), and
+that was the whole of the ~10% growth once measured; the process's Python heap (tracemalloc) stays flat.
 """
 
 from __future__ import annotations

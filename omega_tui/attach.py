@@ -248,13 +248,19 @@ class RemoteEngine:
 
     def _halt_answered(self, halt: _HaltSent, answer: Answer) -> None:
         """On the channel's reader thread: present the answer's state and resolve the kill switch's future."""
-        if answer.result.message == CHANNEL_CLOSED and self._alive():
-            log.error("the engine's direct command channel closed while it runs; using the control queue")
+        if self._closed_under_a_live_engine(answer):
             halt.fall_back = True
         else:
             self._take_state(answer)
             _resolve(halt.future, answer.result)
         halt.settled.set()
+
+    def _closed_under_a_live_engine(self, answer: Answer) -> bool:
+        """The channel's own "closed" answer while the engine still runs: the command goes by the control queue."""
+        if answer.result.message != CHANNEL_CLOSED or not self._alive():
+            return False
+        log.error("the engine's direct command channel closed while it runs; using the control queue")
+        return True
 
     def _send_halts(self) -> None:
         """The kill switch's sender thread: the control queue when there is no channel (or it closed), and the
@@ -292,8 +298,7 @@ class RemoteEngine:
         if channel is not None and not channel.closed:
             command_id = channel.send(command)
             answer = channel.wait_answer(command_id, ACK_TIMEOUT_S)
-            if answer is not None and answer.result.message == CHANNEL_CLOSED and self._alive():
-                log.error("the engine's direct command channel closed while it runs; using the control queue")
+            if answer is not None and self._closed_under_a_live_engine(answer):
                 answer = None
             elif answer is None:
                 return _no_answer(command_id)

@@ -18,7 +18,6 @@ SIGTERM) or when its stdin reaches EOF (the parent closed the pipe, or died any 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import socket
@@ -86,7 +85,7 @@ async def run_runtime(runtime: Runtime, *, exit_with_parent: bool = False) -> in
     stdin_fd = _stop_at_stdin_eof(loop, stop) if exit_with_parent else None
     period = runtime.settings.logging.status_every_s
     summary = asyncio.create_task(log_status_every(runtime, period), name="status-summary") if period > 0 else None
-    freezer = asyncio.create_task(_freeze_gc_after_start(runtime), name="gc-freeze")
+    freezer = asyncio.create_task(_gc_policy_after_start(runtime), name="gc-policy")
     try:
         return await runtime.run(stop)
     finally:
@@ -100,17 +99,15 @@ async def run_runtime(runtime: Runtime, *, exit_with_parent: bool = False) -> in
 
 
 def freeze_startup_heap() -> None:
-    """The engine's garbage-collector policy, applied once startup has built its long-lived objects.
-
-    Collect what startup left behind, then freeze the survivors out of the collector's reach (as the UI
-    does): full collections over those objects held the GIL for 50-190 ms, stalling the core loop. The
-    data_path benchmark applies the same function, so it measures what production runs.
-    """
-    gc.collect()
-    gc.freeze()
+    """The first step of the engine's garbage-collector policy (`gc_policy`), once startup has built its
+    long-lived objects: collect what startup left behind, then freeze the survivors out of the collector's
+    reach (full collections over them held the GIL for 50-190 ms). For what runs without the policy's loop:
+    the validation runner and the data_path benchmark (whose automatic full collections stay on, so its
+    figures are, if anything, pessimistic)."""
+    gc_policy.collect_and_freeze()
 
 
-async def _freeze_gc_after_start(runtime: Runtime) -> None:
+async def _gc_policy_after_start(runtime: Runtime) -> None:
     """Once started, the garbage-collector policy (`gc_policy`) for as long as the runtime runs."""
     if not await asyncio.to_thread(runtime.wait_started, 120):
         return

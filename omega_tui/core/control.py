@@ -287,14 +287,18 @@ class ControlEndpoint:
             self._hand_over(command_id, result, True)
 
     def _hand_over(self, command_id: str, result: CommandResult, with_state: bool) -> None:
-        state: Mapping[str, Any] | None = None
-        if with_state and self._state is not None:
-            try:
-                state = self._state()
-            except Exception:
-                log.exception("could not read the state to send with the answer to %s", command_id)
-        self._done.put((command_id, result, state))
+        self._done.put((command_id, result, self._read_state(command_id) if with_state else None))
         self._answers_ready()
+
+    def _read_state(self, command_id: str) -> Mapping[str, Any] | None:
+        """The sections sent with an answer (on the core loop), or None (none configured, or unreadable)."""
+        if self._state is None:
+            return None
+        try:
+            return self._state()
+        except Exception:
+            log.exception("could not read the state to send with the answer to %s", command_id)
+            return None
 
     def _hand_over_urgent(self, command_id: str, result: CommandResult) -> None:
         """`_hand_over` with the state, for an urgent command's answer (on the core loop); an endpoint that can
@@ -493,13 +497,7 @@ class ChannelServer(ControlEndpoint):
             if not self._done.empty() or self._rest:  # answers before this one are still to go: keep the order
                 self._hand_over(command_id, result, True)
                 return
-            state = None
-            if self._state is not None:
-                try:
-                    state = self._state()
-                except Exception:
-                    log.exception("could not read the state to send with the answer to %s", command_id)
-            frame = encode_frame((command_id, Answer(result, dict(state) if state is not None else None)))
+            frame = encode_frame(_answer_frame(command_id, result, self._read_state(command_id)))
             try:
                 sent = self._sock.send(frame, socket.MSG_DONTWAIT)
             except BlockingIOError:
@@ -522,7 +520,7 @@ class ChannelServer(ControlEndpoint):
                     rest, self._rest = self._rest, b""
                     self._sock.sendall(rest)
                 if command_id:  # "" only wakes this thread for `_rest`
-                    send_frame(self._sock, (command_id, Answer(result, dict(state) if state is not None else None)))
+                    send_frame(self._sock, _answer_frame(command_id, result, state))
         except OSError as exc:
             log.warning("could not send the answer to %s on the UI's control channel: %s", command_id, exc)
 
@@ -626,6 +624,11 @@ class ChannelClient:
             callbacks, self._callbacks = self._callbacks, {}
         for command_id, callback in callbacks.items():
             _call(callback, _closed_answer(command_id))
+
+
+def _answer_frame(command_id: str, result: CommandResult, state: Mapping[str, Any] | None) -> tuple[str, Answer]:
+    """What the engine sends on the UI's channel for one answer."""
+    return command_id, Answer(result, dict(state) if state is not None else None)
 
 
 def _closed_answer(command_id: str) -> Answer:

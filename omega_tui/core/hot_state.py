@@ -52,8 +52,14 @@ FSYNCED_SAFETY = frozenset({"halt"})
 """Safety values kept in the `latch` store, whose every write is fsynced (SQLite synchronous=FULL)."""
 FULL = 2
 LEGACY_SAFETY_PREFIX = "safety:"
-"""Where versions before the `safety` store kept safety values, in the `hot` database."""
+"""Where versions before the `safety` and `latch` stores kept safety values, in the `hot` database."""
 _MISSING = object()
+
+
+def _safety_store(name: str, latch: diskcache.Cache, safety: diskcache.Cache) -> diskcache.Cache:
+    """Which store keeps the safety value `name` (see the module docstring)."""
+    return latch if name in FSYNCED_SAFETY else safety
+
 
 # Shapes of each section: omega_tui.core.views.
 SECTIONS = (
@@ -140,12 +146,12 @@ class HotState:
         return self._store(name).get(name, default)
 
     def _store(self, name: str) -> diskcache.Cache:
-        return self._latch if name in FSYNCED_SAFETY else self._safety
+        return _safety_store(name, self._latch, self._safety)
 
     def _migrate_safety(self) -> None:
-        """Move safety values an earlier version kept in `hot` (`safety:<name>`) to `safety`, once.
+        """Move safety values an earlier version kept in `hot` (`safety:<name>`) to their stores, once.
 
-        A value already in `safety` wins (it is newer); the old key is deleted only after the new one is written,
+        A value already in its store wins (it is newer); the old key is deleted only after the new one is written,
         so a crash in between leaves a copy in one place or both, never in none."""
         for key in list(self._cache.iterkeys()):
             if not (isinstance(key, str) and key.startswith(LEGACY_SAFETY_PREFIX)):
@@ -255,7 +261,7 @@ class HotStateReader:
         return self._cache.get("section:" + section, default)
 
     def safety(self, name: str, default: Any = None) -> Any:
-        value = (self._latch if name in FSYNCED_SAFETY else self._safety).get(name, _MISSING)
+        value = _safety_store(name, self._latch, self._safety).get(name, _MISSING)
         if value is _MISSING:  # an engine of an earlier version, not started since (see the module docstring)
             value = self._cache.get(LEGACY_SAFETY_PREFIX + name, default)
         return value

@@ -806,15 +806,24 @@ class OrderManager(Component):
             group = self._queue[0]
             if group.due_ns > now:
                 break
-            if not self._bucket.try_take(min(len(group.legs), self._bucket.capacity)):
+            if not self._take_tokens(group):
                 break
             heapq.heappop(self._queue)
             if group.intent_id.startswith(PROTECT_PREFIX) and not self._still_needed(group):
                 continue
             placed.append((group, self._place_group(group)))
-        if placed and self._last_pacing_ns and now - self._last_pacing_ns > self.execution.pacing_backoff_max_s * 1e9:
-            self._backoff.reset()
+        if placed:
+            self._placed_since_pacing(now)
         return placed
+
+    def _take_tokens(self, group: _Group) -> bool:
+        """The submission rate's tokens for `group`'s legs (a group larger than the bucket takes it whole)."""
+        return self._bucket.try_take(min(len(group.legs), self._bucket.capacity))
+
+    def _placed_since_pacing(self, now: int) -> None:
+        """Placements went through: the pacing backoff starts again once the last pacing error is old enough."""
+        if self._last_pacing_ns and now - self._last_pacing_ns > self.execution.pacing_backoff_max_s * 1e9:
+            self._backoff.reset()
 
     def _place_now(self, group: _Group) -> list[int] | None:
         """`_pump` for a queue that would hold only `group`: placed (its ids) if it is due and the rate, the
@@ -826,12 +835,11 @@ class OrderManager(Component):
             or group.due_ns > now
             or group.intent_id.startswith(PROTECT_PREFIX)
             or not self.broker.connected
-            or not self._bucket.try_take(min(len(group.legs), self._bucket.capacity))
+            or not self._take_tokens(group)
         ):
             return None
         ids = self._place_group(group)
-        if self._last_pacing_ns and now - self._last_pacing_ns > self.execution.pacing_backoff_max_s * 1e9:
-            self._backoff.reset()
+        self._placed_since_pacing(now)
         return ids
 
     def _next_pump_s(self) -> float | None:

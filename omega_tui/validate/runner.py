@@ -16,8 +16,8 @@ deny; `misreport_commission` makes the simulated gateway report commissions × f
 makes it send every commission report that many wall seconds late; `sim_account` is the account the simulated
 gateway reports.
 
-Once the engine is warm (before the open) the run applies the engine's garbage-collector policy,
-`headless.freeze_startup_heap`, as the workstation and the headless engine do: a full collection over a large
+Once the engine is warm (before the open) the run applies the first step of the engine's garbage-collector
+policy, `headless.freeze_startup_heap` (collect, then freeze what survives): a full collection over a large
 heap holds the GIL for hundreds of milliseconds, which would be charged to whatever callback it interrupts. The
 heap is unfrozen when the day ends, so a caller that goes on (the test suite) collects it again.
 """
