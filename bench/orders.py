@@ -90,7 +90,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
+import socket
 import statistics
+import struct
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -152,6 +155,64 @@ class _TimedBroker:
     @property
     def connected(self) -> bool:
         return True
+
+
+# Linux kernel software transmit timestamps (Documentation/networking/timestamping.rst): SO_TIMESTAMPING with
+# SOF_TIMESTAMPING_TX_SOFTWARE | SOFTWARE (report it) | OPT_ID (tag it with the byte offset: for TCP the last
+# byte of the send) | OPT_TSONLY (no copy of the packet). The stamp is taken when the segment is handed to the
+# device (`skb_tx_timestamp` in the loopback driver's xmit, as a NIC driver's): the moment the bytes are on the
+# wire, CLOCK_REALTIME. (Python's socket module has no names for these.)
+_SO_TIMESTAMPING = 37
+_SCM_TIMESTAMPING = 37
+_TS_FLAGS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)
+_SOL_IP, _IP_RECVERR = 0, 11
+_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+
+
+class _TxStamps:
+    """The kernel's transmit timestamps of one connected TCP socket: `on_wire_ns(last_byte)` is when the
+    segment carrying stream byte `last_byte` (counted from `enable`, 0-based) went to the device, or None if
+    the kernel has not reported it (yet). The reports wait in the socket's error queue, which must be drained
+    after every write (`drain`): entries there count against the socket's receive buffer (the gateway's
+    answers would be dropped once it is full) and make epoll report EPOLLERR (the event loop would spin)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = socket.socket(fileno=os.dup(sock.fileno()))  # (the transport's socket, not ours to read)
+        self._stamps: dict[int, int] = {}
+
+    def enable(self) -> bool:
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TS_FLAGS)
+        except OSError:
+            return False
+        return True
+
+    def drain(self) -> None:
+        while True:
+            try:
+                _, ancillary, _, _ = self._sock.recvmsg(0, 1024, _ERRQUEUE | socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            stamp = key = None
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SCM_TIMESTAMPING:
+                    sec, nsec = struct.unpack_from("qq", data)  # ts[0], the software stamp
+                    stamp = sec * 1_000_000_000 + nsec
+                elif level == _SOL_IP and kind == _IP_RECVERR:
+                    # struct sock_extended_err: errno, origin, type, code, pad, info, data (the OPT_ID)
+                    *_, key = struct.unpack_from("=IBBBBII", data)
+            if stamp is not None and key is not None:
+                self._stamps[key] = stamp
+
+    def on_wire_ns(self, last_byte: int) -> int | None:
+        """The stamp of the segment ending at `last_byte`; the reports of earlier segments are dropped."""
+        self.drain()
+        stamp = self._stamps.get(last_byte)
+        self._stamps = {k: v for k, v in self._stamps.items() if k > last_byte}
+        return stamp
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 # Intents and fills are spaced by 1 ms, with the loop idle in between as the engine's is: at most 45 orders a
@@ -295,11 +356,14 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
 
 async def _measure_wire(
     n: int, stock_send: bool = False, gateway: str = "process"
-) -> tuple[list[float], list[float], list[float], list[float], list[float], list[float], dict[str, int]]:
-    """(intent → the bracket's one write (its transmitting leg's bytes) returned, ib_async Client.sendMsg per leg,
-    Omega's share, the same window in this thread's CPU time, the risk engine's share, the write itself) in us,
-    and the journal's counters
-    (acknowledgements held for the group commit, group commits, inline fsyncs).
+) -> tuple[dict[str, list[float]], dict[str, int | bool]]:
+    """The samples in us, by name: `to_wire` intent → the kernel's transmit stamp of the bracket's one write
+    (its transmitting leg's bytes on the wire; the write's return where the kernel gives no stamps),
+    `to_return` intent → that write returned, `send` the write's start → the stamp, `leg` ib_async
+    Client.sendMsg per leg, `omega` Omega's share, `cpu` the window (to the write's return) in this thread's
+    CPU time, `risk` the risk engine's share, `socket` the write call itself; and the counters: the journal's
+    (acknowledgements held for the group commit, group commits, inline fsyncs) and whether the kernel's stamps
+    were used (`kernel_stamps`).
 
     `gateway`: "process" (the headline) runs the simulated gateway as a child process, as production always
     has it (IB Gateway, or the engine's sim child); "inprocess" runs it on this loop (a virtual clock), as the
@@ -346,12 +410,12 @@ async def _measure_wire(
             bid = Decimal(str(ticker.bid if ticker.bid == ticker.bid and ticker.bid > 0 else 200.0))
             limit = (bid - Decimal("1.00")).quantize(Decimal("0.01"))  # rests: never fills
             # When the risk engine handed the intent to OrderManager.submit (wall, thread CPU), and what it placed.
-            entered: list[tuple[int, int]] = []
+            entered: list[tuple[int, int, int]] = []
             placed: list[list[int]] = []
             manager_submit = manager.submit
 
             def timed_submit(intent: OrderIntent) -> list[int]:
-                entered.append((time.perf_counter_ns(), time.thread_time_ns()))
+                entered.append((time.perf_counter_ns(), time.thread_time_ns(), time.time_ns()))
                 ids = manager_submit(intent)
                 placed.append(ids)
                 return ids
@@ -361,8 +425,14 @@ async def _measure_wire(
             writes: list[tuple[int, bytes]] = []
             write_ns: list[int] = []
             cpu_at_write: list[int] = []
+            write_last_byte: list[int] = []
             transport = ib.client.conn.transport
             assert transport is not None
+            stamps = _TxStamps(transport.get_extra_info("socket"))
+            streamed = [0]  # bytes handed to the socket since the kernel's stamps were turned on
+            if not stamps.enable():
+                stamps.close()
+                stamps = None
             raw_write = transport.write
 
             def timed_write(data: bytes) -> None:
@@ -372,6 +442,10 @@ async def _measure_wire(
                 writes.append((t_end, bytes(data)))
                 write_ns.append(t_end - t)
                 cpu_at_write.append(time.thread_time_ns())
+                streamed[0] += len(data)
+                write_last_byte.append(streamed[0] - 1)
+                if stamps is not None:
+                    stamps.drain()  # (after the window: the write was its end)
 
             transport.write = timed_write
             # Client.placeOrder is left as installed (the adapter encodes through it, or, once a shape's template
@@ -390,6 +464,8 @@ async def _measure_wire(
             gc.collect()
             gc.freeze()
             to_wire: list[float] = []
+            to_return: list[float] = []
+            send_us: list[float] = []
             cpu_us: list[float] = []
             leg_us: list[float] = []
             omega_us: list[float] = []
@@ -406,6 +482,7 @@ async def _measure_wire(
                 writes.clear()
                 write_ns.clear()
                 cpu_at_write.clear()
+                write_last_byte.clear()
                 legs_ns.clear()
                 entered.clear()
                 placed.clear()
@@ -424,19 +501,28 @@ async def _measure_wire(
                 ):
                     raise RuntimeError(f"bracket {i}: expected one write of 3 placeOrder messages, the stop-loss last")
                 (ids,) = placed
-                if i >= 200:  # warm-up excluded
-                    (t_om, c_om), *_ = entered
-                    wire_ns = writes[-1][0] - t_om
-                    to_wire.append(wire_ns / 1000)
-                    cpu_us.append((cpu_at_write[-1] - c_om) / 1000)
-                    leg_us += [x / 1000 for x in legs_ns]
-                    socket_us.append(write_ns[-1] / 1000)
-                    omega_us.append((wire_ns - sum(legs_ns) - write_ns[-1]) / 1000)
-                    risk_us.append((t_om - t0) / 1000)
+                (t_om, c_om, real_om), *_ = entered
+                bracket_end = write_last_byte[-1]
                 for _ in range(200):  # let the acknowledgements arrive (bounded), then clear the book
                     await asyncio.sleep(0.0005)
                     if all(o is not None and o.ack_ns for o in map(manager.order, ids)):
                         break
+                if i >= 200:  # warm-up excluded
+                    returned_ns = writes[-1][0] - t_om
+                    to_return.append(returned_ns / 1000)
+                    cpu_us.append((cpu_at_write[-1] - c_om) / 1000)
+                    leg_us += [x / 1000 for x in legs_ns]
+                    socket_us.append(write_ns[-1] / 1000)
+                    omega_us.append((returned_ns - sum(legs_ns) - write_ns[-1]) / 1000)
+                    risk_us.append((t_om - t0) / 1000)
+                    if stamps is None:
+                        to_wire.append(returned_ns / 1000)
+                    else:  # the gateway acknowledged the bracket: its segment's stamp has been reported
+                        on_wire = stamps.on_wire_ns(bracket_end)
+                        if on_wire is None:
+                            raise RuntimeError(f"bracket {i}: the kernel reported no transmit stamp for its write")
+                        to_wire.append((on_wire - real_om) / 1000)
+                        send_us.append((on_wire - real_om - (returned_ns - write_ns[-1])) / 1000)
                 manager.cancel(ids[0], "bench")
                 await asyncio.sleep(0.001)
             gc.unfreeze()
@@ -448,11 +534,14 @@ async def _measure_wire(
             filled = sum(1 for o in manager._orders.values() if o.fill_qty)
             if filled or manager.open_order_count():
                 raise RuntimeError(f"{filled} orders filled, {manager.open_order_count()} still working at the end")
-            counters = {
+            counters: dict[str, int | bool] = {
                 "held_events": manager.held_events,
                 "group_syncs": journal.group_syncs,
                 "inline_waits": journal.inline_waits,
             }
+            counters["kernel_stamps"] = stamps is not None
+            if stamps is not None:
+                stamps.close()
             journal.close()
             hot.close()
     finally:
@@ -461,7 +550,17 @@ async def _measure_wire(
             await gw.stop_async()
         if child is not None:
             child.stop()
-    return to_wire, leg_us, omega_us, cpu_us, risk_us, socket_us, counters
+    series = {
+        "to_wire": to_wire,
+        "to_return": to_return,
+        "send": send_us,
+        "leg": leg_us,
+        "omega": omega_us,
+        "cpu": cpu_us,
+        "risk": risk_us,
+        "socket": socket_us,
+    }
+    return series, counters
 
 
 def _messages(stream: bytes) -> list[bytes]:
@@ -707,32 +806,51 @@ def main(argv: list[str]) -> dict[str, object]:
 
 
 def _wire_figures(args: argparse.Namespace) -> dict[str, object]:
-    wire = "bytes of the bracket's transmitting leg written to the socket (ib_async over TCP to the simulated gateway)"
     encoder = "ib_async Client.send + Client.placeOrder" if args.stock_send else "wire_send + order_wire templates"
     gateway = "a child process" if args.gateway == "process" else "on the benchmark's own loop"
+    series, counters = asyncio.run(_measure_wire(args.n, args.stock_send, args.gateway))
+    if counters["kernel_stamps"]:
+        wire = (
+            "the kernel's transmit stamp of the bracket's write (its transmitting leg's bytes handed to the "
+            "device: ib_async over loopback TCP to the simulated gateway)"
+        )
+    else:
+        wire = "the bracket's write (its transmitting leg's bytes) returned: this kernel gives no transmit stamps"
     print(f"intent -> wire, where wire = {wire}; n={args.n}; messages encoded by {encoder}; gateway {gateway}")
     figures: dict[str, object] = {"wire": wire, "encoder": encoder, "gateway": args.gateway}
-    to_wire, leg_us, omega_us, cpu_us, risk_us, socket_us, counters = asyncio.run(
-        _measure_wire(args.n, args.stock_send, args.gateway)
-    )
+    to_wire, to_return, leg_us, socket_us = series["to_wire"], series["to_return"], series["leg"], series["socket"]
+    omega_us, cpu_us, risk_us, send_us = series["omega"], series["cpu"], series["risk"], series["send"]
     via_risk = [a + b for a, b in zip(to_wire, risk_us, strict=True)]
     bracket_ib = [sum(leg_us[k : k + 3]) for k in range(0, len(leg_us), 3)]
     print(
-        f"intent -> transmitting leg on the socket: p50 {_pct(to_wire, 0.5)} us p99 {_pct(to_wire, 0.99)} us "
-        f"(target p99 < 200 us); of which ib_async's Client.sendMsg (throttle, framing) per leg p50 "
-        f"{_pct(leg_us, 0.5)} us p99 {_pct(leg_us, 0.99)} us, three legs p50 {_pct(bracket_ib, 0.5)} us, and the "
-        f"bracket's one socket write p50 {_pct(socket_us, 0.5)} us p99 {_pct(socket_us, 0.99)} us; "
-        f"Omega's share p50 {_pct(omega_us, 0.5)} us p99 {_pct(omega_us, 0.99)} us; the same window in the "
-        f"thread's CPU time (immune to other processes' load) p50 {_pct(cpu_us, 0.5)} us p99 {_pct(cpu_us, 0.99)} us"
+        f"intent -> transmitting leg on the wire: p50 {_pct(to_wire, 0.5)} us p99 {_pct(to_wire, 0.99)} us "
+        f"(target p99 < 200 us); of which Omega's share p50 {_pct(omega_us, 0.5)} us p99 {_pct(omega_us, 0.99)} us, "
+        f"ib_async's Client.sendMsg (throttle, framing) per leg p50 {_pct(leg_us, 0.5)} us p99 "
+        f"{_pct(leg_us, 0.99)} us, three legs p50 {_pct(bracket_ib, 0.5)} us"
+        + (
+            f", and the kernel's send from the write's start to the device p50 {_pct(send_us, 0.5)} us p99 "
+            f"{_pct(send_us, 0.99)} us"
+            if counters["kernel_stamps"]
+            else ""
+        )
+    )
+    print(
+        f"intent -> the bracket's write returned: p50 {_pct(to_return, 0.5)} us p99 {_pct(to_return, 0.99)} us; "
+        f"the write call p50 {_pct(socket_us, 0.5)} us p99 {_pct(socket_us, 0.99)} us (on loopback it also runs "
+        f"the gateway's TCP receive, and the woken gateway may take the core before the call returns); the "
+        f"window to the return in the thread's CPU time (immune to other processes' load) p50 "
+        f"{_pct(cpu_us, 0.5)} us p99 {_pct(cpu_us, 0.99)} us"
     )
     print(
         f"before that, the risk engine (RiskEngine.submit until OrderManager.submit): p50 {_pct(risk_us, 0.5)} us "
-        f"p99 {_pct(risk_us, 0.99)} us; intent through the risk engine -> transmitting leg on the socket: "
+        f"p99 {_pct(risk_us, 0.99)} us; intent through the risk engine -> transmitting leg on the wire: "
         f"p50 {_pct(via_risk, 0.5)} us p99 {_pct(via_risk, 0.99)} us"
     )
     figures |= {
         "intent_to_wire_p50_us": _pct(to_wire, 0.5),
         "intent_to_wire_p99_us": _pct(to_wire, 0.99),
+        "intent_to_write_return_p50_us": _pct(to_return, 0.5),
+        "intent_to_write_return_p99_us": _pct(to_return, 0.99),
         "ib_async_leg_p50_us": _pct(leg_us, 0.5),
         "ib_async_leg_p99_us": _pct(leg_us, 0.99),
         "ib_async_bracket_p50_us": _pct(bracket_ib, 0.5),
@@ -746,10 +864,13 @@ def _wire_figures(args: argparse.Namespace) -> dict[str, object]:
         "risk_share_p99_us": _pct(risk_us, 0.99),
         "intent_via_risk_to_wire_p50_us": _pct(via_risk, 0.5),
         "intent_via_risk_to_wire_p99_us": _pct(via_risk, 0.99),
+        "kernel_tx_stamps": counters["kernel_stamps"],
         "journal_held_events": counters["held_events"],
         "journal_group_syncs": counters["group_syncs"],
         "journal_inline_waits": counters["inline_waits"],
     }
+    if counters["kernel_stamps"]:
+        figures |= {"kernel_send_p50_us": _pct(send_us, 0.5), "kernel_send_p99_us": _pct(send_us, 0.99)}
     print(
         f"journal: {counters['held_events']} broker events held until their submit record was fsynced "
         f"(the simulated gateway answers within the group commit), {counters['group_syncs']} group commits, "
