@@ -24,6 +24,7 @@ replay it (duplicates) or reorder it. The `emit_*=False` flags of `fill` let a t
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -79,6 +80,8 @@ class FakeBroker:
         # The orders of each cork/uncork (one socket write on the real adapter), in order; `corked` while open.
         self.writes: list[list[BrokerOrder]] = []
         self.corked: list[BrokerOrder] | None = None
+        self.group_sends = True  # `place_group` / `group_sender` take groups (False: the one-by-one way)
+        self.group_sent: list[tuple[list[int], tuple[object, ...]]] = []  # what `group_sender`s' `send` got
         self.place_times_ns: list[int] = []
         self.cancels: list[int] = []
         self.global_cancels = 0
@@ -108,6 +111,24 @@ class FakeBroker:
         held, self.corked = self.corked, None
         if held:
             self.writes.append(held)
+
+    def place_group(self, orders: Sequence[BrokerOrder]) -> bool:
+        """As the real adapter's: one write of the group (here: `place_order` each, corked), or False with
+        nothing sent while `group_sends` is off (the order manager then corks and places each itself)."""
+        if not self.group_sends or self.corked is not None:
+            return False
+        self.cork()
+        try:
+            for order in orders:
+                self.place_order(order)
+        finally:
+            self.uncork()
+        return True
+
+    def group_sender(self, orders: Sequence[BrokerOrder], variable: Sequence[Sequence[str]]) -> _FakeGroupSender | None:
+        """As the real adapter's (while `group_sends` is on): `send` records the ids and values, `sent` places
+        the orders as one write (`place_order` each, corked: the same books, answers and spies)."""
+        return _FakeGroupSender(self, [tuple(names) for names in variable]) if self.group_sends else None
 
     def place_order(self, order: BrokerOrder) -> None:
         self.placed.append(order)
@@ -284,3 +305,26 @@ class FakeBroker:
     def reject(self, order_id: int, reason: str = "insufficient margin") -> BrokerError:
         """error 201, which IB sends for an order it refuses."""
         return self.error(order_id, 201, f"Order rejected - reason:{reason}")
+
+
+class _FakeGroupSender:
+    """`FakeBroker.group_sender`'s sender: declines once the broker's `group_sends` is off or it is not connected."""
+
+    def __init__(self, broker: FakeBroker, variable: list[tuple[str, ...]]) -> None:
+        self.broker = broker
+        self.variable = variable
+
+    def send(self, ids: Sequence[int], values: Sequence[object]) -> bool:
+        if not self.broker.group_sends or not self.broker.is_connected or self.broker.corked is not None:
+            return False
+        self.broker.group_sent.append((list(ids), tuple(values)))
+        return True
+
+    def sent(self, orders: Sequence[BrokerOrder]) -> None:
+        broker = self.broker
+        broker.cork()
+        try:
+            for order in orders:
+                broker.place_order(order)
+        finally:
+            broker.uncork()

@@ -52,7 +52,7 @@ import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -65,7 +65,7 @@ from omega_tui.core.clock import Clock
 from omega_tui.core.component import Component
 from omega_tui.core.hot_state import HotState
 from omega_tui.core.journal import Journal
-from omega_tui.core.ports import OrderPort
+from omega_tui.core.ports import GroupSender, OrderPort
 from omega_tui.core.positions import ZERO, Position, differs
 from omega_tui.core.throttle import Backoff, TokenBucket
 from omega_tui.core.types import (
@@ -480,6 +480,10 @@ class OrderManager(Component):
         self._queue: list[_Group] = []
         self._seq = itertools.count()
         self._algo_params: dict[str, tuple[tuple[str, str], ...]] = {}  # by Adaptive priority (`_build_groups`)
+        # The broker port's short way for a bracket's legs, by `_bracket_shape` (None: the port has none for it).
+        # (with the shape's constants as its first legs held them: `_constants_of`)
+        self._senders: dict[tuple[Any, ...], tuple[GroupSender, tuple[Any, ...]] | None] = {}
+        self._max_child_qty = self.execution.max_child_qty
         self._backoff = Backoff(self.execution.pacing_backoff_initial_s, self.execution.pacing_backoff_max_s)
         self._paused_until_ns = 0
         self._last_pacing_ns = 0
@@ -514,6 +518,7 @@ class OrderManager(Component):
     def set_instruments(self, instruments: Mapping[str, VerifiedInstrument]) -> None:
         """The verified instruments orders may be placed for; also sets each position's multiplier."""
         self.instruments = dict(instruments)
+        self._senders.clear()  # (a shape's constants include its instrument's conId)
         for key, pos in self._positions.items():
             if key in self.instruments:
                 pos.multiplier = max(1, self.instruments[key].multiplier)
@@ -613,6 +618,13 @@ class OrderManager(Component):
         Raises `OrderRefused` for a structurally invalid intent (see the module docstring).
         """
         intent = self._validated(intent)
+        shape = self._bracket_shape(intent)
+        if shape is not None and not self._queue:
+            learned = self._senders.get(shape)
+            if learned is not None:
+                ids = self._place_bracket_now(intent, shape, *learned)  # the usual case, shortest
+                if ids is not None:
+                    return ids
         groups = self._build_groups(intent)
         # One journal line on the hot path: the intent rides in its first group's "submit" record (serialised
         # once the transmitting leg is on the wire); if that group has to wait, the intent is journaled now.
@@ -622,6 +634,8 @@ class OrderManager(Component):
         if len(groups) == 1 and not self._queue:
             ids = self._place_now(first)  # the usual case, without the queue's heap and lists
             if ids is not None:
+                if shape is not None and shape not in self._senders:
+                    self._learn_bracket(shape, intent, ids)
                 return ids
         for group in groups:
             heapq.heappush(self._queue, group)
@@ -631,6 +645,134 @@ class OrderManager(Component):
             first.intent_record = None
         self._wake_queue()
         return [oid for group, ids in placed if group.intent_id == intent.intent_id for oid in ids]
+
+    # A whole bracket (entry, take-profit, stop-loss; not sliced) of a known shape is sent by the broker port's
+    # `GroupSender`, from the ids and the values below, before its legs exist: one generated encoder, one write.
+    # Its legs are built after the write by `_build_groups`, as for every other group; the values are checked
+    # against those legs when a shape's sender is made (`_learn_bracket`) and after every such send.
+    # The attributes that vary between brackets of one shape, per leg (the rest is the shape's: see
+    # `_bracket_shape`), in `LEG_FIELDS` order, as `_bracket_values` gives them.
+    _BRACKET_VARIABLE = (
+        ("quantity", "limit_price", "order_ref"),
+        ("quantity", "limit_price", "oca_group", "order_ref"),
+        ("quantity", "aux_price", "oca_group", "order_ref"),
+    )
+
+    def _bracket_shape(self, intent: OrderIntent) -> tuple[Any, ...] | None:
+        """What a full bracket's legs hold but the `_BRACKET_VARIABLE` values, or None for an intent that is not
+        one (reduce-only, no exits, market, sliced): the instrument, the side (as two bools: an enum member hashes
+        through a Python-level `__hash__`) and the intent's Adaptive priority as `_priority` reads it; the
+        rest (conIds, tif) is the manager's for its life or until `set_instruments`, which forgets the shapes."""
+        if (
+            intent.reduce_only
+            or intent.order_type is not _LMT
+            or intent.take_profit is None
+            or intent.stop_loss is None
+            or intent.limit_price is None
+            or intent.quantity > self._max_child_qty
+            or intent.intent_id.startswith(PROTECT_PREFIX)  # (`_place_now` leaves those to the queue)
+        ):
+            return None
+        return (intent.key, intent.side is _BUY, intent.side is _SELL, intent.adaptive_priority)
+
+    @staticmethod
+    def _bracket_values(intent: OrderIntent) -> tuple[Any, ...]:
+        """The `_BRACKET_VARIABLE` values of `intent`'s bracket (`_build_groups` makes the same legs)."""
+        iid, qty = intent.intent_id, intent.quantity
+        oca = f"{iid}:oca"
+        return (
+            qty, intent.limit_price, f"{iid}:entry",
+            qty, intent.take_profit, oca, f"{iid}:take_profit",
+            qty, intent.stop_loss, oca, f"{iid}:stop_loss",
+        )  # fmt: skip
+
+    @classmethod
+    def _values_of(cls, orders: Sequence[BrokerOrder]) -> tuple[Any, ...]:
+        """The `_BRACKET_VARIABLE` values of a bracket's orders."""
+        return tuple(
+            getattr(order, name) for order, names in zip(orders, cls._BRACKET_VARIABLE, strict=True) for name in names
+        )
+
+    @classmethod
+    def _constants_of(cls, orders: Sequence[BrokerOrder]) -> tuple[Any, ...]:
+        """Everything else of a bracket's orders: each leg's other fields and its parent's place in the group."""
+        ids = [order.order_id for order in orders]
+        return tuple(
+            (
+                ids.index(order.parent_id) if order.parent_id in ids else order.parent_id,
+                *(getattr(order, name) for name in LEG_FIELDS if name not in names),
+            )
+            for order, names in zip(orders, cls._BRACKET_VARIABLE, strict=True)
+        )
+
+    def _learn_bracket(self, shape: tuple[Any, ...], intent: OrderIntent, ids: list[int]) -> None:
+        """After a bracket of a new shape went the usual way: ask the port for its `GroupSender`, once the values
+        `_bracket_values` gives are those of the legs `_build_groups` made."""
+        orders = [self._orders[oid].order for oid in ids]
+        if len(orders) != 3 or self._values_of(orders) != self._bracket_values(intent):
+            log.error("bracket values of %s differ from its legs'; its shape keeps the usual way", intent.intent_id)
+            self._senders[shape] = None
+            return
+        sender = self.broker.group_sender(orders, self._BRACKET_VARIABLE)
+        if sender is not None:  # (else asked again after the next such bracket: the port may have a way by then)
+            self._senders[shape] = (sender, self._constants_of(orders))
+
+    def _place_bracket_now(
+        self, intent: OrderIntent, shape: tuple[Any, ...], sender: GroupSender, constants: tuple[Any, ...]
+    ) -> list[int] | None:
+        """`_place_now` for a bracket of a shape with a sender: None if the pacing pause, the connection or the
+        rate say not now (nothing done; the caller queues it the usual way), else its ids, sent by `sender`
+        (or, when it declines, the usual way: `_place_group`)."""
+        now = self.clock.monotonic_ns()
+        broker = self.broker
+        if now < self._paused_until_ns or not broker.connected or not self._bucket.try_take(3):
+            return None
+        ids = [broker.next_order_id(), broker.next_order_id(), broker.next_order_id()]
+        values = self._bracket_values(intent)
+        self._placing = ids
+        try:
+            sent = sender.send(ids, values)
+        except BaseException:
+            self._placing = ()
+            self._bracket_booked(intent, ids, 0, now)  # nothing sent: journaled, as a group whose send raised
+            raise
+        if not sent:  # (conditions changed: the next usual send makes a new sender)
+            self._placing = ()
+            del self._senders[shape]
+            group = self._build_groups(intent)[0]
+            group.intent_record = intent
+            ids = self._place_group(group)
+        else:
+            orders = self._bracket_booked(intent, ids, 3, now, sender)
+            if self._values_of(orders) != values or self._constants_of(orders) != constants:
+                # (never, unless `_bracket_values` or `_bracket_shape` and `_build_groups` part ways)
+                self._senders[shape] = None
+                log.error("bracket %s: sent values differ from its legs'; reconciling", intent.intent_id)
+                self._schedule_reconcile(f"bracket {intent.intent_id} sent with other values than its legs")
+        self._placed_since_pacing(now)
+        return ids
+
+    def _bracket_booked(
+        self, intent: OrderIntent, ids: list[int], sent: int, now_ns: int, sender: GroupSender | None = None
+    ) -> list[BrokerOrder]:
+        """The legs of a bracket whose `sent` first legs `_place_bracket_now` sent under `ids`: built, handed
+        to the sender's books, then booked and journaled (`_after_send`)."""
+        group = self._build_groups(intent)[0]
+        group.intent_record = intent
+        legs = group.legs
+        orders = [
+            new_broker_order_from(ids[i], 0 if leg.parent is None else ids[leg.parent], leg.values)
+            for i, leg in enumerate(legs)
+        ]
+        try:
+            if sender is not None:
+                sender.sent(orders)
+        finally:
+            try:
+                self._after_send(group, orders, sent, now_ns)
+            finally:
+                self._placing = ()
+        return orders
 
     def _validated(self, intent: OrderIntent) -> OrderIntent:
         inst = self.instruments.get(intent.key)
@@ -858,8 +1000,10 @@ class OrderManager(Component):
     def _place_group(self, group: _Group) -> list[int]:
         """Send a group's legs back to back, then do the bookkeeping (book, journal, bus, views).
 
-        Only what the broker needs happens before the transmitting leg's bytes leave: the ids and the
-        `BrokerOrder`s. The orders join the book and the "submit" record is numbered and serialised right
+        The legs leave in one socket write: `OrderPort.place_group` sends them all at once (or nothing, and
+        then they go one by one between `cork` and `uncork`). Only what the broker needs happens before the
+        transmitting leg's bytes leave: the ids and the `BrokerOrder`s. The orders join the book and the
+        "submit" record is numbered and serialised right
         after, in the same step of the loop: the journal's writer runs after the step (see core/journal.py),
         so the record reaches the file no later than if it had been queued before the send, and until it is
         durable every broker event about these orders is held (`_hold`: the ids are in `_placing` during the
@@ -875,19 +1019,22 @@ class OrderManager(Component):
         self._placing = ids
         now_ns = self.clock.monotonic_ns()
         sent = 0
-        broker.cork()  # the legs leave in one socket write, at the last leg's `uncork`
         try:
-            for order in orders:
-                broker.place_order(order)
-                sent += 1
+            if broker.place_group(orders):  # all legs in one write, or none sent
+                sent = len(orders)
+            else:
+                broker.cork()  # the legs leave in one socket write, at the last leg's `uncork`
+                try:
+                    for order in orders:
+                        broker.place_order(order)
+                        sent += 1
+                finally:
+                    broker.uncork()
         finally:
             try:
-                broker.uncork()
+                self._after_send(group, orders, sent, now_ns)
             finally:
-                try:
-                    self._after_send(group, orders, sent, now_ns)
-                finally:
-                    self._placing = ()
+                self._placing = ()
         return ids
 
     def _after_send(self, group: _Group, orders: list[BrokerOrder], sent: int, now_ns: int) -> None:

@@ -8,8 +8,8 @@ client's own throttle) and returns; answers come back as `OrderStatusReport`, `O
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from omega_tui.core.types import (
     BrokerError,
@@ -21,6 +21,20 @@ from omega_tui.core.types import (
 )
 
 
+class GroupSender(Protocol):
+    """Sends new groups of one shape from their ids and varying values (`OrderPort.group_sender`)."""
+
+    def send(self, ids: Sequence[int], values: Sequence[Any]) -> bool:
+        """Write the group's orders (ids in leg order; `values`: each leg's varying attributes, leg by leg, in
+        the order they were named) in one socket write: True, or False with NOTHING written (the caller then
+        sends the group the usual way). All or nothing: an exception means none was sent."""
+        ...
+
+    def sent(self, orders: Sequence[BrokerOrder]) -> None:
+        """The `BrokerOrder`s `send` just wrote (same step of the loop), for the broker's own books."""
+        ...
+
+
 class OrderPort(Protocol):
     """What the order manager needs from a broker."""
 
@@ -30,6 +44,18 @@ class OrderPort(Protocol):
 
     def place_order(self, order: BrokerOrder) -> None:
         """Send a new order, or a modification when `order.order_id` is already known to the broker."""
+        ...
+
+    def place_group(self, orders: Sequence[BrokerOrder]) -> bool:
+        """Send new orders (a bracket's legs, in order) in one socket write, as `cork`, `place_order` for each
+        and `uncork` would: True once all are sent, or False with NOTHING sent (the caller then sends them that
+        way). All or nothing: an exception means none was sent."""
+        ...
+
+    def group_sender(self, orders: Sequence[BrokerOrder], variable: Sequence[Sequence[str]]) -> GroupSender | None:
+        """A `GroupSender` for groups shaped like `orders` (just sent) in which only the ids and, for leg k,
+        the attributes named in `variable[k]` change (the parent ids follow the ids), or None if this port has
+        no such short way (the caller keeps sending groups with `place_group` / `place_order`)."""
         ...
 
     def cork(self) -> None:

@@ -7,10 +7,11 @@ are live, and then waits to be killed. There is no control command that places a
 
 Test hook (this script only, never a product setting): with `OMEGA_E2E_KILL_AFTER_SEND=<intent id>` in its
 environment the process kills itself with SIGKILL the moment the bytes of that intent's transmitting leg
-(the bracket's last, transmit=True) have been handed to the socket (the order port's `uncork`, which writes the
-bracket's three messages at once): the order manager has not yet numbered,
-let alone written or fsynced, the bracket's "submit" record (it does that right after the send, in the same
-step of the loop: `OrderManager._place_group`), so the broker holds orders the journal knows nothing of.
+(the bracket's last, transmit=True) have been handed to the socket (the order port's `place_group`, or its
+`uncork` when the legs went one by one: either writes the bracket's three messages at once): the order
+manager has not yet numbered, let alone written or fsynced, the bracket's "submit" record (it does that right
+after the send, in the same step of the loop: `OrderManager._place_group`), so the broker holds orders the
+journal knows nothing of.
 Just before, it prints one `killing {json}` line: the ids of that bracket's legs by role, and of every
 bracket acknowledged before it, and what the journal had numbered, written and fsynced.
 """
@@ -23,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,18 +59,33 @@ def kill_after_send(runtime: Runtime, intent_id: str, ids: dict[str, dict[str, i
     legs: dict[str, int] = {}
 
     uncork = port.uncork
+    place_group = port.place_group
     armed: list[bool] = []
 
-    def place_then_arm(order: BrokerOrder) -> None:
-        place(order)  # ib_async's client has encoded it (the bracket's bytes leave together at `uncork`)
+    def arm(order: BrokerOrder) -> None:
         if not order.order_ref.startswith(f"{intent_id}:"):
             return
         legs[order.order_ref.split(":")[1]] = order.order_id
         if order.transmit:
             armed.append(True)
 
+    def place_then_arm(order: BrokerOrder) -> None:
+        place(order)  # ib_async's client has encoded it (the bracket's bytes leave together at `uncork`)
+        arm(order)
+
+    def place_group_then_die(group: Sequence[BrokerOrder]) -> bool:
+        if not place_group(group):  # nothing sent: the legs go one by one, corked
+            return False
+        for order in group:  # all written to the transport in one write
+            arm(order)
+        die()
+        return True
+
     def uncork_then_die() -> None:
         uncork()  # the bracket's messages, its transmitting leg's included, written to the transport
+        die()
+
+    def die() -> None:
         if not armed:
             return
         transport = runtime.engines.broker.ib.client.conn.transport
@@ -90,6 +106,7 @@ def kill_after_send(runtime: Runtime, intent_id: str, ids: dict[str, dict[str, i
         os.kill(os.getpid(), signal.SIGKILL)
 
     port.place_order = place_then_arm  # type: ignore[method-assign]
+    port.place_group = place_group_then_die  # type: ignore[method-assign]
     port.uncork = uncork_then_die  # type: ignore[method-assign]
 
 

@@ -402,11 +402,47 @@ def _literal(text: str) -> str:
 def _compile(template: _Template, spec: DirectSpec) -> _Render | None:
     """The generated encoder of `template` for objects described by `spec` (see `DirectSpec`), or None when
     the spec does not cover the template's holes."""
-    make_empty = template.make_empty
+    env = _env(template.make_empty)
+    body: list[str] = []
+    parts = _emit(template, spec, env, body, "", "order_id", lambda attr: f"o.{attr}", lambda attr: None)
+    if parts is None:
+        return None
+    source_code = "def render(order_id, chunk, o):\n" + "\n".join(body) + "\n    return (" + " ".join(parts) + ")\n"
+    exec(compile(source_code, f"<order_wire template {id(template):x}>", "exec"), env)
+    render: _Render = env["render"]
+    return render
+
+
+def _env(make_empty: bool) -> dict[str, Any]:
+    """The globals of a generated encoder."""
     env: dict[str, Any] = {"Decimal": Decimal, "_UNSET_INT": UNSET_INTEGER, "_QTY_BOUND": _QTY_BOUND}
     env["_cached"] = _PRICE_TEXTS[make_empty].get
     env["_miss"] = _price_text_empty if make_empty else _price_text_keep
-    body: list[str] = []
+    return env
+
+
+_NOT_CONST = object()  # `_emit`'s `const` for an attribute that is read, not held constant
+
+
+def _emit(
+    template: _Template,
+    spec: DirectSpec,
+    env: dict[str, Any],
+    body: list[str],
+    tag: str,
+    order_id: str,
+    read: Callable[[str], str | None],
+    const: Callable[[str], Any],
+) -> list[str] | None:
+    """The code of one message of `template` for objects described by `spec`: appends to `body` the
+    statements that read each hole's value and check its exact type (`return None` on any other), and returns
+    the message's f-string as parts (literals and replacement fields); None when the spec does not cover the
+    template's holes, or a constant cannot be encoded as its kind is.
+
+    `order_id`: the expression of the order id; `read(attribute)`: the expression that reads an attribute of
+    the spec, or None when the attribute is constant for this code, its value `const(attribute)`, encoded
+    now with the code for its kind; `tag`: a prefix for the local names (several messages in one function)."""
+    make_empty = template.make_empty
     parts: list[str] = []  # the f-string: literals and replacement fields
     text: list[str] = []  # the literal run being collected
 
@@ -419,10 +455,10 @@ def _compile(template: _Template, spec: DirectSpec) -> _Render | None:
         body.append(f"    if type({var}) is not int{f' or {var} == _UNSET_INT' if make_empty else ''}: return None")
         place(var)
 
-    for i, (const, path) in enumerate(zip(template.leading, template.field_holes, strict=True)):
-        text.append(const)
+    for i, (const_text, path) in enumerate(zip(template.leading, template.field_holes, strict=True)):
+        text.append(const_text)
         if path == _ORDER_ID:
-            place_int("order_id")
+            place_int(order_id)
             continue
         if path == _CONTRACT:
             place("chunk")
@@ -431,12 +467,19 @@ def _compile(template: _Template, spec: DirectSpec) -> _Render | None:
         source = spec.sources.get(name)
         if source is None or (sub and source[0] != _CONST):
             return None
-        kind, var = source[0], f"v{i}"
+        kind, var = source[0], f"{tag}v{i}"
         if kind == _CONST:
             value = operator.attrgetter(sub)(source[1]) if sub else source[1]
             text.append(encode_field(value, make_empty))
             continue
-        body.append(f"    {var} = o.{source[1]}")
+        expr = read(source[1])
+        if expr is None:  # constant here: encoded now, as the code below would encode it
+            encoded = _const_text(source, const(source[1]), make_empty)
+            if encoded is None:
+                return None
+            text.append(encoded)
+            continue
+        body.append(f"    {var} = {expr}")
         if kind == _INT:
             place_int(var)
         elif kind == _STR:
@@ -444,8 +487,8 @@ def _compile(template: _Template, spec: DirectSpec) -> _Render | None:
             place(var)
         elif kind == _BOOL:
             body.append(f"    if type({var}) is not bool: return None")
-            body.append(f"    t{i} = '1' if {var} else '0'")
-            place(f"t{i}")
+            body.append(f"    {tag}t{i} = '1' if {var} else '0'")
+            place(f"{tag}t{i}")
         elif kind == _ENUM:
             enum_cls = source[2]
             if not all(type(member._value_) is str for member in enum_cls):
@@ -460,20 +503,85 @@ def _compile(template: _Template, spec: DirectSpec) -> _Render | None:
         else:  # _PRICE
             body += [
                 f"    if {var} is None:",
-                f"        t{i} = {encode_field(float(source[2]), make_empty)!r}",
+                f"        {tag}t{i} = {encode_field(float(source[2]), make_empty)!r}",
                 f"    elif type({var}) is Decimal:",
-                f"        t{i} = _cached(str({var}))",
-                f"        if t{i} is None:",
-                f"            t{i} = _miss({var})",
+                f"        {tag}t{i} = _cached(str({var}))",
+                f"        if {tag}t{i} is None:",
+                f"            {tag}t{i} = _miss({var})",
                 "    else:",
                 "        return None",
             ]
-            place(f"t{i}")
+            place(f"{tag}t{i}")
     text.append(template.last)
     parts.append(_literal("".join(text)))
-    source_code = "def render(order_id, chunk, o):\n" + "\n".join(body) + "\n    return (" + " ".join(parts) + ")\n"
-    exec(compile(source_code, f"<order_wire template {id(template):x}>", "exec"), env)
-    render: _Render = env["render"]
+    return parts
+
+
+def _const_text(source: tuple[Any, ...], value: Any, make_empty: bool) -> str | None:
+    """What `_emit`'s code for `source`'s kind makes of `value`, or None where that code would return None."""
+    kind = source[0]
+    if kind == _INT:
+        return None if type(value) is not int or (make_empty and value == UNSET_INTEGER) else str(value)
+    if kind == _STR:
+        return value if type(value) is str else None
+    if kind == _BOOL:
+        return None if type(value) is not bool else "1" if value else "0"
+    if kind == _ENUM:
+        ok = type(value) is source[2] and type(value._value_) is str
+        return value._value_ if ok else None
+    if kind == _QTY:
+        return f"{value}.0" if type(value) is int and -_QTY_BOUND < value < _QTY_BOUND else None
+    if kind == _PRICE:
+        if value is None:
+            return encode_field(float(source[2]), make_empty)
+        return _price_text(value, make_empty) if type(value) is Decimal else None
+    return None
+
+
+_GroupRender = Callable[[Sequence[int], str, Sequence[Any]], "tuple[str, ...] | None"]
+
+
+def compile_group(
+    templates: Sequence[_Template],
+    spec: DirectSpec,
+    probes: Sequence[Any],
+    variable: Sequence[Sequence[str]],
+    parents: Sequence[int | None],
+) -> _GroupRender | None:
+    """One generated function encoding a group of orders (a bracket's legs, one template each) described by
+    `spec`, of which only some attributes vary: `render(ids, chunk, values)` returns the messages (or None
+    for a value of another type than the spec's), from the orders' ids, the contract's encoded fields and the
+    values of the varying attributes, leg by leg in `variable` order (`variable[k]`: leg k's attribute names
+    besides the ids); every other attribute is leg k's value in `probes[k]`, encoded once, here. The parent id
+    attribute (`parentId`'s source) is `ids[parents[k]]`, or constant when `parents[k]` is None. None when a
+    template is not covered by the spec, or a constant cannot be encoded."""
+    if not templates or len({t.make_empty for t in templates}) != 1:
+        return None
+    env = _env(templates[0].make_empty)
+    parent_attr = spec.sources.get("parentId", (None, None))[1]
+    names = [f"i{k}" for k in range(len(templates))]
+    body = [f"    {', '.join(names)}, = ids"]
+    messages: list[str] = []
+    at = 0
+    for k, (template, probe) in enumerate(zip(templates, probes, strict=True)):
+        reads = {name: f"values[{at + j}]" for j, name in enumerate(variable[k])}
+        at += len(variable[k])
+        parent = parents[k]
+        if parent is not None:
+            reads[parent_attr] = names[parent]
+
+        def const(attr: str, probe: Any = probe) -> Any:
+            return getattr(probe, attr, _NOT_CONST)
+
+        parts = _emit(template, spec, env, body, f"l{k}", names[k], reads.get, const)
+        if parts is None:
+            return None
+        messages.append(" ".join(parts))
+    source_code = (
+        "def render(ids, chunk, values):\n" + "\n".join(body) + "\n    return (" + ", ".join(messages) + ",)\n"
+    )
+    exec(compile(source_code, f"<order_wire group {id(templates[0]):x}>", "exec"), env)
+    render: _GroupRender = env["render"]
     return render
 
 
@@ -515,6 +623,18 @@ class DirectRoute:
         `OrderWire.send_direct` would; False (nothing sent) if the route no longer applies. `fields`: what
         `read(contract)` returns now, if the caller has it already (a route of the same `names`, for the same
         contract, in the same corked group: `IbOrderAdapter.place_order`)."""
+        text = self.message(order_id, contract, order, fields)
+        if text is None:
+            return False
+        wire = self.wire
+        wire.templated += 1
+        wire.direct_sends += 1
+        wire.client.sendMsg(text)
+        return True
+
+    def message(self, order_id: int, contract: Any, order: Any, fields: tuple[Any, ...] | None = None) -> str | None:
+        """The message `send` would hand to `sendMsg`, or None if the route no longer applies (see `send`;
+        nothing is counted as sent: `IbOrderAdapter.place_group` sends a group's messages together)."""
         wire = self.wire
         client = wire.client
         if (
@@ -525,16 +645,13 @@ class DirectRoute:
             or client._serverVersion != self.version
             or not all(map(operator.is_, self.read(contract) if fields is None else fields, self.fields))
         ):
-            return False
+            return None
         render = self.render
         text = None if render is None else render(order_id, self.chunk, order)
         if text is None:  # a value of another type than the spec's: the generic encoder
             text = self.template.render(order_id, self.chunk, self.holes(order))
             wire.direct_generic += 1
-        wire.templated += 1
-        wire.direct_sends += 1
-        client.sendMsg(text)
-        return True
+        return text
 
 
 _CONNECTED = Client.CONNECTED  # (ib_async 2.1: `Client.isConnected()` is `connState == CONNECTED`)

@@ -47,14 +47,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from ib_async import IB, Contract, Order, OrderStatus, SoftDollarTier, TagValue, Trade, TradeLogEntry
+from ib_async.client import Client
 
-from omega_tui.core.broker import order_wire
+from omega_tui.core.broker import order_wire, wire_send
 from omega_tui.core.clock import Clock
 from omega_tui.core.ports import OrderEvents
 from omega_tui.core.types import (
@@ -155,6 +157,7 @@ _DIRECT_SPEC = order_wire.DirectSpec(
         "softDollarTier": ("const", _SOFT_DOLLAR_TIER),
     }
 )
+_CONNECTED = Client.CONNECTED  # (ib_async 2.1: `Client.isConnected()` is `connState == CONNECTED`)
 MAX_ROUTES = 256  # a bound on the adapter's direct routes (one per order shape and contract)
 
 
@@ -237,6 +240,7 @@ class IbOrderAdapter:
         # (order type, algo strategy, algo params, conId) -> how such an order was last sent without an Order.
         self._routes: dict[tuple[Any, ...], order_wire.DirectRoute] = {}
         self._pairs_ok: tuple[Any, ...] = ()  # the last algo params `_str_pairs` accepted
+        self._groups_refused: set[tuple[Any, ...]] = set()  # (routes, variable, parents) `group_sender` refused
         self._corked: list[bytes] | None = None  # the placeOrder messages held back by `cork`
         self._corked_conn: Any = None
         # (contract, names, its values) read by the first routed leg of the corked group, for the next legs.
@@ -331,6 +335,115 @@ class IbOrderAdapter:
             loop.call_soon(self._book_unbooked)
         self._unbooked.append((contract, sent, writes))
         self._unbooked_ids.add(order_id)
+
+    def place_group(self, orders: Sequence[BrokerOrder]) -> bool:
+        """Send new orders (a bracket's legs, in order) in ONE socket write, as `cork`, `place_order` for each
+        and `uncork` would send them (the same bytes, the same throttle bookkeeping, the same books after):
+        True once all are sent, or False with nothing done (the caller then sends them that way).
+
+        The short way is taken when every order is new (its id in none of ib_async's books, kept or deferred),
+        its shape has a direct route to its registered contract (`place_order` makes one from the first
+        order of each shape), every route still applies, and `wire_send.send_msgs` takes the messages
+        (Omega's `sendMsg` installed, nothing throttled). The routes are checked and every message encoded
+        before anything is written, so a send is all or nothing; an encoder that raises leaves nothing sent.
+        It skips, per leg, what `place_order` does for one order at a time (its own route check and call,
+        `sendMsg`'s throttle step, the cork's held write): a bracket's transmitting leg is on the wire that
+        much sooner."""
+        if self._corked is not None or not orders:
+            return False
+        wrapper = self.ib.wrapper
+        trades, client_id = wrapper.trades, wrapper.clientId
+        unbooked_ids, routes, contracts = self._unbooked_ids, self._routes, self._contracts
+        texts: list[str] = []
+        read: tuple[Contract, tuple[str, ...], tuple[Any, ...]] | None = None  # one contract read per group
+        used: list[order_wire.DirectRoute] = []
+        for order in orders:
+            order_id = order.order_id
+            if order_id in unbooked_ids or (client_id, order_id) in trades:
+                return False  # a modification: `place_order` settles the books first
+            order_type, strategy, params = order.order_type, order.algo_strategy, order.algo_params
+            if type(order_type) is not OrderType or type(strategy) is not str or type(params) is not tuple:
+                return False
+            if params and params is not self._pairs_ok:
+                if not _str_pairs(params):
+                    return False
+                self._pairs_ok = params
+            con_id = order.con_id
+            route = routes.get((order_type._value_, strategy, params, con_id))
+            contract = contracts.get(con_id)
+            if route is None or contract is None:
+                return False
+            if read is not None and read[0] is contract and read[1] == route.names:
+                fields = read[2]
+            else:
+                fields = route.read(contract)
+                read = (contract, route.names, fields)
+            text = route.message(order_id, contract, order, fields)
+            if text is None:
+                return False
+            texts.append(text)
+            used.append(route)
+        if not wire_send.send_msgs(self.ib.client, texts):
+            return False
+        unbooked = self._unbooked
+        if not unbooked:  # (send_msgs ran on a running loop)
+            asyncio.get_running_loop().call_soon(self._book_unbooked)
+        for order, route in zip(orders, used, strict=True):
+            wire = route.wire
+            wire.templated += 1
+            wire.direct_sends += 1
+            unbooked.append((contracts[order.con_id], order, route.writes))
+            unbooked_ids.add(order.order_id)
+        return True
+
+    def group_sender(self, orders: Sequence[BrokerOrder], variable: Sequence[Sequence[str]]) -> GroupSender | None:
+        """A `GroupSender` for groups shaped like `orders` (just sent: each has a direct route) in which only the
+        ids and leg k's attributes `variable[k]` change, or None when that is not possible here (no route,
+        unregistered contract, a shape the compiled encoders do not cover). Checked once against the
+        routes' own encoders on `orders` (see `GroupSender`)."""
+        routes: list[order_wire.DirectRoute] = []
+        ids = [order.order_id for order in orders]
+        if not orders or len({order.con_id for order in orders}) != 1:
+            return None
+        parents: list[int | None] = []
+        values: list[Any] = []
+        for order, names in zip(orders, variable, strict=True):
+            order_type, strategy, params = order.order_type, order.algo_strategy, order.algo_params
+            if type(order_type) is not OrderType or type(strategy) is not str or type(params) is not tuple:
+                return None
+            route = self._routes.get((order_type._value_, strategy, params, order.con_id))
+            contract = self._contracts.get(order.con_id)
+            if route is None or contract is None or route.contract is not contract or route.render is None:
+                return None
+            if {"order_id", "parent_id"} & set(names) or order.parent_id not in (0, *ids):
+                return None
+            routes.append(route)
+            parents.append(ids.index(order.parent_id) if order.parent_id else None)
+            values += [getattr(order, name) for name in names]
+        first = routes[0]
+        if any(
+            r.wire is not first.wire
+            or r.contract is not first.contract
+            or r.generation != first.generation
+            or r.installed is not first.installed
+            or r.version != first.version
+            or r.chunk != first.chunk
+            for r in routes
+        ):
+            return None
+        refusal = (*routes, *map(tuple, variable), *parents)
+        if refusal in self._groups_refused:
+            return None
+        render = order_wire.compile_group([r.template for r in routes], _DIRECT_SPEC, orders, variable, parents)
+        expected = tuple(r.message(o.order_id, r.contract, o) for r, o in zip(routes, orders, strict=True))
+        if render is None or None in expected or render(ids, first.chunk, values) != expected:
+            if render is not None:
+                log.error("the compiled group encoder differs from the legs' own; not using it for %s", orders)
+            if len(self._groups_refused) >= MAX_ROUTES:
+                self._groups_refused.clear()
+            self._groups_refused.add(refusal)  # (decided for these routes: not tried again)
+            return None
+        return GroupSender(self, orders[0].con_id, routes, render)
 
     def _send_first(
         self, order: BrokerOrder, contract: Contract, key: tuple[Any, ...] | None
@@ -685,3 +798,81 @@ class IbOrderAdapter:
                 sink.on_broker_error(error)
 
         return deliver
+
+
+class GroupSender:
+    """Sends groups of new orders of one shape (a bracket's legs to one contract, as `IbOrderAdapter.group_sender`
+    saw them) from their ids and the values that vary, in ONE socket write, through one generated encoder
+    (`order_wire.compile_group`: the legs' templates, every attribute that does not vary encoded once). The
+    bytes are the legs' own routes' (`DirectRoute.message`), which the encoder was checked against when made;
+    tests/data/test_group_sender.py compares them with the one-by-one way for random groups.
+
+    `send(ids, values)` is all or nothing: True once every message is written, False with nothing written when
+    the routes no longer apply (the client, its encoders, its server version, templates or the contract's
+    attributes changed; not connected), a value is not of the spec's type, an id is known already, or
+    `wire_send.send_msgs` would not take them (the throttle): the caller then sends the group the usual way.
+    The caller then hands the sent `BrokerOrder`s to `sent` (same step of the loop), for ib_async's books."""
+
+    __slots__ = ("_adapter", "_chunk", "_con_id", "_contract", "_first", "_reads", "_render", "_routes")
+
+    def __init__(
+        self,
+        adapter: IbOrderAdapter,
+        con_id: int,
+        routes: Sequence[order_wire.DirectRoute],
+        render: Callable[..., Any],
+    ) -> None:
+        self._adapter = adapter
+        self._con_id = con_id
+        self._routes = tuple(routes)
+        self._first = routes[0]
+        self._contract = routes[0].contract
+        self._chunk = routes[0].chunk
+        self._render = render
+        # Each distinct contract read of the legs' routes, with the objects it must still give.
+        seen: dict[tuple[str, ...], order_wire.DirectRoute] = {}
+        for route in routes:
+            seen.setdefault(route.names, route)
+        self._reads = tuple((route.read, route.fields) for route in seen.values())
+
+    def send(self, ids: Sequence[int], values: Sequence[Any]) -> bool:
+        adapter = self._adapter
+        first = self._first
+        wire = first.wire
+        client = wire.client
+        contract = self._contract
+        if (
+            adapter._corked is not None
+            or wire.generation != first.generation
+            or client.__dict__.get("placeOrder") is not first.installed
+            or client.connState != _CONNECTED
+            or client._serverVersion != first.version
+            or adapter._contracts.get(self._con_id) is not contract
+        ):
+            return False
+        for read, fields in self._reads:
+            if not all(map(operator.is_, read(contract), fields)):
+                return False
+        wrapper = adapter.ib.wrapper
+        trades, client_id, unbooked = wrapper.trades, wrapper.clientId, adapter._unbooked_ids
+        for order_id in ids:
+            if order_id in unbooked or (client_id, order_id) in trades:
+                return False
+        texts = self._render(ids, self._chunk, values)
+        if texts is None or not wire_send.send_msgs(client, list(texts)):
+            return False
+        count = len(texts)
+        wire.templated += count
+        wire.direct_sends += count
+        return True
+
+    def sent(self, orders: Sequence[BrokerOrder]) -> None:
+        """Book the orders `send` wrote (ib_async's `Trade`s follow on the next loop turn, as for `place_order`)."""
+        adapter = self._adapter
+        unbooked = adapter._unbooked
+        if not unbooked:
+            asyncio.get_running_loop().call_soon(adapter._book_unbooked)
+        contract = self._contract
+        for order, route in zip(orders, self._routes, strict=True):
+            unbooked.append((contract, order, route.writes))
+            adapter._unbooked_ids.add(order.order_id)

@@ -224,6 +224,60 @@ def send_msg(self: Client, msg: str | None) -> None:
         logger.debug(">>> %s", msg[:-1].replace("\0", ","))
 
 
+def send_msgs(client: Client, msgs: list[str]) -> bool:
+    """`send_msg` for several messages at once (a bracket's placeOrder messages), handed to the socket in ONE
+    write: True once sent, or False with nothing done, for the caller to send them one by one.
+
+    Only the usual case of `send_msg` (the client's `sendMsg` is this module's, not wrapped; nothing queued, not
+    throttling, a running loop, room under `MaxRequests` for all of them once the request times older than
+    `RequestsInterval` are dropped; the connection's `sendMsg` not held by a cork). Then each message is as
+    `send_msg` would send it: encoded, length-prefixed, its time appended to `_timeQ` (one `loop.time()` for the
+    group, as ib_async's own `sendMsg` stamps the messages it drains in one call) and logged at DEBUG; the
+    connection's counters move as for one `Connection.sendMsg` per message. tests/data/test_wire_send.py
+    compares the stream, the throttle's state and the log with `send_msg` called per message."""
+    installed = client.__dict__.get("sendMsg")
+    if (
+        getattr(installed, "__func__", None) is not send_msg
+        or client._msgQ
+        or client._isThrottling
+        or not msgs
+        or not all(msgs)
+    ):
+        return False
+    conn = client.conn
+    if "sendMsg" in conn.__dict__:  # (a cork holds the connection's writes)
+        return False
+    try:
+        loop = _running_loop()
+    except RuntimeError:
+        return False
+    t = loop.time()
+    times = client._timeQ
+    interval = client.RequestsInterval
+    while times and t - times[0] > interval:
+        times.popleft()
+    limit = client.MaxRequests
+    if limit and len(times) + len(msgs) > limit:
+        return False  # (some would wait: `send_msg` per message queues them in ib_async's throttle)
+    framed = []
+    for msg in msgs:
+        data = msg.encode()
+        framed.append(_length(len(data)))
+        framed.append(data)
+    transport = conn.transport
+    if transport:  # (as Connection.sendMsg: nothing is written without a transport)
+        data = b"".join(framed)
+        transport.write(data)
+        conn.numBytesSent += len(data)
+        conn.numMsgSent += len(msgs)
+    times.extend([t] * len(msgs))
+    logger = client._logger
+    if logger.isEnabledFor(_DEBUG):
+        for msg in msgs:
+            logger.debug(">>> %s", msg[:-1].replace("\0", ","))
+    return True
+
+
 def install(client: Client) -> bool:
     """Use Omega's encoders for this client's messages: `wire_send` for every message, `send_msg` for its
     `sendMsg` (unless something is already set on the instance), and `order_wire`'s template `placeOrder`
