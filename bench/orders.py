@@ -14,49 +14,54 @@ the JSON's `gateway` says which ran. Each intent
 goes in as in the engine, through `RiskEngine.submit` (every pre-trade rule; the bench's risk limits only lift
 the order rate and open-order caps a benchmark loop would hit). The clock starts when the risk engine calls
 `OrderManager.submit(intent)` (as in every earlier run of this benchmark) and stops when the bytes of the
-bracket's transmitting leg (the stop-loss, whose transmit=True makes IB release the chain) have been handed to
-the socket: the benchmark wraps the connection's `transport.write` and takes the time after it returns. The
-order manager corks the adapter around a bracket's legs (`OrderPort.cork`/`uncork`), so the three placeOrder
-messages leave in ONE write, the transmitting leg's included: the timed write is that one.
+bracket's transmitting leg (the stop-loss, whose transmit=True makes IB release the chain) are on the wire:
+the kernel's software transmit stamp of the segment (SO_TIMESTAMPING, taken in the loopback device's xmit as a
+NIC driver takes it; `_TxStamps`), matched to the bracket's write by its byte offset. The three placeOrder
+messages leave in ONE write, the transmitting leg's included (`OrderPort.place_group` / the `GroupSender`, or the
+cork), so the stamped segment is that write's. On a kernel without transmit stamps the clock stops when the
+write returns (`kernel_tx_stamps` says which). `intent_to_write_return_*` is that other stop, always measured:
+on loopback the write call also runs the gateway's TCP receive and wakes the gateway, which on 2 cores often
+takes the core before `send` returns (p99 of the call ~2 ms while the bytes reached the device ~50 us after it
+began), so it measures the machine's scheduling, not when the order was on the wire.
 `risk_share_*` is the time from `RiskEngine.submit` to that call (the pre-trade checks), and
-`intent_via_risk_to_wire_*` the whole production path, risk engine included. Every bracket is checked to have sent
-exactly three placeOrder messages through the client's `sendMsg` (ib_async's throttle bookkeeping) and one write
-carrying the three, the last one the stop-loss. Each bracket rests below the market and is
-cancelled after its acknowledgements arrived (outside the timed window), so the book stays small; at the end the
-run checks that nothing filled and nothing is left working.
+`intent_via_risk_to_wire_*` the whole production path, risk engine included. Every bracket is checked to have
+written exactly three placeOrder messages (the connection's message count) in one write, the last one the
+stop-loss. Each bracket rests below the market and is cancelled after its acknowledgements arrived (outside the
+timed window), so the book stays small; at the end the run checks that nothing filled and nothing is left
+working.
 
 Messages are encoded as in production: the broker session's `core/broker/wire_send.install` puts Omega's
 byte-identical encoders on its ib_async client (a cheaper `Client.send`, `wire_send.send_msg` for
 `Client.sendMsg`: ib_async's throttle bookkeeping with its usual case written out, and `core/broker/order_wire.py`'s
 placeOrder templates built from ib_async's own `Client.placeOrder`), and so does this benchmark;
-`--stock-send` keeps ib_async's own encoders and `sendMsg`, to compare.
+`--stock-send` keeps ib_async's own encoders and `sendMsg`, to compare (the adapter's short ways need Omega's
+`sendMsg`: with `--stock-send` every bracket goes through the cork). Nothing else is wrapped: a wrapper on the
+client's `placeOrder` or `sendMsg` would turn the short ways off.
 
-Two breakdowns of the same run:
-- `ib_async_leg_*` (name kept from earlier runs; until the cork it timed the whole `Client.placeOrder` with
-  its own write): one leg's `sendMsg` (`wire_send.send_msg`, or ib_async's with `--stock-send`: throttle
-  bookkeeping, framing; the bytes are held by the cork); `ib_async_bracket_p50_us` is the three legs of one
-  bracket; `socket_write_*` the bracket's one
-  `transport.write`;
-- `omega_share_*`: per bracket, `intent_to_wire` minus those three `sendMsg` calls and the write, i.e. the
-  order manager's validation, bracket construction and submission queue, and the adapter's own work
-  (`IbOrderAdapter.place_order`: contract lookup, the template encoder, from the `BrokerOrder` itself once a
-  shape's template exists: after the first leg of each shape, one route lookup and the template compiled for
-  `BrokerOrder`s, `order_wire.DirectRoute`, the contract read once per bracket; ib_async's `Order` is built
-  afterwards, with its books; the
-  bench's prices repeat, so the encoded-price cache, keyed by the Decimal's str(), always hits here: under
-  callgrind a leg's compiled encoding is ~13k instructions with hits, ~22k with one price missing, against
-  ~42k for the generic template from `_Holes` it replaced). The journal's "submit"
-  record, the order book, the bus events and the views are done right after the bracket's write, in the same
-  step of the loop (`OrderManager._place_group`), so they are not in the window; the risk engine's decision
-  record is serialised with them (`Journal.record_soon`).
+The path measured is production's: the first bracket of a shape goes the usual way (legs built, each leg's
+route, the cork), which teaches the order manager the shape (`OrderManager._learn_bracket`) and the adapter its
+`GroupSender` (one generated encoder of the three messages, `order_wire.compile_group`); every later bracket
+of the shape is encoded from the intent's values and ids and written before its legs exist
+(`OrderManager._place_bracket_now`). The bench's prices repeat, so the encoded-price cache (keyed by the
+Decimal's str()) always hits here, as it does in production once a price level has been sent.
+
+Breakdowns of the same run:
+- `omega_share_*`: intent to the start of the bracket's write: the order manager's checks, the token bucket,
+  the ids, the encoder and ib_async's throttle bookkeeping (`wire_send.send_msgs`);
+- `kernel_send_*`: the write's start to the transmit stamp (asyncio's transport, the syscall, TCP/IP down to
+  the device); `socket_write_*`: the write call until it returned.
+The journal's "submit" record, the order book, the bus events and the views are done right after the bracket's
+write, in the same step of the loop (`OrderManager._bracket_booked` / `_after_send`), so they are not in the
+window; the risk engine's decision record is serialised with them (`Journal.record_soon`).
 
 `journal_held_events` counts the broker events the order manager held because the record of the order's
 submission was not yet fsynced (the simulated gateway answers within a millisecond, often before the journal's
 group commit; against IB it should be 0); `journal_group_syncs` / `journal_inline_waits` are the journal's
 fsyncs by the writer thread / inline on the loop (should be 0).
 
-`intent_to_wire_cpu_*` is the same window in the benchmark thread's CPU time (`time.thread_time_ns`): what the
-path costs, without the time the thread waited for a core, so it stays meaningful on a loaded machine.
+`intent_to_wire_cpu_*` is the window to the write's return in the benchmark thread's CPU time
+(`time.thread_time_ns`): what the path costs, the kernel's send and loopback receive included, without the time
+the thread waited for a core, so it stays meaningful on a loaded machine.
 
 `inprocess_*` repeats the earlier measurement: the transmitting leg handed to an in-process fake
 `OrderPort.place_order` (no ib_async, no socket), with and without journal fsync.
