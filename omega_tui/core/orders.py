@@ -51,6 +51,7 @@ import heapq
 import itertools
 import logging
 import math
+import operator
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -428,6 +429,21 @@ class _OrderBook(dict[int, ManagedOrder]):
                     legs.pop(o.order_id, None)
 
 
+# The attributes that vary between full brackets of one shape (`OrderManager._bracket_shape`), per leg (entry,
+# take-profit, stop-loss), in `LEG_FIELDS` order, as `OrderManager._bracket_values` gives them; the rest is the
+# shape's.
+_BRACKET_VARIABLE = (
+    ("quantity", "limit_price", "order_ref"),
+    ("quantity", "limit_price", "oca_group", "order_ref"),
+    ("quantity", "aux_price", "oca_group", "order_ref"),
+)
+# Per leg: its variable fields / its other `LEG_FIELDS`, as tuples.
+_BRACKET_VALUES = tuple(operator.attrgetter(*names) for names in _BRACKET_VARIABLE)
+_BRACKET_CONSTANTS = tuple(
+    operator.attrgetter(*(name for name in LEG_FIELDS if name not in names)) for names in _BRACKET_VARIABLE
+)
+
+
 class OrderManager(Component):
     """Owns every order Omega knows, its state machine, the submission queue, positions and P&L."""
 
@@ -650,13 +666,6 @@ class OrderManager(Component):
     # `GroupSender`, from the ids and the values below, before its legs exist: one generated encoder, one write.
     # Its legs are built after the write by `_build_groups`, as for every other group; the values are checked
     # against those legs when a shape's sender is made (`_learn_bracket`) and after every such send.
-    # The attributes that vary between brackets of one shape, per leg (the rest is the shape's: see
-    # `_bracket_shape`), in `LEG_FIELDS` order, as `_bracket_values` gives them.
-    _BRACKET_VARIABLE = (
-        ("quantity", "limit_price", "order_ref"),
-        ("quantity", "limit_price", "oca_group", "order_ref"),
-        ("quantity", "aux_price", "oca_group", "order_ref"),
-    )
 
     def _bracket_shape(self, intent: OrderIntent) -> tuple[Any, ...] | None:
         """What a full bracket's legs hold but the `_BRACKET_VARIABLE` values, or None for an intent that is not
@@ -686,23 +695,25 @@ class OrderManager(Component):
             qty, intent.stop_loss, oca, f"{iid}:stop_loss",
         )  # fmt: skip
 
-    @classmethod
-    def _values_of(cls, orders: Sequence[BrokerOrder]) -> tuple[Any, ...]:
+    @staticmethod
+    def _values_of(orders: Sequence[BrokerOrder]) -> tuple[Any, ...]:
         """The `_BRACKET_VARIABLE` values of a bracket's orders."""
-        return tuple(
-            getattr(order, name) for order, names in zip(orders, cls._BRACKET_VARIABLE, strict=True) for name in names
-        )
+        entry, take_profit, stop_loss = orders
+        return _BRACKET_VALUES[0](entry) + _BRACKET_VALUES[1](take_profit) + _BRACKET_VALUES[2](stop_loss)
 
-    @classmethod
-    def _constants_of(cls, orders: Sequence[BrokerOrder]) -> tuple[Any, ...]:
-        """Everything else of a bracket's orders: each leg's other fields and its parent's place in the group."""
-        ids = [order.order_id for order in orders]
-        return tuple(
-            (
-                ids.index(order.parent_id) if order.parent_id in ids else order.parent_id,
-                *(getattr(order, name) for name in LEG_FIELDS if name not in names),
-            )
-            for order, names in zip(orders, cls._BRACKET_VARIABLE, strict=True)
+    @staticmethod
+    def _constants_of(orders: Sequence[BrokerOrder]) -> tuple[Any, ...]:
+        """Everything else of a bracket's orders: each leg's other fields, and whose child it is (the entry's
+        id for the exits)."""
+        entry, take_profit, stop_loss = orders
+        parent = entry.order_id
+        return (
+            entry.parent_id,
+            take_profit.parent_id == parent,
+            stop_loss.parent_id == parent,
+            _BRACKET_CONSTANTS[0](entry),
+            _BRACKET_CONSTANTS[1](take_profit),
+            _BRACKET_CONSTANTS[2](stop_loss),
         )
 
     def _learn_bracket(self, shape: tuple[Any, ...], intent: OrderIntent, ids: list[int]) -> None:
@@ -713,7 +724,7 @@ class OrderManager(Component):
             log.error("bracket values of %s differ from its legs'; its shape keeps the usual way", intent.intent_id)
             self._senders[shape] = None
             return
-        sender = self.broker.group_sender(orders, self._BRACKET_VARIABLE)
+        sender = self.broker.group_sender(orders, _BRACKET_VARIABLE)
         if sender is not None:  # (else asked again after the next such bracket: the port may have a way by then)
             self._senders[shape] = (sender, self._constants_of(orders))
 
