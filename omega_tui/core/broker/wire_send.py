@@ -190,6 +190,16 @@ _running_loop = asyncio.get_running_loop  # (a module attribute: tests drive it 
 _DEBUG = logging.DEBUG
 
 
+def _room(client: Client, times: Any, t: float, n: int) -> bool:
+    """ib_async's throttle window at time `t`: drop the request times older than `RequestsInterval` from
+    `times` (the client's `_timeQ`), then whether `n` more messages fit under `MaxRequests` (0: no limit)."""
+    interval = client.RequestsInterval
+    while times and t - times[0] > interval:
+        times.popleft()
+    limit = client.MaxRequests
+    return not limit or len(times) + n <= limit
+
+
 def send_msg(self: Client, msg: str | None) -> None:
     """Drop-in for ib_async 2.1's `Client.sendMsg(msg)`: the same throttle bookkeeping, bytes and log line,
     with a short path for the usual case, written out: a message to send (not the throttle's own wake-up, `None`),
@@ -209,11 +219,7 @@ def send_msg(self: Client, msg: str | None) -> None:
         return
     t = loop.time()
     times = self._timeQ
-    interval = self.RequestsInterval
-    while times and t - times[0] > interval:
-        times.popleft()
-    limit = self.MaxRequests
-    if limit and len(times) >= limit:
+    if not _room(self, times, t, 1):
         Client.sendMsg(self, msg)  # it queues the message and schedules the throttle's wake-up
         return
     data = msg.encode()
@@ -233,7 +239,7 @@ def send_msgs(client: Client, msgs: list[str]) -> bool:
     `RequestsInterval` are dropped; the connection's `sendMsg` not held by a cork). Then each message is as
     `send_msg` would send it: encoded, length-prefixed, its time appended to `_timeQ` (one `loop.time()` for the
     group, as ib_async's own `sendMsg` stamps the messages it drains in one call) and logged at DEBUG; the
-    connection's counters move as for one `Connection.sendMsg` per message. tests/data/test_wire_send.py
+    connection's counters move as for one `Connection.sendMsg` per message. tests/data/test_group_send.py
     compares the stream, the throttle's state and the log with `send_msg` called per message."""
     installed = client.__dict__.get("sendMsg")
     if (
@@ -253,11 +259,7 @@ def send_msgs(client: Client, msgs: list[str]) -> bool:
         return False
     t = loop.time()
     times = client._timeQ
-    interval = client.RequestsInterval
-    while times and t - times[0] > interval:
-        times.popleft()
-    limit = client.MaxRequests
-    if limit and len(times) + len(msgs) > limit:
+    if not _room(client, times, t, len(msgs)):
         return False  # (some would wait: `send_msg` per message queues them in ib_async's throttle)
     framed = []
     for msg in msgs:
