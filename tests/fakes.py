@@ -117,13 +117,17 @@ class FakeBroker:
         nothing sent while `group_sends` is off (the order manager then corks and places each itself)."""
         if not self.group_sends or self.corked is not None:
             return False
+        self.write_group(orders)
+        return True
+
+    def write_group(self, orders: Sequence[BrokerOrder]) -> None:
+        """`orders` as one write: `place_order` each (the same books, answers and spies), corked."""
         self.cork()
         try:
             for order in orders:
                 self.place_order(order)
         finally:
             self.uncork()
-        return True
 
     def group_sender(self, orders: Sequence[BrokerOrder], variable: Sequence[Sequence[str]]) -> _FakeGroupSender | None:
         """As the real adapter's (while `group_sends` is on): `send` records the ids and values, `sent` places
@@ -321,10 +325,4 @@ class _FakeGroupSender:
         return True
 
     def sent(self, orders: Sequence[BrokerOrder]) -> None:
-        broker = self.broker
-        broker.cork()
-        try:
-            for order in orders:
-                broker.place_order(order)
-        finally:
-            broker.uncork()
+        self.broker.write_group(orders)
