@@ -33,7 +33,7 @@ from omega_tui.core.clock import FakeClock
 from omega_tui.core.orders import _BRACKET_VARIABLE
 from omega_tui.core.types import BrokerOrder, OrderType, Side
 from tests.data.test_order_direct import _bracket, _fields, _ib, _reference_bytes, _Transport
-from tests.data.test_order_wire import PROPERTY, _same, stock_contracts
+from tests.data.test_order_wire import PROPERTY, _same, prices, quantities, stock_contracts
 from tests.data.test_wire_send import _Log
 from tests.data.wire_fakes import FakeLoop
 
@@ -279,10 +279,9 @@ def test_place_group_is_the_corked_legs(contract: Contract, brackets: list[dict[
             before = len(ours.transport.writes)
             taken = ours.adapter.place_group(legs)
             event(f"place_group took a bracket: {taken}")
-            if known == 0:  # the first bracket of a shape: no routes yet
-                assert not taken
-            elif known >= 2:  # (the first send of a shape makes its template, the second its route)
-                assert taken
+            # The first bracket of a shape (sent the usual way) makes its legs' templates, the second their
+            # routes: from the third on, place_group takes it.
+            assert taken is (known >= 2)
             if not taken:
                 assert len(ours.transport.writes) == before
                 ours.usual(legs)
@@ -378,11 +377,23 @@ def _like(probe: Sequence[BrokerOrder], base: int, v: dict[str, Any]) -> list[Br
     return legs
 
 
+@st.composite
+def odd_values(draw: st.DrawFn) -> dict[str, Any]:
+    """`bracket_values`, some with any Decimal price (NaN, infinities, other notations, none) or quantity (up to
+    beyond the compiled encoders' fast path, where `send` declines and the usual way's generic encoder runs)."""
+    values = draw(bracket_values())
+    if draw(st.booleans()):
+        values.update(
+            qty=draw(quantities), limit=draw(prices), tp=draw(st.none() | prices), sl=draw(st.none() | prices)
+        )
+    return values
+
+
 @PROPERTY
 @given(
     stock_contracts(),
     bracket_values(),
-    st.lists(bracket_values(), min_size=1, max_size=6),
+    st.lists(odd_values(), min_size=1, max_size=6),
     st.integers(1, 10**6),
 )
 def test_group_sender_writes_the_usual_bytes_and_books(
@@ -404,8 +415,15 @@ def test_group_sender_writes_the_usual_bytes_and_books(
         for v in later:
             legs = _like(probe, base, v)
             ids = [o.order_id for o in legs]
-            assert sender.send(ids, _values(legs))
-            sender.sent(legs)
+            before = (list(ours.transport.writes), ours.counters())
+            taken = sender.send(ids, _values(legs))
+            event(f"GroupSender.send took a bracket: {taken}")
+            assert taken is (abs(v["qty"]) < 10**15)  # (beyond: the compiled encoders' fast path declines)
+            if taken:
+                sender.sent(legs)
+            else:
+                assert (ours.transport.writes, ours.counters()) == before
+                ours.usual(legs)
             theirs.usual(legs)
             assert ours.transport.writes == theirs.transport.writes
             assert ours.transport.writes[-1] == b"".join(_reference_bytes(legs, contract))
@@ -521,5 +539,30 @@ def test_a_group_sender_send_is_one_write() -> None:
             assert (side.ib.wrapper.clientId, 32) in side.ib.wrapper.trades
 
         _run(body)
+    finally:
+        side.close()
+
+
+def test_a_group_encoder_that_differs_from_the_routes_is_refused_once_and_for_all(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    side, probe = _ready_side()
+    compiled: list[int] = []
+    real = order_wire.compile_group
+
+    def off_by_one(*args: Any) -> Any:
+        render = real(*args)
+        compiled.append(1)
+        assert render is not None
+        return lambda ids, chunk, values: tuple(m.replace("i1:", "i2:") for m in render(ids, chunk, values))
+
+    monkeypatch.setattr(order_wire, "compile_group", off_by_one)
+    try:
+        with caplog.at_level("ERROR"):
+            assert side.adapter.group_sender(probe, _VARIABLE) is None
+        assert compiled == [1] and any("differs" in r.getMessage() for r in caplog.records)
+        assert side.adapter.group_sender(probe, _VARIABLE) is None and compiled == [1]  # not compiled again
+        monkeypatch.setattr(order_wire, "compile_group", real)
+        assert side.adapter.group_sender(probe, _VARIABLE) is None  # (refused for these routes)
     finally:
         side.close()

@@ -15,6 +15,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -441,3 +442,22 @@ def test_intents_that_are_not_a_full_bracket_never_use_a_sender(kind: str) -> No
         rig.manager.pump()
         assert broker.group_sent == []
         assert len(rig.manager._senders) == 1
+
+
+def test_new_instruments_forget_the_learned_shapes() -> None:
+    """A shape's sender was made for its instrument's conId: `set_instruments` drops it, and the next bracket
+    goes the usual way with the new conId (and teaches the shape again)."""
+    with _rig() as rig:
+        broker = _fake(rig)
+        rig.manager.submit(intent(10, intent_id="n1"))
+        rig.manager.submit(intent(10, intent_id="n2"))
+        assert len(broker.group_sent) == 1
+        moved = replace(instrument("AAPL"), con_id=777)
+        rig.manager.set_instruments({"AAPL": moved, "MSFT": instrument("MSFT")})
+        ids = rig.manager.submit(intent(10, intent_id="n3"))
+        assert len(broker.group_sent) == 1 and {o.con_id for o in broker.placed[-3:]} == {777}
+        assert [o.order_id for o in broker.writes[-1]] == ids
+        again = rig.manager.submit(intent(10, intent_id="n4"))
+        assert [i for i, _ in broker.group_sent] == [broker.group_sent[0][0], again]
+        assert {o.con_id for o in broker.placed[-3:]} == {777}
+        assert rig.manager._senders[rig.manager._bracket_shape(intent(10, intent_id="nx"))] is not None
