@@ -554,7 +554,13 @@ def test_a_group_encoder_that_differs_from_the_routes_is_refused_once_and_for_al
         render = real(*args)
         compiled.append(1)
         assert render is not None
-        return lambda ids, chunk, values: tuple(m.replace("i1:", "i2:") for m in render(ids, chunk, values))
+
+        def other(ids: Sequence[int], chunk: str, values: Sequence[Any]) -> tuple[str, ...]:
+            texts = render(ids, chunk, values)
+            assert texts is not None
+            return tuple(m.replace("i1:", "i2:") for m in texts)
+
+        return other
 
     monkeypatch.setattr(order_wire, "compile_group", off_by_one)
     try:

@@ -79,6 +79,12 @@ def _fake(rig: Rig) -> FakeBroker:
     return rig.broker
 
 
+def _shape(rig: Rig, it: OrderIntent) -> tuple[Any, ...]:
+    shape = rig.manager._bracket_shape(it)
+    assert shape is not None
+    return shape
+
+
 def _values(orders: Sequence[BrokerOrder]) -> tuple[Any, ...]:
     return tuple(getattr(o, name) for o, names in zip(orders, _BRACKET_VARIABLE, strict=True) for name in names)
 
@@ -290,7 +296,7 @@ def test_a_sender_that_declines_leaves_the_bracket_to_the_usual_way_and_is_learn
         broker = _fake(rig)
         rig.manager.submit(intent(10, intent_id="d1"))
         rig.manager.submit(intent(10, intent_id="d2"))
-        shape = rig.manager._bracket_shape(intent(10, intent_id="dx"))
+        shape = _shape(rig, intent(10, intent_id="dx"))
         assert len(broker.group_sent) == 1 and rig.manager._senders.get(shape) is not None
         broker.group_sends = False  # the sender declines (and so does place_group)
         ids = rig.manager.submit(intent(10, intent_id="d3"))
@@ -367,7 +373,7 @@ async def test_values_that_differ_from_the_legs_are_sent_then_the_shape_dropped_
         broker = _fake(rig)
         rig.manager.set_snapshot_source(broker)
         rig.manager.submit(intent(10, intent_id="m1"))
-        shape = rig.manager._bracket_shape(intent(10, intent_id="mx"))
+        shape = _shape(rig, intent(10, intent_id="mx"))
         assert rig.manager._senders.get(shape) is not None
         real = OrderManager._bracket_values
 
@@ -401,7 +407,7 @@ def test_values_that_differ_when_learning_keep_the_usual_way(
             for n in range(3):
                 assert len(rig.manager.submit(intent(10, intent_id=f"l{n}"))) == 3
         assert broker.group_sent == []
-        assert rig.manager._senders[rig.manager._bracket_shape(intent(10, intent_id="lx"))] is None
+        assert rig.manager._senders[_shape(rig, intent(10, intent_id="lx"))] is None
         assert any("l0" in r.getMessage() for r in caplog.records)
 
 
@@ -460,4 +466,4 @@ def test_new_instruments_forget_the_learned_shapes() -> None:
         again = rig.manager.submit(intent(10, intent_id="n4"))
         assert [i for i, _ in broker.group_sent] == [broker.group_sent[0][0], again]
         assert {o.con_id for o in broker.placed[-3:]} == {777}
-        assert rig.manager._senders[rig.manager._bracket_shape(intent(10, intent_id="nx"))] is not None
+        assert rig.manager._senders[_shape(rig, intent(10, intent_id="nx"))] is not None
