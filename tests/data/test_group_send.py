@@ -131,12 +131,6 @@ def test_send_msgs_is_send_msg_per_message(
         assert _state(ours, transport, log) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="send_msgs drops the expired request times from _timeQ before it finds no room, then returns False: "
-    "not 'nothing done' as its docstring says (wire_send.py, the `while times and t - times[0] > interval` loop "
-    "runs before the MaxRequests check)",
-)
 def test_send_msgs_without_room_leaves_the_request_times_alone() -> None:
     ours, transport, _ = _socket_client(3, False, [990.0, 999.5, 999.9])  # 990.0 expired at 1000.0
     before = list(ours._timeQ)

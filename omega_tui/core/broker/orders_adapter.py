@@ -342,8 +342,9 @@ class IbOrderAdapter:
         True once all are sent, or False with nothing done (the caller then sends them that way).
 
         The short way is taken when every order is new (its id in none of ib_async's books, kept or deferred),
-        its shape has a direct route to its registered contract (`place_order` makes one from the first
-        order of each shape), every route still applies, and `wire_send.send_msgs` takes the messages
+        its shape has a direct route to its registered contract (the first order of a shape makes its template,
+        the second its route: a bracket shape's third bracket is the first sent this way), every route still
+        applies, and `wire_send.send_msgs` takes the messages
         (Omega's `sendMsg` installed, nothing throttled). The routes are checked and every message encoded
         before anything is written, so a send is all or nothing; an encoder that raises leaves nothing sent.
         It skips, per leg, what `place_order` does for one order at a time (its own route check and call,
@@ -805,7 +806,7 @@ class GroupSender:
     saw them) from their ids and the values that vary, in ONE socket write, through one generated encoder
     (`order_wire.compile_group`: the legs' templates, every attribute that does not vary encoded once). The
     bytes are the legs' own routes' (`DirectRoute.message`), which the encoder was checked against when made;
-    tests/data/test_group_sender.py compares them with the one-by-one way for random groups.
+    tests/data/test_group_send.py compares them with the one-by-one way for random groups.
 
     `send(ids, values)` is all or nothing: True once every message is written, False with nothing written when
     the routes no longer apply (the client, its encoders, its server version, templates or the contract's

@@ -191,13 +191,21 @@ _DEBUG = logging.DEBUG
 
 
 def _room(client: Client, times: Any, t: float, n: int) -> bool:
-    """ib_async's throttle window at time `t`: drop the request times older than `RequestsInterval` from
-    `times` (the client's `_timeQ`), then whether `n` more messages fit under `MaxRequests` (0: no limit)."""
+    """ib_async's throttle window at time `t`: whether `n` more messages fit under `MaxRequests` (0: no limit)
+    once the request times older than `RequestsInterval` are dropped from `times` (the client's `_timeQ`, in
+    time order); they are dropped only when the messages fit, so a False leaves `times` as it was."""
     interval = client.RequestsInterval
-    while times and t - times[0] > interval:
-        times.popleft()
+    expired = 0
+    for when in times:
+        if t - when <= interval:
+            break
+        expired += 1
     limit = client.MaxRequests
-    return not limit or len(times) + n <= limit
+    if limit and len(times) - expired + n > limit:
+        return False
+    for _ in range(expired):
+        times.popleft()
+    return True
 
 
 def send_msg(self: Client, msg: str | None) -> None:
