@@ -7,6 +7,7 @@ import os
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,4 +244,63 @@ def test_record_soon_without_a_loop_records_at_once(state_dir: Path) -> None:
     journal = Journal(state_dir, FakeClock(), fsync=False)
     journal.record_soon("fill", lambda: {"exec_id": "e1"})
     assert journal.seq == 1
+    journal.close()
+
+
+async def test_after_step_runs_once_after_the_steps_deferred_records_in_one_loop_callback(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    clock = FakeClock()
+    journal = Journal(state_dir, clock, fsync=False)
+    seen: list[tuple[str, int]] = []
+    loop = asyncio.get_running_loop()
+    scheduled: list[object] = []
+    call_soon = loop.call_soon
+
+    def counting_call_soon(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        scheduled.append(callback)
+        return call_soon(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon", counting_call_soon)
+    journal.record_soon("fill", lambda: {"exec_id": "e1"})
+    assert journal.after_step(lambda: seen.append(("first", journal.seq))) is True
+
+    def failing() -> None:
+        raise RuntimeError("a bug in one callback")
+
+    assert journal.after_step(failing) is True  # logged; the others still run
+    journal.after_step(lambda: seen.append(("second", journal.seq)))
+    journal.record_soon("fill", lambda: {"exec_id": "e2"})
+    assert len(scheduled) == 1  # one loop callback for all of it
+    monkeypatch.undo()
+    assert seen == [] and journal.seq == 0
+    await asyncio.sleep(0)
+    assert seen == [("first", 2), ("second", 2)]  # after both records were numbered
+    await asyncio.sleep(0)
+    assert seen == [("first", 2), ("second", 2)]  # once
+    journal.after_step(lambda: seen.append(("next step", journal.seq)))
+    await asyncio.sleep(0)
+    assert seen[-1] == ("next step", 2)
+    journal.close()
+
+
+def test_after_step_without_a_loop_schedules_nothing(state_dir: Path) -> None:
+    journal = Journal(state_dir, FakeClock(), fsync=False)
+    assert journal.after_step(lambda: None) is False
+    journal.close()
+
+
+async def test_record_soon_stamps_the_utc_time_of_the_call(state_dir: Path) -> None:
+    import asyncio
+
+    clock = FakeClock()
+    journal = Journal(state_dir, clock, fsync=False)
+    at = clock.now_utc()
+    journal.record_soon("fill", lambda: {"exec_id": "e1"})
+    clock.advance(0.25)  # time passes before the step ends: the stamp is still the call's
+    await asyncio.sleep(0)
+    (record,) = list(journal.read())
+    assert record["ts"] == at.isoformat()
     journal.close()

@@ -56,14 +56,19 @@ If the writer cannot write (disk full, I/O error), it logs, keeps the records qu
 that never become durable keep their orders' events held, which is the safe side.
 
 Deferred serialisation. `record_soon(kind, build)` is `record` for a record nothing needs numbered at once
-(a fill: its position and P&L, the bus and the risk engine come first): it keeps the time and a function
-that builds the fields, and numbers and serialises them in a `call_soon` after the current step of the loop,
-i.e. before the loop handles any further I/O. Durability is unchanged: the writer is only ever woken after the
-step that queued a record (above), so a record never reached the file sooner. The file stays in `seq` order
-and in the order things happened: `record` (and everything that writes, reads or waits: `flush`, `sync`,
-`read`, `when_durable`, `wait_durable`, `close`, `drain`) first numbers the deferred ones. `seq` does not count
-a deferred record until then; `drain()` numbers them now and returns `seq`. Without a running loop,
-`record_soon` records at once.
+(a fill: its position and P&L, the bus and the risk engine come first): it keeps the time (`monotonic_ns`; the
+UTC stamp is derived from it when the record is built, `now_utc() - (monotonic_ns() - then)`, so the call
+reads one clock, not two) and a function that builds the fields, and numbers and serialises them in a
+`call_soon` after the current step of the loop, i.e. before the loop handles any further I/O. Durability is
+unchanged: the writer is only ever woken after the step that queued a record (above), so a record never
+reached the file sooner. The file stays in `seq` order and in the order things happened: `record` (and
+everything that writes, reads or waits: `flush`, `sync`, `read`, `when_durable`, `wait_durable`, `close`,
+`drain`) first numbers the deferred ones. `seq` does not count a deferred record until then; `drain()` numbers
+them now and returns `seq`. Without a running loop, `record_soon` records at once.
+
+`after_step(callback)` runs other work that can wait for the end of the step (the order manager's views) in
+that same loop callback, after the deferred records: a fill schedules ONE callback, not one per kind of
+deferred work (each `call_soon` is five Python calls and a Handle, on the path a fill must get through).
 
 `record` is called from one thread (the core loop); the queue is a deque (append and popleft are atomic).
 """
@@ -79,7 +84,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, is_dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -94,6 +99,7 @@ log = logging.getLogger(__name__)
 SYNC_KINDS = frozenset({"shutdown"})
 WRITE_KINDS = frozenset({"halt", "resume", "trading_state"})
 GROUP_SYNC_KINDS = frozenset({"submit", "fill", "cancel_all", "flatten"})
+_INLINE_KINDS = SYNC_KINDS | WRITE_KINDS  # never deferred by `record_soon`
 WRITE_RETRY_S = 0.1
 
 
@@ -145,8 +151,11 @@ class Journal:
         self._wake_loop: asyncio.AbstractEventLoop | None = None  # a wake is posted on this loop
         self._closing = False
         self._writer: threading.Thread | None = None
-        # record_soon: (kind, fields builder, now_utc, monotonic_ns), numbered by `drain` (loop thread only).
-        self._deferred: list[tuple[str, FieldsBuilder, datetime, int]] = []
+        # record_soon: (kind, fields builder, monotonic_ns), numbered by `drain` (loop thread only); `after_step`
+        # callbacks; the loop whose end-of-step callback (`_end_step`) is scheduled, if any.
+        self._deferred: list[tuple[str, FieldsBuilder, int]] = []
+        self._after: list[Callable[[], None]] = []
+        self._step_loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ recording (the loop)
 
@@ -162,25 +171,53 @@ class Journal:
         (see "Deferred serialisation" above), stamped with the time of this call. `build` must not depend on
         state that changes meanwhile (pass it immutable data)."""
         loop = asyncio._get_running_loop()
-        if loop is None or kind in SYNC_KINDS or kind in WRITE_KINDS or self._closing:
+        if loop is None or kind in _INLINE_KINDS or self._closing:
             self.record(kind, **build())
             return
-        deferred = self._deferred
-        if not deferred:
-            loop.call_soon(self.drain)
-        deferred.append((kind, build, self._clock.now_utc(), self._clock.monotonic_ns()))
+        if self._step_loop is not loop:
+            self._step_loop = loop
+            loop.call_soon(self._end_step)
+        self._deferred.append((kind, build, self._clock.monotonic_ns()))
+
+    def after_step(self, callback: Callable[[], None]) -> bool:
+        """Run `callback` once after this step of the loop, in the one callback that serialises the deferred
+        records (after them; callbacks in the order given). False, and nothing scheduled, without a running
+        loop. A callback that raises is logged; the others still run."""
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return False
+        if self._step_loop is not loop:
+            self._step_loop = loop
+            loop.call_soon(self._end_step)
+        self._after.append(callback)
+        return True
+
+    def _end_step(self) -> None:
+        self._step_loop = None
+        if self._deferred:
+            self.drain()
+        while self._after:
+            callbacks, self._after = self._after, []
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("journal: an after-step callback failed")
 
     def drain(self) -> int:
         """Number and serialise the records `record_soon` deferred (in order); returns `seq`."""
+        clock = self._clock
         while self._deferred:
             batch, self._deferred = self._deferred, []
-            for kind, build, now, mono_ns in batch:
+            now, now_ns = clock.now_utc(), clock.monotonic_ns()
+            for kind, build, mono_ns in batch:
                 try:
                     fields = build()
                 except Exception:  # a bug in one builder must not lose the records behind it
                     log.exception("journal: cannot build a deferred %s record", kind)
                     fields = {"error": "fields could not be built"}
-                self._record(kind, fields, now, mono_ns)
+                at = now - timedelta(microseconds=(now_ns - mono_ns) // 1000) if now_ns != mono_ns else now
+                self._record(kind, fields, at, mono_ns)
         return self.seq
 
     def _record(self, kind: str, fields: dict[str, Any], now: datetime, mono_ns: int) -> dict[str, Any]:
