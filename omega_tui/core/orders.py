@@ -591,11 +591,14 @@ class OrderManager(Component):
     def day_pnl(self) -> tuple[Decimal, Decimal, Decimal]:
         """(realised, unrealised marked from the hot state's quotes, commissions), all positions."""
         realized = unrealized = commissions = ZERO
-        for key, pos in self._positions.items():
+        quote = self.hot_state.quote
+        for pos in self._positions.values():
             realized += pos.realized
             commissions += pos.commissions
             if pos.quantity:  # (a flat position's unrealised P&L is 0 whatever its mark: no quote looked up)
-                unrealized += pos.unrealized(self.mark(key))
+                q = quote(pos.key)  # (`mark`, inlined: the risk engine reads this after every fill)
+                if q is not None:  # (no mark: no unrealised P&L, `Position.unrealized(None)`)
+                    unrealized += pos.unrealized(q.mark)
         return realized, unrealized, commissions
 
     def reset_day(self) -> None:
