@@ -121,7 +121,7 @@ def _default(value: object) -> object:
 _DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_APPEND_NEWLINE
 
 DurableCallback = Callable[[], None]
-FieldsBuilder = Callable[[], dict[str, Any]]
+FieldsBuilder = Callable[..., dict[str, Any]]
 
 
 class Journal:
@@ -151,9 +151,9 @@ class Journal:
         self._wake_loop: asyncio.AbstractEventLoop | None = None  # a wake is posted on this loop
         self._closing = False
         self._writer: threading.Thread | None = None
-        # record_soon: (kind, fields builder, monotonic_ns), numbered by `drain` (loop thread only); `after_step`
-        # callbacks; the loop whose end-of-step callback (`_end_step`) is scheduled, if any.
-        self._deferred: list[tuple[str, FieldsBuilder, int]] = []
+        # record_soon: (kind, fields builder, its arguments, monotonic_ns), numbered by `drain` (loop thread only);
+        # `after_step` callbacks; the loop whose end-of-step callback (`_end_step`) is scheduled, if any.
+        self._deferred: list[tuple[str, FieldsBuilder, tuple[Any, ...], int]] = []
         self._after: list[Callable[[], None]] = []
         self._step_loop: asyncio.AbstractEventLoop | None = None
 
@@ -166,18 +166,18 @@ class Journal:
             self.drain()
         return self._record(kind, fields, self._clock.now_utc(), self._clock.monotonic_ns())
 
-    def record_soon(self, kind: str, build: FieldsBuilder) -> None:
-        """Record `kind` with the fields `build()` returns, numbered and serialised after this step of the loop
-        (see "Deferred serialisation" above), stamped with the time of this call. `build` must not depend on
-        state that changes meanwhile (pass it immutable data)."""
+    def record_soon(self, kind: str, build: FieldsBuilder, *args: Any) -> None:
+        """Record `kind` with the fields `build(*args)` returns, numbered and serialised after this step of the
+        loop (see "Deferred serialisation" above), stamped with the time of this call. `build` must not depend
+        on state that changes meanwhile (pass it immutable data; `args` spare the caller a closure)."""
         loop = asyncio._get_running_loop()
         if loop is None or kind in _INLINE_KINDS or self._closing:
-            self.record(kind, **build())
+            self.record(kind, **build(*args))
             return
         if self._step_loop is not loop:
             self._step_loop = loop
             loop.call_soon(self._end_step)
-        self._deferred.append((kind, build, self._clock.monotonic_ns()))
+        self._deferred.append((kind, build, args, self._clock.monotonic_ns()))
 
     def after_step(self, callback: Callable[[], None]) -> bool:
         """Run `callback` once after this step of the loop, in the one callback that serialises the deferred
@@ -210,9 +210,9 @@ class Journal:
         while self._deferred:
             batch, self._deferred = self._deferred, []
             now, now_ns = clock.now_utc(), clock.monotonic_ns()
-            for kind, build, mono_ns in batch:
+            for kind, build, args, mono_ns in batch:
                 try:
-                    fields = build()
+                    fields = build(*args)
                 except Exception:  # a bug in one builder must not lose the records behind it
                     log.exception("journal: cannot build a deferred %s record", kind)
                     fields = {"error": "fields could not be built"}

@@ -1475,7 +1475,7 @@ class OrderManager(Component):
         if live:
             # Numbered and serialised after this step (the position, the bus and the risk engine first);
             # nothing reaches the file sooner either way (core/journal.py, "Deferred serialisation").
-            self.journal.record_soon("fill", lambda: {"fill": execution_json(report)})
+            self.journal.record_soon("fill", _fill_fields, report)
         self._exec_to_order[exec_id] = report.order_id  # (`o.order_id`: o is the book's order of this id)
         quantity = report.quantity
         price = report.price
@@ -1522,7 +1522,12 @@ class OrderManager(Component):
             self.bus.publish(FillReceived(report))
             if before and self._orders.protective.get(key) and _shrank(before, pos.quantity):
                 self._fit_protection(key)  # (which has nothing to fit without armed protection)
-        self._request_publish()
+            # (`_request_publish`, written out: the views after the step, with the record above)
+            self._views_dirty = True
+            if not self._publish_soon and self._publish_handle is None:
+                self._publish_soon = self.journal.after_step(self._publish_scheduled)
+        else:
+            self._views_dirty = True
 
     def _on_exec_version(self, report: ExecutionReport, base: str, current_id: str) -> None:
         """Another version of a counted execution: IB corrects an execution by sending the same execId with a
@@ -2418,6 +2423,10 @@ def execution_json(e: ExecutionReport) -> dict[str, Any]:
         "order_ref": e.order_ref,
         "client_id": e.client_id,
     }
+
+
+def _fill_fields(e: ExecutionReport) -> dict[str, Any]:
+    return {"fill": execution_json(e)}
 
 
 def commission_json(c: CommissionReport) -> dict[str, Any]:
