@@ -255,15 +255,14 @@ async def test_after_step_runs_once_after_the_steps_deferred_records_in_one_loop
     clock = FakeClock()
     journal = Journal(state_dir, clock, fsync=False)
     seen: list[tuple[str, int]] = []
-    loop = asyncio.get_running_loop()
     scheduled: list[object] = []
-    call_soon = loop.call_soon
+    schedule = journal._schedule_end_step
 
-    def counting_call_soon(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
-        scheduled.append(callback)
-        return call_soon(callback, *args, **kwargs)
+    def counting_schedule(loop: asyncio.AbstractEventLoop) -> None:
+        scheduled.append(loop)
+        schedule(loop)
 
-    monkeypatch.setattr(loop, "call_soon", counting_call_soon)
+    monkeypatch.setattr(journal, "_schedule_end_step", counting_schedule)
     journal.record_soon("fill", lambda: {"exec_id": "e1"})
     assert journal.after_step(lambda: seen.append(("first", journal.seq))) is True
 
@@ -303,4 +302,42 @@ async def test_record_soon_stamps_the_utc_time_of_the_call(state_dir: Path) -> N
     await asyncio.sleep(0)
     (record,) = list(journal.read())
     assert record["ts"] == at.isoformat()
+    journal.close()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_end_of_step_callback_serves_every_step_and_every_loop(state_dir: Path, debug: bool) -> None:
+    """One reused Handle per loop on asyncio's loops, `call_soon` in debug mode: either way each step's deferred
+    records are numbered once, after it, in order, and a journal outliving its loop works on the next one."""
+    import asyncio
+
+    journal = Journal(state_dir, FakeClock(), fsync=False)
+    call_soon_ends: list[int] = []
+
+    async def steps(first: int) -> None:
+        loop = asyncio.get_running_loop()
+        call_soon = loop.call_soon
+
+        def counting_call_soon(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+            if getattr(callback, "__name__", "") == "_end_step":
+                call_soon_ends.append(first)
+            return call_soon(callback, *args, **kwargs)
+
+        loop.call_soon = counting_call_soon  # type: ignore[method-assign,assignment]
+        for i in range(first, first + 3):
+            seq = journal.seq
+            journal.record_soon("fill", lambda i=i: {"exec_id": f"e{i}"})
+            journal.record_soon("commission", lambda i=i: {"exec_id": f"e{i}"})
+            assert journal.seq == seq  # not numbered within the step
+            await asyncio.sleep(0)
+            assert journal.seq == seq + 2  # numbered after it
+
+    asyncio.run(steps(1), debug=debug)
+    journal.record_soon("fill", lambda: {"exec_id": "between"})  # no loop: at once
+    asyncio.run(steps(4), debug=debug)
+    ids = [(r["kind"], r.get("exec_id")) for r in journal.read()]
+    assert ids[:6] == [("fill", "e1"), ("commission", "e1"), ("fill", "e2"), ("commission", "e2"), ("fill", "e3"),
+                       ("commission", "e3")]  # fmt: skip
+    assert ids[6] == ("fill", "between") and len(ids) == 13 and ids[-1] == ("commission", "e6")
+    assert call_soon_ends == ([1, 1, 1, 4, 4, 4] if debug else [])
     journal.close()

@@ -156,6 +156,11 @@ class Journal:
         self._deferred: list[tuple[str, FieldsBuilder, tuple[Any, ...], int]] = []
         self._after: list[Callable[[], None]] = []
         self._step_loop: asyncio.AbstractEventLoop | None = None
+        # `_schedule_end_step`: the loop it last scheduled on, the reused Handle and the append of that loop's
+        # ready queue.
+        self._ready_loop: asyncio.AbstractEventLoop | None = None
+        self._ready_handle: asyncio.Handle | None = None
+        self._ready_append: Callable[[asyncio.Handle | None], None] | None = None
 
     # ------------------------------------------------------------------ recording (the loop)
 
@@ -175,8 +180,7 @@ class Journal:
             self.record(kind, **build(*args))
             return
         if self._step_loop is not loop:
-            self._step_loop = loop
-            loop.call_soon(self._end_step)
+            self._schedule_end_step(loop)
         self._deferred.append((kind, build, args, self._clock.monotonic_ns()))
 
     def after_step(self, callback: Callable[[], None]) -> bool:
@@ -187,10 +191,30 @@ class Journal:
         if loop is None:
             return False
         if self._step_loop is not loop:
-            self._step_loop = loop
-            loop.call_soon(self._end_step)
+            self._schedule_end_step(loop)
         self._after.append(callback)
         return True
+
+    def _schedule_end_step(self, loop: asyncio.AbstractEventLoop) -> None:
+        """`loop.call_soon(self._end_step)`, cheaper. It is scheduled at most once at a time (`_step_loop` says
+        on which loop until it runs), so one Handle per loop serves every step: on asyncio's own loops (not in
+        debug mode) it goes straight onto the loop's ready queue, where `call_soon` would put a new one.
+        `call_soon` is five Python calls, a Handle and a context copy: ~4.8k instructions, 15% of a fill's
+        whole window (on_execution + day_pnl; `python -m bench orders --callgrind fill-window`). Any other
+        loop gets `call_soon`."""
+        self._step_loop = loop
+        if self._ready_loop is not loop:
+            self._ready_loop = loop
+            ready = getattr(loop, "_ready", None)
+            if isinstance(loop, asyncio.BaseEventLoop) and isinstance(ready, deque) and not loop.get_debug():
+                self._ready_handle = asyncio.Handle(self._end_step, (), loop)
+                self._ready_append = ready.append
+            else:
+                self._ready_handle = self._ready_append = None
+        if self._ready_append is not None:
+            self._ready_append(self._ready_handle)
+        else:
+            loop.call_soon(self._end_step)
 
     def _end_step(self) -> None:
         self._step_loop = None
