@@ -180,7 +180,11 @@ class Journal:
             self.record(kind, **build(*args))
             return
         if self._step_loop is not loop:
-            self._schedule_end_step(loop)
+            if self._ready_loop is loop and self._ready_append is not None:  # (`_schedule_end_step`'s usual case)
+                self._step_loop = loop
+                self._ready_append(self._ready_handle)
+            else:
+                self._schedule_end_step(loop)
         self._deferred.append((kind, build, args, self._clock.monotonic_ns()))
 
     def after_step(self, callback: Callable[[], None]) -> bool:
