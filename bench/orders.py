@@ -736,7 +736,7 @@ async def _callgrind_fill(n: int, window: bool = False) -> None:
             if i == 20:
                 if window:
                     journal.drain = lambda: 0  # type: ignore[method-assign]
-                    manager._publish_scheduled = lambda: setattr(manager, "_publish_handle", None)  # type: ignore[method-assign]
+                    manager._publish_scheduled = lambda: setattr(manager, "_publish_soon", False)  # type: ignore[method-assign]
                 gc.collect()
                 gc.freeze()
             if window:

@@ -7,6 +7,7 @@ import os
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,4 +244,100 @@ def test_record_soon_without_a_loop_records_at_once(state_dir: Path) -> None:
     journal = Journal(state_dir, FakeClock(), fsync=False)
     journal.record_soon("fill", lambda: {"exec_id": "e1"})
     assert journal.seq == 1
+    journal.close()
+
+
+async def test_after_step_runs_once_after_the_steps_deferred_records_in_one_loop_callback(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    clock = FakeClock()
+    journal = Journal(state_dir, clock, fsync=False)
+    seen: list[tuple[str, int]] = []
+    scheduled: list[object] = []
+    schedule = journal._schedule_end_step
+
+    def counting_schedule(loop: asyncio.AbstractEventLoop) -> None:
+        scheduled.append(loop)
+        schedule(loop)
+
+    monkeypatch.setattr(journal, "_schedule_end_step", counting_schedule)
+    journal.record_soon("fill", lambda: {"exec_id": "e1"})
+    assert journal.after_step(lambda: seen.append(("first", journal.seq))) is True
+
+    def failing() -> None:
+        raise RuntimeError("a bug in one callback")
+
+    assert journal.after_step(failing) is True  # logged; the others still run
+    journal.after_step(lambda: seen.append(("second", journal.seq)))
+    journal.record_soon("fill", lambda: {"exec_id": "e2"})
+    assert len(scheduled) == 1  # one loop callback for all of it
+    monkeypatch.undo()
+    assert seen == [] and journal.seq == 0
+    await asyncio.sleep(0)
+    assert seen == [("first", 2), ("second", 2)]  # after both records were numbered
+    await asyncio.sleep(0)
+    assert seen == [("first", 2), ("second", 2)]  # once
+    journal.after_step(lambda: seen.append(("next step", journal.seq)))
+    await asyncio.sleep(0)
+    assert seen[-1] == ("next step", 2)
+    journal.close()
+
+
+def test_after_step_without_a_loop_schedules_nothing(state_dir: Path) -> None:
+    journal = Journal(state_dir, FakeClock(), fsync=False)
+    assert journal.after_step(lambda: None) is False
+    journal.close()
+
+
+async def test_record_soon_stamps_the_utc_time_of_the_call(state_dir: Path) -> None:
+    import asyncio
+
+    clock = FakeClock()
+    journal = Journal(state_dir, clock, fsync=False)
+    at = clock.now_utc()
+    journal.record_soon("fill", lambda: {"exec_id": "e1"})
+    clock.advance(0.25)  # time passes before the step ends: the stamp is still the call's
+    await asyncio.sleep(0)
+    (record,) = list(journal.read())
+    assert record["ts"] == at.isoformat()
+    journal.close()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_end_of_step_callback_serves_every_step_and_every_loop(state_dir: Path, debug: bool) -> None:
+    """One reused Handle per loop on asyncio's loops, `call_soon` in debug mode: either way each step's deferred
+    records are numbered once, after it, in order, and a journal outliving its loop works on the next one."""
+    import asyncio
+
+    journal = Journal(state_dir, FakeClock(), fsync=False)
+    call_soon_ends: list[int] = []
+
+    async def steps(first: int) -> None:
+        loop = asyncio.get_running_loop()
+        call_soon = loop.call_soon
+
+        def counting_call_soon(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+            if getattr(callback, "__name__", "") == "_end_step":
+                call_soon_ends.append(first)
+            return call_soon(callback, *args, **kwargs)
+
+        loop.call_soon = counting_call_soon  # type: ignore[method-assign,assignment]
+        for i in range(first, first + 3):
+            seq = journal.seq
+            journal.record_soon("fill", lambda i=i: {"exec_id": f"e{i}"})
+            journal.record_soon("commission", lambda i=i: {"exec_id": f"e{i}"})
+            assert journal.seq == seq  # not numbered within the step
+            await asyncio.sleep(0)
+            assert journal.seq == seq + 2  # numbered after it
+
+    asyncio.run(steps(1), debug=debug)
+    journal.record_soon("fill", lambda: {"exec_id": "between"})  # no loop: at once
+    asyncio.run(steps(4), debug=debug)
+    ids = [(r["kind"], r.get("exec_id")) for r in journal.read()]
+    assert ids[:6] == [("fill", "e1"), ("commission", "e1"), ("fill", "e2"), ("commission", "e2"), ("fill", "e3"),
+                       ("commission", "e3")]  # fmt: skip
+    assert ids[6] == ("fill", "between") and len(ids) == 13 and ids[-1] == ("commission", "e6")
+    assert call_soon_ends == ([1, 1, 1, 4, 4, 4] if debug else [])
     journal.close()

@@ -37,14 +37,20 @@ class EventBus:
             handlers.remove(handler)
 
     def publish(self, event: object) -> None:
+        # (The handler call is written out in both loops, not a helper: one Python call less per handler on
+        # every fill and quote.)
         for handler in self._handlers.get(type(event), ()):
-            self._call(handler, event)
-        for handler in self._any:
-            self._call(handler, event)
+            try:
+                handler(event)
+            except Exception:
+                self._failed(handler, event)
+        if self._any:
+            for handler in self._any:
+                try:
+                    handler(event)
+                except Exception:
+                    self._failed(handler, event)
 
-    def _call(self, handler: Handler, event: object) -> None:
-        try:
-            handler(event)
-        except Exception:
-            self.handler_errors += 1
-            log.exception("event handler %r failed on %s", handler, type(event).__name__)
+    def _failed(self, handler: Handler, event: object) -> None:
+        self.handler_errors += 1
+        log.exception("event handler %r failed on %s", handler, type(event).__name__)

@@ -95,34 +95,42 @@ class Position:
 
     def fill(self, side: Side, quantity: int, price: Decimal) -> tuple[int, Decimal]:
         """Book one fill; returns (`opening_qty(side, quantity)` before it, the P&L it realised before
-        commissions): the order manager's one call per execution."""
+        commissions): the order manager's one call per execution (on the fill → P&L path: each Decimal
+        operation here is a few hundred instructions, so none is done whose result is thrown away)."""
         if quantity <= 0:
             raise ValueError(f"a fill needs a positive quantity, got {quantity}")
         self.fills += 1
-        signed = quantity if side is _BUY else -quantity
         position = self.quantity
-        if position == 0 or (position > 0) == (signed > 0):
-            self.quantity = position + signed
+        buy = side is _BUY
+        if position == 0 or (position > 0) is buy:
+            self.quantity = position + quantity if buy else position - quantity
             self.cost_basis += price * quantity
             return quantity, ZERO
-        held = abs(position)
-        closed = min(held, quantity)
-        # A full close releases the whole basis exactly; a partial one releases its share.
-        released = self.cost_basis if closed == held else self.cost_basis * closed / held
-        fees = self.open_commissions if closed == held else self.open_commissions * closed / held
+        held = position if position > 0 else -position
+        if quantity >= held:
+            # A full close releases the whole basis exactly (and what is left of the fill opens the other side).
+            closed = held
+            released = self.cost_basis
+            fees = self.open_commissions
+        else:  # a partial one releases its share
+            closed = quantity
+            released = self.cost_basis * closed / held
+            fees = self.open_commissions * closed / held
         self.open_commissions -= fees
         self.closed_commissions += fees
         proceeds = price * closed
-        pnl = (proceeds - released) if self.quantity > 0 else (released - proceeds)
-        pnl *= self.multiplier
+        pnl = (proceeds - released) if position > 0 else (released - proceeds)
+        if self.multiplier != 1:  # (x * 1 is x, exponent included)
+            pnl *= self.multiplier
         self.realized += pnl
-        self.cost_basis -= released
-        self.quantity += signed
+        self.quantity = position + quantity if buy else position - quantity
         opened = quantity - closed
         if opened:
             self.cost_basis = price * opened
-        elif self.quantity == 0:
+        elif closed == held:
             self.cost_basis = ZERO
+        else:
+            self.cost_basis -= released
         return opened, pnl
 
     def add_commission(self, amount: Decimal, opened_share: Decimal = ZERO) -> None:

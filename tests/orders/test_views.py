@@ -116,3 +116,34 @@ def test_many_finished_orders_then_views_are_the_working_and_the_most_recently_f
     views = rig.manager._order_views()
     assert views == _all_order_views(rig.manager)
     assert len(views) == 50 + TERMINAL_KEPT
+
+
+async def test_a_fill_has_one_end_of_step_callback_that_records_it_then_publishes_the_views(
+    make_rig: RigFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fill's journal record and the views' publication wait for the end of the step in ONE loop callback
+    (`Journal.after_step`), the record numbered first; the position and P&L are right at once."""
+    rig = make_rig()
+    rig.manager.submit(intent(10, tp=None, sl=None))
+    rig.broker.ack(1)
+    rig.broker.fill(1, 4, Decimal("100.00"), commission=None)  # (the first one changes the order's state too)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    published: list[tuple[int, list[str]]] = []
+    publish = rig.manager.publish
+
+    def publish_and_look() -> None:
+        published.append((rig.journal.seq, [r["kind"] for r in rig.journal.read()][-1:]))
+        publish()
+
+    monkeypatch.setattr(rig.manager, "publish", publish_and_look)
+    seq, version = rig.journal.seq, rig.hot.version("positions")
+    rig.broker.fill(1, 3, Decimal("100.00"), commission=None, emit_status=False, emit_open_order=False)
+    assert rig.manager.position_qty("AAPL") == 7 and rig.manager.day_pnl() == (0, 0, 0)  # at once
+    assert rig.journal.seq == seq and rig.hot.version("positions") == version  # the rest after the step
+    # one end-of-step callback scheduled, carrying the record and the publication
+    assert rig.journal._step_loop is asyncio.get_running_loop()
+    assert [d[0] for d in rig.journal._deferred] == ["fill"] and rig.journal._after == [rig.manager._publish_scheduled]
+    await asyncio.sleep(0)
+    assert published == [(seq + 1, ["fill"])]  # the fill recorded, then the views published
+    assert rig.hot.version("positions") == version + 1 and rig.hot.get("positions")["AAPL"]["quantity"] == 7
