@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import event, given
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ib_async import Contract, Stock
 from ib_async.client import Client
@@ -36,6 +36,10 @@ from tests.data.test_order_direct import _bracket, _fields, _ib, _reference_byte
 from tests.data.test_order_wire import PROPERTY, _same, prices, quantities, stock_contracts
 from tests.data.test_wire_send import _Log
 from tests.data.wire_fakes import FakeLoop
+
+# Each example of B and C sends up to seven brackets through two adapters: fewer examples than PROPERTY's,
+# for the suite's time (~3 s each instead of ~10).
+BRACKETS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # ---------------------------------------------------------------- A. send_msgs == send_msg per message
 
@@ -257,7 +261,7 @@ def _run(body: Callable[[], Any]) -> None:
 # ---------------------------------------------------------------- B. place_group == cork + place_order x3 + uncork
 
 
-@PROPERTY
+@BRACKETS
 @given(stock_contracts(), st.lists(bracket_values(), min_size=1, max_size=7), st.integers(1, 10**6))
 def test_place_group_is_the_corked_legs(contract: Contract, brackets: list[dict[str, Any]], first_id: int) -> None:
     ours, theirs = _Side(contract), _Side(contract)
@@ -383,7 +387,7 @@ def odd_values(draw: st.DrawFn) -> dict[str, Any]:
     return values
 
 
-@PROPERTY
+@BRACKETS
 @given(
     stock_contracts(),
     bracket_values(),
