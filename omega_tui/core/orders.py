@@ -735,13 +735,14 @@ class OrderManager(Component):
     def _place_bracket_now(
         self, intent: OrderIntent, shape: tuple[Any, ...], sender: GroupSender, constants: tuple[Any, ...]
     ) -> list[int] | None:
-        """`_place_now` for a bracket of a shape with a sender: None if the pacing pause, the connection or the
+        """`_place_now` for a bracket of a shape with a sender: None if the pacing pause or the
         rate say not now (nothing done; the caller queues it the usual way), else its ids, sent by `sender`
         (or, when it declines, the usual way: `_place_group`, under new ids; the declined ones stay unused, a gap
         IB allows, as after any failed send)."""
         now = self.clock.monotonic_ns()
         broker = self.broker
-        if now < self._paused_until_ns or not broker.connected or not self._bucket.try_take(3):
+        # (The connection: `_validated` checked it in this same call.)
+        if now < self._paused_until_ns or not self._bucket.try_take(3):
             return None
         ids = [broker.next_order_id(), broker.next_order_id(), broker.next_order_id()]
         values = self._bracket_values(intent)

@@ -814,7 +814,8 @@ class GroupSender:
     `wire_send.send_msgs` would not take them (the throttle): the caller then sends the group the usual way.
     The caller then hands the sent `BrokerOrder`s to `sent` (same step of the loop), for ib_async's books."""
 
-    __slots__ = ("_adapter", "_chunk", "_con_id", "_contract", "_first", "_reads", "_render", "_routes")
+    __slots__ = ("_adapter", "_chunk", "_client", "_con_id", "_contract", "_generation", "_installed", "_reads",
+                 "_render", "_routes", "_version", "_wire")  # fmt: skip
 
     def __init__(
         self,
@@ -826,9 +827,14 @@ class GroupSender:
         self._adapter = adapter
         self._con_id = con_id
         self._routes = tuple(routes)
-        self._first = routes[0]
-        self._contract = routes[0].contract
-        self._chunk = routes[0].chunk
+        first = routes[0]  # (the routes share all of these: `IbOrderAdapter.group_sender` checks)
+        self._wire = first.wire
+        self._client = first.wire.client
+        self._generation = first.generation
+        self._installed = first.installed
+        self._version = first.version
+        self._contract = first.contract
+        self._chunk = first.chunk
         self._render = render
         # Each distinct contract read of the legs' routes, with the objects it must still give.
         seen: dict[tuple[str, ...], order_wire.DirectRoute] = {}
@@ -838,16 +844,15 @@ class GroupSender:
 
     def send(self, ids: Sequence[int], values: Sequence[Any]) -> bool:
         adapter = self._adapter
-        first = self._first
-        wire = first.wire
-        client = wire.client
+        wire = self._wire
+        client = self._client
         contract = self._contract
         if (
             adapter._corked is not None
-            or wire.generation != first.generation
-            or client.__dict__.get("placeOrder") is not first.installed
+            or wire.generation != self._generation
+            or client.__dict__.get("placeOrder") is not self._installed
             or client.connState != _CONNECTED
-            or client._serverVersion != first.version
+            or client._serverVersion != self._version
             or adapter._contracts.get(self._con_id) is not contract
         ):
             return False
