@@ -500,6 +500,46 @@ async def test_group_sender_declines_with_nothing_written() -> None:
         side.close()
 
 
+class _ExchangeByProperty(Stock):
+    """A contract whose `primaryExchange` is a property: its instance dict does not say what reading it gives."""
+
+    @property  # type: ignore[override]
+    def primaryExchange(self) -> str:
+        return self.__dict__.get("_exchange", "NASDAQ")
+
+    @primaryExchange.setter
+    def primaryExchange(self, value: str) -> None:
+        self.__dict__["_exchange"] = value
+
+
+async def test_group_sender_reads_the_contract_as_its_routes_do() -> None:
+    """The sender reads a plain contract's attributes from its instance dict (`_instance_read`), and through
+    the attributes when the class makes one of them a property: a change is seen either way, and an attribute
+    deleted from the contract makes it decline, not raise."""
+    plain = Stock("AAPL", "SMART", "USD", conId=_CON_ID, primaryExchange="NASDAQ", localSymbol="AAPL")
+    odd = _ExchangeByProperty("AAPL", "SMART", "USD", conId=_CON_ID, localSymbol="AAPL")
+    for contract, from_dict in ((plain, True), (odd, False)):
+        side, probe = _ready_side(contract)
+        try:
+            sender = side.adapter.group_sender(probe, _VARIABLE)
+            assert sender is not None
+            assert all((reads[0] is not None) == from_dict for reads in sender._reads)
+            legs = _bracket(30)
+            exchange = contract.primaryExchange
+            contract.primaryExchange = "ARCA"
+            _declines(side, lambda legs=legs, sender=sender: sender.send([o.order_id for o in legs], _values(legs)))
+            contract.primaryExchange = exchange
+            assert sender.send([o.order_id for o in legs], _values(legs))
+            sender.sent(legs)
+            await asyncio.sleep(0)
+            if from_dict:
+                del contract.__dict__["localSymbol"]
+                legs = _bracket(40)
+                _declines(side, lambda legs=legs, sender=sender: sender.send([o.order_id for o in legs], _values(legs)))
+        finally:
+            side.close()
+
+
 def test_group_sender_is_none_without_a_short_way() -> None:
     contract = Stock("AAPL", "SMART", "USD", conId=_CON_ID, primaryExchange="NASDAQ", localSymbol="AAPL")
     fresh = _Side(contract)
