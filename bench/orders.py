@@ -42,8 +42,9 @@ The path measured is production's: the first bracket of a shape goes the usual w
 route, the cork), which teaches the order manager the shape (`OrderManager._learn_bracket`) and the adapter its
 `GroupSender` (one generated encoder of the three messages, `order_wire.compile_group`); every later bracket
 of the shape is encoded from the intent's values and ids and written before its legs exist
-(`OrderManager._place_bracket_now`). The bench's prices repeat, so the encoded-price cache (keyed by the
-Decimal's str()) always hits here, as it does in production once a price level has been sent.
+(`OrderManager._send_bracket`; the cyclic garbage collector waits until it is written). The bench's prices
+repeat, so the encoded-price cache (keyed by the Decimal's str()) always hits here, as it does in production
+once a price level has been sent.
 
 Breakdowns of the same run:
 - `omega_share_*`: intent to the start of the bracket's write: the order manager's checks, the token bucket,

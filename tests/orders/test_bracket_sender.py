@@ -2,7 +2,7 @@
 
 The first bracket of a shape goes the usual way (`_place_group`: `place_group`, else cork / `place_order` x3 /
 uncork) and teaches the manager the shape (`_learn_bracket`); later ones are sent from the intent's values
-before their legs exist (`_place_bracket_now`). Whatever way a bracket takes, what the manager and the broker
+before their legs exist (`_send_bracket`). Whatever way a bracket takes, what the manager and the broker
 end up with must be the same: the same sequence of intents, run once with the short ways on and once with them
 off (`FakeBroker.group_sends = False`, or a real `IbOrderAdapter` whose `place_group` / `group_sender` decline),
 gives the same ids, placed orders, socket writes, journal records, states and bus events.
@@ -11,6 +11,7 @@ gives the same ids, placed orders, socket writes, journal records, states and bu
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -204,6 +205,50 @@ def test_the_second_bracket_of_a_shape_takes_the_sender() -> None:
         assert len(broker.group_sent) == 1
         rig.manager.submit(intent(10, priority="Urgent", intent_id="a4"))
         assert len(broker.group_sent) == 2 and third not in [ids for ids, _ in broker.group_sent]
+
+
+def test_no_garbage_collection_starts_before_a_learned_bracket_is_sent() -> None:
+    """The cyclic collector waits from the intent until the sender has written the bracket (the window of
+    `python -m bench orders`), even if the window allocates past the collector's threshold; it is on again
+    after, and stays off if it was off before."""
+    starts: list[str] = []
+    where = ["outside"]
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            starts.append(where[0])
+
+    with _rig() as rig:
+        broker = _fake(rig)
+        rig.manager.submit(intent(10, intent_id="g1"))
+        (shape,) = rig.manager._senders
+        learned = rig.manager._senders[shape]
+        assert learned is not None
+        sender = learned[0]
+        real_send = sender.send
+
+        def allocating_send(ids: Sequence[int], values: Sequence[object]) -> bool:
+            where[0] = "window"
+            garbage = [[k] for k in range(5 * gc.get_threshold()[0])]  # well past generation 0's threshold
+            del garbage
+            try:
+                return real_send(ids, values)
+            finally:
+                where[0] = "outside"
+
+        sender.send = allocating_send  # type: ignore[method-assign]
+        gc.callbacks.append(watch)
+        try:
+            assert gc.isenabled()
+            rig.manager.submit(intent(10, intent_id="g2"))
+            assert "window" not in starts and gc.isenabled()
+            gc.disable()
+            rig.manager.submit(intent(10, intent_id="g3"))
+            assert not gc.isenabled()  # (left as it was)
+        finally:
+            gc.enable()
+            gc.callbacks.remove(watch)
+        assert len(broker.group_sent) == 2
 
 
 # ---------------------------------------------------------------- the real adapter on a running loop
