@@ -802,10 +802,7 @@ class OrderManager(Component):
         group = self._build_groups(intent)[0]
         group.intent_record = intent
         legs = group.legs
-        orders = [
-            new_broker_order_from(ids[i], 0 if leg.parent is None else ids[leg.parent], leg.values)
-            for i, leg in enumerate(legs)
-        ]
+        orders = _orders_of(legs, ids)
         try:
             if sender is not None:
                 sender.sent(orders)
@@ -1054,10 +1051,7 @@ class OrderManager(Component):
         broker = self.broker
         legs = group.legs
         ids = [broker.next_order_id() for _ in legs]
-        orders = [  # (BrokerOrder(ids[i], ..., parent_id=...), without the frozen __init__'s cost)
-            new_broker_order_from(ids[i], 0 if leg.parent is None else ids[leg.parent], leg.values)
-            for i, leg in enumerate(legs)
-        ]
+        orders = _orders_of(legs, ids)
         self._placing = ids
         now_ns = self.clock.monotonic_ns()
         sent = 0
@@ -2506,6 +2500,14 @@ class OrderManager(Component):
 
 
 # ------------------------------------------------------------------------------------ journal decoding
+
+
+def _orders_of(legs: list[_Leg], ids: list[int]) -> list[BrokerOrder]:
+    """A group's `BrokerOrder`s under `ids` (its parents' ids filled in), without the frozen `__init__`'s cost."""
+    return [
+        new_broker_order_from(ids[i], 0 if leg.parent is None else ids[leg.parent], leg.values)
+        for i, leg in enumerate(legs)
+    ]
 
 
 def _own_role(order_ref: str) -> str:
