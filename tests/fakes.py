@@ -132,7 +132,7 @@ class FakeBroker:
     def group_sender(self, orders: Sequence[BrokerOrder], variable: Sequence[Sequence[str]]) -> _FakeGroupSender | None:
         """As the real adapter's (while `group_sends` is on): `send` records the ids and values, `sent` places
         the orders as one write (`place_order` each, corked: the same books, answers and spies)."""
-        return _FakeGroupSender(self, [tuple(names) for names in variable]) if self.group_sends else None
+        return _FakeGroupSender(self) if self.group_sends else None
 
     def place_order(self, order: BrokerOrder) -> None:
         self.placed.append(order)
@@ -314,9 +314,8 @@ class FakeBroker:
 class _FakeGroupSender:
     """`FakeBroker.group_sender`'s sender: declines once the broker's `group_sends` is off or it is not connected."""
 
-    def __init__(self, broker: FakeBroker, variable: list[tuple[str, ...]]) -> None:
+    def __init__(self, broker: FakeBroker) -> None:
         self.broker = broker
-        self.variable = variable
 
     def send(self, ids: Sequence[int], values: Sequence[object]) -> bool:
         if not self.broker.group_sends or not self.broker.is_connected or self.broker.corked is not None:

@@ -760,8 +760,7 @@ class OrderManager(Component):
         try:
             return ids, values, now, sender.send(ids, values)
         except BaseException:
-            self._placing = ()
-            self._bracket_booked(intent, ids, 0, now)
+            self._bracket_booked(intent, ids, 0, now)  # (which takes the ids out of `_placing`)
             raise
 
     def _sent_bracket(
@@ -807,10 +806,7 @@ class OrderManager(Component):
             if sender is not None:
                 sender.sent(orders)
         finally:
-            try:
-                self._after_send(group, orders, sent, now_ns)
-            finally:
-                self._placing = ()
+            self._after_send(group, orders, sent, now_ns)
         return orders
 
     def _validated(self, intent: OrderIntent) -> OrderIntent:
@@ -1067,25 +1063,24 @@ class OrderManager(Component):
                 finally:
                     broker.uncork()
         finally:
-            try:
-                self._after_send(group, orders, sent, now_ns)
-            finally:
-                self._placing = ()
+            self._after_send(group, orders, sent, now_ns)
         return ids
 
     def _after_send(self, group: _Group, orders: list[BrokerOrder], sent: int, now_ns: int) -> None:
         """The group's legs are on the wire (the first `sent` of them): book them, journal the submission,
         mark the sent legs PENDING_SUBMIT, tell the bus, and process any broker event that arrived meanwhile
-        once the record is durable."""
+        once the record is durable. The group's ids leave `_placing` once booked, whatever happens."""
         book = self._orders
         intent_id = group.intent_id
         managed: list[ManagedOrder] = []
-        for leg, order in zip(group.legs, orders, strict=True):
-            mo = ManagedOrder(order=order, role=leg.role, intent_id=intent_id, journal_seq=_UNRECORDED)
-            mo.submit_ns = now_ns
-            book[order.order_id] = mo
-            managed.append(mo)
-        self._placing = ()  # booked: `_hold` finds them (`journal_seq` still `_UNRECORDED`)
+        try:
+            for leg, order in zip(group.legs, orders, strict=True):
+                mo = ManagedOrder(order=order, role=leg.role, intent_id=intent_id, journal_seq=_UNRECORDED)
+                mo.submit_ns = now_ns
+                book[order.order_id] = mo
+                managed.append(mo)
+        finally:
+            self._placing = ()  # booked: `_hold` finds them (`journal_seq` still `_UNRECORDED`)
         self.journal.record(
             "submit",
             intent_id=group.intent_id,

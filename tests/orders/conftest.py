@@ -113,6 +113,33 @@ class Rig:
 RigFactory = Callable[..., Rig]
 
 
+def build_rig(
+    state_dir: Path,
+    broker: Any = None,
+    clock: FakeClock | None = None,
+    instruments: list[VerifiedInstrument] | None = None,
+    **execution: Any,
+) -> Rig:
+    """An order manager over `state_dir` (journal without fsync) wired to `broker` (a `FakeBroker` by default,
+    or any port with `set_order_events`, e.g. a real `IbOrderAdapter`), with AAPL and MSFT unless told."""
+    clock = clock or FakeClock()
+    settings = Settings(execution=ExecutionSettings(**execution), state=StateSettings(dir=state_dir))
+    bus = EventBus()
+    events: list[object] = []
+    bus.subscribe_all(events.append)
+    hot = HotState(state_dir)
+    journal = Journal(state_dir, clock, fsync=False)
+    broker = broker if broker is not None else FakeBroker(clock)
+    manager = OrderManager(settings, clock, bus, hot, journal, broker)
+    if isinstance(broker, FakeBroker):
+        broker.attach(manager)
+    else:
+        broker.set_order_events(manager)
+    insts = instruments or [instrument("AAPL"), instrument("MSFT")]
+    manager.set_instruments({i.key: i for i in insts})
+    return Rig(manager, broker, clock, bus, hot, journal, state_dir, events)
+
+
 @pytest.fixture
 def make_rig(state_dir: Path) -> Iterator[RigFactory]:
     """`make_rig(**execution_overrides, broker=..., instruments=...)`; journals share `state_dir`."""
@@ -129,19 +156,7 @@ def make_rig(state_dir: Path) -> Iterator[RigFactory]:
         # records are written first, as a clean stop would (a kill loses them: see test_recovery's kill test).
         for earlier in made:
             earlier.journal.flush()
-        clock = clock or FakeClock()
-        settings = Settings(execution=ExecutionSettings(**execution), state=StateSettings(dir=state_dir))
-        bus = EventBus()
-        events: list[object] = []
-        bus.subscribe_all(events.append)
-        hot = HotState(state_dir)
-        journal = Journal(state_dir, clock, fsync=False)
-        broker = broker or FakeBroker(clock)
-        manager = OrderManager(settings, clock, bus, hot, journal, broker)
-        broker.attach(manager)
-        insts = instruments or [instrument("AAPL"), instrument("MSFT")]
-        manager.set_instruments({i.key: i for i in insts})
-        rig = Rig(manager, broker, clock, bus, hot, journal, state_dir, events)
+        rig = build_rig(state_dir, broker, clock, instruments, **execution)
         made.append(rig)
         return rig
 

@@ -26,20 +26,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ib_async import IB, Stock
 
-from omega_tui.config import ExecutionSettings, Settings, StateSettings
 from omega_tui.core.broker import order_wire
 from omega_tui.core.broker.orders_adapter import GroupSender, IbOrderAdapter
-from omega_tui.core.bus import EventBus
 from omega_tui.core.clock import FakeClock
-from omega_tui.core.hot_state import HotState
-from omega_tui.core.journal import Journal
 from omega_tui.core.orders import _BRACKET_VARIABLE, PROTECT_PREFIX, OrderManager
 from omega_tui.core.ports import OrderPort
 from omega_tui.core.types import BrokerOrder, OrderIntent, OrderState, OrderStateChanged, OrderType, Side
 from tests.data.test_order_direct import _ib, _reference_bytes, _Transport
 from tests.data.test_order_wire import _same
 from tests.fakes import FakeBroker
-from tests.orders.conftest import Rig, instrument, intent
+from tests.orders.conftest import Rig, build_rig, instrument, intent
 
 D = Decimal
 SOME = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -49,30 +45,18 @@ SOME = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 def _rig(broker: OrderPort | None = None, *, group_sends: bool = True, **execution: Any) -> Iterator[Rig]:
     """A manager on its own state directory (two rigs of one test are two engines, not a restart)."""
     with tempfile.TemporaryDirectory(prefix="omega-sender-") as tmp:
-        state_dir = Path(tmp)
         clock = FakeClock()
         execution.setdefault("orders_per_second", 45)
-        settings_ = Settings(execution=ExecutionSettings(**execution), state=StateSettings(dir=state_dir))
-        bus = EventBus()
-        events: list[object] = []
-        bus.subscribe_all(events.append)
-        hot = HotState(state_dir)
-        journal = Journal(state_dir, clock, fsync=False)
         port = broker if broker is not None else FakeBroker(clock)
         if isinstance(port, FakeBroker):
             port.clock = clock
             port.group_sends = group_sends
-        manager = OrderManager(settings_, clock, bus, hot, journal, port)
-        if isinstance(port, FakeBroker):
-            port.attach(manager)
-        elif isinstance(port, IbOrderAdapter):
-            port.set_order_events(manager)
-        manager.set_instruments({i.key: i for i in (instrument("AAPL"), instrument("MSFT"))})
+        rig = build_rig(Path(tmp), port, clock, **execution)
         try:
-            yield Rig(manager, port, clock, bus, hot, journal, state_dir, events)  # type: ignore[arg-type]
+            yield rig
         finally:
-            journal.close()
-            hot.close()
+            rig.journal.close()
+            rig.hot.close()
 
 
 def _fake(rig: Rig) -> FakeBroker:
