@@ -640,9 +640,10 @@ class OrderManager(Component):
 
         Raises `OrderRefused` for a structurally invalid intent (see the module docstring).
         """
-        # The cyclic garbage collector waits until a bracket of a learned shape is on the wire: the window
-        # allocates a few dozen objects, and a collection triggered by one of them (~4% of brackets did) cost
-        # tens of microseconds in it; it runs at the next allocation after, with the bookkeeping.
+        # The cyclic garbage collector waits until a bracket of a learned shape is on the wire, so no collection
+        # (tens of microseconds) can start in that window; one that is due runs at the next allocation after,
+        # with the bookkeeping. (~4% of submits had one start inside them, all in the bookkeeping after the
+        # write in the benchmark's runs: `python -m bench orders` counts those in the window.)
         gc_on = _gc_isenabled()
         _gc_disable()
         try:
