@@ -699,6 +699,8 @@ async def _callgrind_path(mode: str, n: int) -> None:
                     # Only the window: what follows the bracket's write (the order manager's bookkeeping, the
                     # adapter's deferred ib_async books) is turned off.
                     manager._after_send = lambda *_: None  # type: ignore[method-assign]
+                    # (a learned bracket's: its legs built, booked and checked after the write)
+                    manager._sent_bracket = lambda intent, shape, learned, ids, *_: ids  # type: ignore[method-assign]
                     adapter._book_unbooked = lambda: None  # type: ignore[method-assign]
                 gc.collect()
                 gc.freeze()
