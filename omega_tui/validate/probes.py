@@ -486,7 +486,7 @@ async def round_trip(s: Session) -> ScriptedOutcome:
 async def partial_fill(
     s: Session, thin_book: Callable[[str, Decimal, Side], Awaitable[bool]] | None
 ) -> ScriptedOutcome:
-    """An entry resting 10 ticks behind the touch; a thin book then shows one lot at its limit: it fills in part."""
+    """An entry resting 30 ticks behind the touch; a thin book then shows one lot at its limit: it fills in part."""
     r = s.settings.risk
     if thin_book is None:
         return ScriptedOutcome("partial fill", False, "a partial fill can only be scripted in the simulated market")
@@ -498,8 +498,9 @@ async def partial_fill(
         q = s.quote(key)
         tick = s.tick(key)
         assert q.bid is not None and q.ask is not None
-        # Rests: the market is unlikely to come 10 ticks its way by itself meanwhile.
-        limit = q.bid - tick * 10 if side is Side.BUY else q.ask + tick * 10
+        # Rests: the market is unlikely to come 30 ticks its way by itself meanwhile (at 10, one CI run in
+        # about seven saw the accelerated market reach the limit first and fill the whole order at once).
+        limit = q.bid - tick * 30 if side is Side.BUY else q.ask + tick * 30
         # Not sliced (a slice is its own order), and more than the one lot the thin book will show.
         qty = min(
             s.settings.execution.max_child_qty,
