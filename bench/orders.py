@@ -48,7 +48,7 @@ once a price level has been sent.
 
 Breakdowns of the same run:
 - `omega_share_*`: intent to the start of the bracket's write: the order manager's checks, the token bucket,
-  the ids, the encoder and ib_async's throttle bookkeeping (`wire_send.send_msgs`);
+  the ids, the encoder and ib_async's throttle bookkeeping (`wire_send.send_framed`);
 - `kernel_send_*`: the write's start to the transmit stamp (asyncio's transport, the syscall, TCP/IP down to
   the device); `socket_write_*`: the write call until it returned.
 The journal's "submit" record, the order book, the bus events and the views are done right after the bracket's
@@ -165,8 +165,8 @@ class _TimedBroker:
         self.place_ns += [now] * len(ids)
         return True
 
-    def sent(self, orders: Sequence[BrokerOrder]) -> None:
-        pass
+    def sent(self, orders: Sequence[BrokerOrder]) -> bool:
+        return True
 
     def cork(self) -> None:
         pass

@@ -82,6 +82,7 @@ class FakeBroker:
         self.corked: list[BrokerOrder] | None = None
         self.group_sends = True  # `place_group` / `group_sender` take groups (False: the one-by-one way)
         self.group_sent: list[tuple[list[int], tuple[object, ...]]] = []  # what `group_sender`s' `send` got
+        self.group_sender_stale = False  # True: the senders' `sent` reports its encoding stale after the write
         self.place_times_ns: list[int] = []
         self.cancels: list[int] = []
         self.global_cancels = 0
@@ -323,5 +324,6 @@ class _FakeGroupSender:
         self.broker.group_sent.append((list(ids), tuple(values)))
         return True
 
-    def sent(self, orders: Sequence[BrokerOrder]) -> None:
+    def sent(self, orders: Sequence[BrokerOrder]) -> bool:
         self.broker.write_group(orders)
+        return not self.broker.group_sender_stale

@@ -785,30 +785,37 @@ class OrderManager(Component):
             group.intent_record = intent
             ids = self._place_group(group)
         else:
-            orders = self._bracket_booked(intent, ids, 3, now, sender)
+            orders, fresh = self._bracket_booked(intent, ids, 3, now, sender)
             if self._values_of(orders) != values or self._constants_of(orders) != constants:
                 # (never, unless `_bracket_values` or `_bracket_shape` and `_build_groups` part ways)
                 self._senders[shape] = None
                 log.error("bracket %s: sent values differ from its legs'; reconciling", intent.intent_id)
                 self._schedule_reconcile(f"bracket {intent.intent_id} sent with other values than its legs")
+            elif not fresh:  # (never, unless the port's own encoding went stale: it says so after the write)
+                self._senders.pop(shape, None)  # (learned again from the next bracket the usual way)
+                log.error("bracket %s: the group sender found its encoding stale after the write; reconciling",
+                          intent.intent_id)  # fmt: skip
+                self._schedule_reconcile(f"bracket {intent.intent_id} sent by a stale group sender")
         self._placed_since_pacing(now)
         return ids
 
     def _bracket_booked(
         self, intent: OrderIntent, ids: list[int], sent: int, now_ns: int, sender: GroupSender | None = None
-    ) -> list[BrokerOrder]:
+    ) -> tuple[list[BrokerOrder], bool]:
         """The legs of a bracket whose `sent` first legs `_send_bracket` sent under `ids`: built, handed
-        to the sender's books, then booked and journaled (`_after_send`)."""
+        to the sender's books, then booked and journaled (`_after_send`); and whether the sender found its
+        encoding still good after the write (`GroupSender.sent`; True without a sender)."""
         group = self._build_groups(intent)[0]
         group.intent_record = intent
         legs = group.legs
         orders = _orders_of(legs, ids)
+        fresh = True
         try:
             if sender is not None:
-                sender.sent(orders)
+                fresh = sender.sent(orders)
         finally:
             self._after_send(group, orders, sent, now_ns)
-        return orders
+        return orders, fresh
 
     def _validated(self, intent: OrderIntent) -> OrderIntent:
         inst = self.instruments.get(intent.key)

@@ -30,8 +30,10 @@ class GroupSender(Protocol):
         sends the group the usual way). All or nothing: an exception means none was sent."""
         ...
 
-    def sent(self, orders: Sequence[BrokerOrder]) -> None:
-        """The `BrokerOrder`s `send` just wrote (same step of the loop), for the broker's own books."""
+    def sent(self, orders: Sequence[BrokerOrder]) -> bool:
+        """The `BrokerOrder`s `send` just wrote (same step of the loop), for the broker's own books. False when
+        the sender finds, after the write, that what it encoded once no longer holds (a guard: see the
+        adapter's); the caller then reconciles, and the sender sends nothing more."""
         ...
 
 

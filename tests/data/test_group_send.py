@@ -15,7 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
+import logging
+import struct
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -133,6 +136,16 @@ def test_send_msgs_is_send_msg_per_message(
         assert state[:1] + state[2:] == before[:1] + before[2:]
     else:
         assert _state(ours, transport, log) == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1).map(lambda t: t + "\0"), max_size=5))
+def test_frame_is_ib_asyncs_framing_and_unframe_reads_it_back(msgs: list[str]) -> None:
+    """`frame` (what a group sender's encoder returns too) is each message as `Connection.sendMsg` gets it from
+    ib_async's `Client.sendMsg`: UTF-8, after its 4-byte big-endian length; `unframe` reverses it."""
+    data = wire_send.frame(msgs)
+    assert data == b"".join(struct.pack(">I", len(m.encode())) + m.encode() for m in msgs)
+    assert wire_send.unframe(data) == msgs
 
 
 def test_send_msgs_without_room_leaves_the_request_times_alone() -> None:
@@ -487,14 +500,13 @@ async def test_group_sender_declines_with_nothing_written() -> None:
         assert send(70)
         sender.sent(_bracket(70))
         await asyncio.sleep(0)
-        # A contract attribute changed in place; then the contract registered anew.
+        # The caller's contract changed in place: nothing changes here (the adapter trades its own copy). A
+        # contract registered again (even the same one) makes the sender decline: its routes were for the copy.
         contract.primaryExchange = "ARCA"
-        _declines(side, lambda: send(80))
-        contract.primaryExchange = "NASDAQ"
         assert send(80)
-        sender.sent(_bracket(80))
+        assert sender.sent(_bracket(80))
         await asyncio.sleep(0)
-        side.adapter.register_contract(_CON_ID, "AAPL", Stock("AAPL", "SMART", "USD", conId=_CON_ID))
+        side.adapter.register_contract(_CON_ID, "AAPL", contract)
         _declines(side, lambda: send(90))
     finally:
         side.close()
@@ -512,32 +524,43 @@ class _ExchangeByProperty(Stock):
         self.__dict__["_exchange"] = value
 
 
-async def test_group_sender_reads_the_contract_as_its_routes_do() -> None:
-    """The sender reads a plain contract's attributes from its instance dict (`_instance_read`), and through
-    the attributes when the class makes one of them a property: a change is seen either way, and an attribute
-    deleted from the contract makes it decline, not raise."""
+async def test_group_sender_checks_its_contract_after_the_write(caplog: pytest.LogCaptureFixture) -> None:
+    """The adapter's own contract copy changed in place (which only a bug could do): the sender still writes
+    the group as the contract was registered, `sent` books it and says False (logged), and every later
+    `send` declines. The contract is read through its attributes as the routes' encoders read it (a property
+    included); an attribute deleted counts as a change."""
     plain = Stock("AAPL", "SMART", "USD", conId=_CON_ID, primaryExchange="NASDAQ", localSymbol="AAPL")
     odd = _ExchangeByProperty("AAPL", "SMART", "USD", conId=_CON_ID, localSymbol="AAPL")
-    for contract, from_dict in ((plain, True), (odd, False)):
-        side, probe = _ready_side(contract)
-        try:
-            sender = side.adapter.group_sender(probe, _VARIABLE)
-            assert sender is not None
-            assert all((reads[0] is not None) == from_dict for reads in sender._reads)
-            legs = _bracket(30)
-            exchange = contract.primaryExchange
-            contract.primaryExchange = "ARCA"
-            _declines(side, lambda legs=legs, sender=sender: sender.send([o.order_id for o in legs], _values(legs)))
-            contract.primaryExchange = exchange
-            assert sender.send([o.order_id for o in legs], _values(legs))
-            sender.sent(legs)
-            await asyncio.sleep(0)
-            if from_dict:
-                del contract.__dict__["localSymbol"]
+    for registered, changes in ((plain, ("exchange", "deleted")), (odd, ("exchange",))):
+        for change in changes:
+            side, probe = _ready_side(registered)
+            try:
+                sender = side.adapter.group_sender(probe, _VARIABLE)
+                assert sender is not None
+                legs = _bracket(30)
+                assert sender.send([o.order_id for o in legs], _values(legs))
+                assert sender.sent(legs)
+                await asyncio.sleep(0)
+                contract = side.adapter._contracts[_CON_ID]
+                as_registered = copy.deepcopy(contract)
+                if change == "exchange":
+                    contract.primaryExchange = "ARCA"
+                else:
+                    del contract.__dict__["localSymbol"]
                 legs = _bracket(40)
+                count = len(side.transport.writes)
+                assert sender.send([o.order_id for o in legs], _values(legs))  # (checked after the write)
+                assert side.transport.writes[count:] == [b"".join(_reference_bytes(legs, as_registered))]
+                with caplog.at_level(logging.ERROR):
+                    assert not sender.sent(legs)
+                assert "group sender is retired" in caplog.text
+                await asyncio.sleep(0)
+                assert (side.ib.wrapper.clientId, 42) in side.ib.wrapper.trades  # booked all the same
+                legs = _bracket(50)
                 _declines(side, lambda legs=legs, sender=sender: sender.send([o.order_id for o in legs], _values(legs)))
-        finally:
-            side.close()
+                caplog.clear()
+            finally:
+                side.close()
 
 
 def test_group_sender_is_none_without_a_short_way() -> None:
@@ -593,10 +616,10 @@ def test_a_group_encoder_that_differs_from_the_routes_is_refused_once_and_for_al
         compiled.append(1)
         assert render is not None
 
-        def other(ids: Sequence[int], chunk: str, values: Sequence[Any]) -> tuple[str, ...]:
-            texts = render(ids, chunk, values)
-            assert texts is not None
-            return tuple(m.replace("i1:", "i2:") for m in texts)
+        def other(ids: Sequence[int], chunk: str, values: Sequence[Any]) -> bytes:
+            data = render(ids, chunk, values)
+            assert data is not None
+            return bytes(data.replace(b"i1:", b"i2:"))
 
         return other
 

@@ -100,7 +100,7 @@ def _check_direct(ib: IB, sent: list[str], orders: list[BrokerOrder], contract: 
     for reference in references:
         trade = ib.wrapper.trades[(ib.wrapper.clientId, reference.orderId)]
         assert _same(vars(trade.order), {**vars(reference), "clientId": trade.order.clientId})
-        assert trade.contract is contract
+        assert trade.contract is not contract and vars(trade.contract) == vars(contract)  # the adapter's own copy
 
 
 class _Tif(StrEnum):
@@ -166,6 +166,7 @@ def test_a_route_is_not_taken_once_what_it_depends_on_changed() -> None:
     adapter = IbOrderAdapter(ib, FakeClock())
     contract = Stock("AAPL", "SMART", "USD", conId=265598, primaryExchange="NASDAQ", localSymbol="AAPL")
     adapter.register_contract(265598, "AAPL", contract)
+    contract = adapter._contracts[265598]  # the adapter's own copy, changed in place below (as only a bug could)
     wire = _wire(ib)
     base = BrokerOrder(1, "AAPL", 265598, Side.BUY, 10, OrderType.LMT, Decimal("101.5"), order_ref="r:entry")
 
@@ -449,6 +450,7 @@ def test_a_corked_brackets_contract_is_read_once_and_changes_between_brackets_ar
     adapter = IbOrderAdapter(ib, FakeClock())
     contract = Stock("AAPL", "SMART", "USD", conId=265598, primaryExchange="NASDAQ", localSymbol="AAPL")
     adapter.register_contract(265598, "AAPL", contract)
+    contract = adapter._contracts[265598]  # the adapter's own copy, changed in place below (as only a bug could)
     given_fields: list[tuple[Any, ...] | None] = []
     route_send = order_wire.DirectRoute.send
 

@@ -354,8 +354,9 @@ class _RaisingSender:
         taken: bool = self.inner.send(ids, values)
         return taken
 
-    def sent(self, orders: Sequence[BrokerOrder]) -> None:
-        self.inner.sent(orders)
+    def sent(self, orders: Sequence[BrokerOrder]) -> bool:
+        fresh: bool = self.inner.sent(orders)
+        return fresh
 
 
 class _RaisingBroker(FakeBroker):
@@ -423,6 +424,35 @@ async def test_values_that_differ_from_the_legs_are_sent_then_the_shape_dropped_
         rig.manager.submit(intent(10, intent_id="m4"))
         assert len(broker.group_sent) == 1 and rig.manager._senders[shape] is None  # not used again
         rig.manager._reconcile_handle.cancel()
+
+
+async def test_a_sender_stale_after_the_write_is_dropped_relearned_and_reconciled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`GroupSender.sent` says False (the port found, after the write, that what it encoded once no longer
+    holds): the bracket is booked as sent, the error logged, a reconcile scheduled, and the shape learned again
+    from the next bracket the usual way."""
+    with _rig() as rig:
+        broker = _fake(rig)
+        rig.manager.set_snapshot_source(broker)
+        rig.manager.submit(intent(10, intent_id="s1"))
+        shape = _shape(rig, intent(10, intent_id="sx"))
+        assert rig.manager._senders.get(shape) is not None
+        broker.group_sender_stale = True
+        with caplog.at_level(logging.ERROR, logger="omega_tui.core.orders"):
+            ids = rig.manager.submit(intent(10, intent_id="s2"))
+        assert [i for i, _ in broker.group_sent] == [ids]
+        assert [o.order_id for o in broker.placed[-3:]] == ids
+        assert all(rig.manager.order(oid).state is OrderState.PENDING_SUBMIT for oid in ids)  # type: ignore[union-attr]
+        assert any("s2" in r.getMessage() and "stale" in r.getMessage() for r in caplog.records)
+        assert shape not in rig.manager._senders
+        assert rig.manager._reconcile_handle is not None
+        rig.manager._reconcile_handle.cancel()
+        broker.group_sender_stale = False
+        rig.manager.submit(intent(10, intent_id="s3"))  # the usual way, and learned again
+        assert len(broker.group_sent) == 1 and rig.manager._senders.get(shape) is not None
+        again = rig.manager.submit(intent(10, intent_id="s4"))
+        assert [i for i, _ in broker.group_sent][-1] == again
 
 
 def test_values_that_differ_when_learning_keep_the_usual_way(

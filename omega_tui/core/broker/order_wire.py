@@ -78,7 +78,7 @@ from ib_async import Contract, Order, SoftDollarTier, TagValue
 from ib_async.client import Client
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 
-from omega_tui.core.broker.wire_send import CONTRACT_FIELD_NAMES, CONTRACT_FIELDS, encode, encode_field
+from omega_tui.core.broker.wire_send import CONTRACT_FIELD_NAMES, CONTRACT_FIELDS, encode, encode_field, length_prefix
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def _fields_of(version: int, order_id: Any, contract: Any, order: Any) -> tuple[
     return capture.sent[0]
 
 
-def getter_of(factory: Callable[..., Callable[[Any], Any]], names: Sequence[Any]) -> _Read:
+def _getter_of(factory: Callable[..., Callable[[Any], Any]], names: Sequence[Any]) -> _Read:
     """`operator.itemgetter`/`attrgetter` of `names`, always returning a tuple (they return a bare value for
     one name, and take no empty list)."""
     if not names:
@@ -265,14 +265,14 @@ class _Template:
     ) -> None:
         self.leading = tuple(consts[:-1])  # the constant run before each hole
         self.last = consts[-1]
-        self.read_holes = getter_of(operator.attrgetter, hole_paths)
+        self.read_holes = _getter_of(operator.attrgetter, hole_paths)
         names = (_ORDER_ID, _CONTRACT, *hole_paths)
         self.field_holes = tuple(names[i] for i in which)  # each hole's path, in field order
         # The holes' values in field order, from (orderId, contract, *order holes in hole_paths order).
-        self.in_order = None if which == list(range(len(which))) else getter_of(operator.itemgetter, which)
+        self.in_order = None if which == list(range(len(which))) else _getter_of(operator.itemgetter, which)
         self.make_empty = make_empty
         self.ref_names = frozenset(ref_names)
-        self.check_refs = getter_of(operator.itemgetter, ref_names)
+        self.check_refs = _getter_of(operator.itemgetter, ref_names)
         self.ref_values = ref_values
         self.writes = writes
         self.accepted: dict[frozenset[str], bool] = {}
@@ -538,7 +538,7 @@ def _const_text(source: tuple[Any, ...], value: Any, make_empty: bool) -> str | 
     return None
 
 
-_GroupRender = Callable[[Sequence[int], str, Sequence[Any]], "tuple[str, ...] | None"]
+_GroupRender = Callable[[Sequence[int], str, Sequence[Any]], "bytes | None"]
 
 
 def compile_group(
@@ -549,8 +549,9 @@ def compile_group(
     parents: Sequence[int | None],
 ) -> _GroupRender | None:
     """One generated function encoding a group of orders (a bracket's legs, one template each) described by
-    `spec`, of which only some attributes vary: `render(ids, chunk, values)` returns the messages (or None
-    for a value of another type than the spec's), from the orders' ids, the contract's encoded fields and the
+    `spec`, of which only some attributes vary: `render(ids, chunk, values)` returns the messages framed for the
+    socket as `wire_send.frame` frames them (or None for a value of another type than the spec's), from the
+    orders' ids, the contract's encoded fields and the
     values of the varying attributes, leg by leg in `variable` order (`variable[k]`: leg k's attribute names
     besides the ids); every other attribute is leg k's value in `probes[k]`, encoded once, here. The parent id
     attribute (`parentId`'s source) is `ids[parents[k]]`, or constant when `parents[k]` is None. None when a
@@ -561,7 +562,7 @@ def compile_group(
     parent_attr = spec.sources.get("parentId", (None, None))[1]
     names = [f"i{k}" for k in range(len(templates))]
     body = [f"    {', '.join(names)}, = ids"]
-    messages: list[str] = []
+    messages: list[str] = []  # the framed messages' parts: each one's length, then it
     at = 0
     for k, (template, probe) in enumerate(zip(templates, probes, strict=True)):
         reads = {name: f"values[{at + j}]" for j, name in enumerate(variable[k])}
@@ -576,9 +577,11 @@ def compile_group(
         parts = _emit(template, spec, env, body, f"l{k}", names[k], reads.get, const)
         if parts is None:
             return None
-        messages.append(" ".join(parts))
+        body.append(f"    m{k} = ({' '.join(parts)}).encode()")
+        messages += [f"_length(len(m{k}))", f"m{k}"]
+    env["_length"] = length_prefix
     source_code = (
-        "def render(ids, chunk, values):\n" + "\n".join(body) + "\n    return (" + ", ".join(messages) + ",)\n"
+        "def render(ids, chunk, values):\n" + "\n".join(body) + "\n    return b''.join((" + ", ".join(messages) + "))\n"
     )
     exec(compile(source_code, f"<order_wire group {id(templates[0]):x}>", "exec"), env)
     render: _GroupRender = env["render"]
@@ -666,7 +669,7 @@ class OrderWire:
         self.client = client
         self._templates: dict[tuple[Any, ...], _Template | object] = {}
         self._contract_names: tuple[str, ...] = ()
-        self._read_contract = getter_of(operator.attrgetter, ())
+        self._read_contract = _getter_of(operator.attrgetter, ())
         self._base: dict[str, Any] = dict(vars(Order()))  # the default objects references are checked against
         self._last_chunk: tuple[Any, tuple[Any, ...], str] = (None, (), "")
         self.templated = 0  # sends through a template
@@ -736,7 +739,7 @@ class OrderWire:
         compiled encoder is checked on this order against the generic one; if they differ (a bug), it is
         refused for good and the route encodes through the generic one."""
         names = tuple(dict.fromkeys((*CONTRACT_FIELD_NAMES, *self._contract_names)))
-        read = getter_of(operator.attrgetter, names)
+        read = _getter_of(operator.attrgetter, names)
         if not all(type(value) in _IMMUTABLE for value in read(contract)):
             return None
         render = template.compiled_for(spec)
@@ -798,7 +801,7 @@ class OrderWire:
         new = [name for name in read if name not in self._contract_names]
         if new:  # placeOrder read contract attributes no key included yet: keys include them from now on
             self._contract_names = names = (*self._contract_names, *new)
-            self._read_contract = getter_of(operator.attrgetter, names)
+            self._read_contract = _getter_of(operator.attrgetter, names)
             self._templates.clear()
             self.generation += 1
         try:

@@ -46,6 +46,7 @@ socket in one write: one syscall per bracket instead of three.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import operator
 from collections.abc import Callable, Sequence
@@ -258,7 +259,11 @@ class IbOrderAdapter:
         self._error_listeners.append(listener)
 
     def register_contract(self, con_id: int, key: str, contract: Contract) -> None:
-        self._contracts[con_id] = contract
+        """Orders for `con_id` go to a copy of `contract` made now, which is the adapter's own: a contract the
+        caller changes later changes nothing here until it is registered again. (ib_async changes contracts in
+        place, e.g. `qualifyContracts`; an instrument is verified once and traded as verified.) The routes and
+        group senders made for the copy before stay with it: registering again makes new ones."""
+        self._contracts[con_id] = copy.deepcopy(contract)
         self._keys[con_id] = key
 
     def key_of(self, con_id: int, fallback: str = "") -> str:
@@ -436,8 +441,13 @@ class IbOrderAdapter:
         if refusal in self._groups_refused:
             return None
         render = order_wire.compile_group([r.template for r in routes], _DIRECT_SPEC, orders, variable, parents)
-        expected = tuple(r.message(o.order_id, r.contract, o) for r, o in zip(routes, orders, strict=True))
-        if render is None or None in expected or render(ids, first.chunk, values) != expected:
+        messages = [r.message(o.order_id, r.contract, o) for r, o in zip(routes, orders, strict=True)]
+        expected = [m for m in messages if m is not None]
+        if (
+            render is None
+            or len(expected) != len(messages)
+            or render(ids, first.chunk, values) != wire_send.frame(expected)
+        ):
             if render is not None:
                 log.error("the compiled group encoder differs from the legs' own; not using it for %s", orders)
             if len(self._groups_refused) >= MAX_ROUTES:
@@ -804,18 +814,24 @@ class IbOrderAdapter:
 class GroupSender:
     """Sends groups of new orders of one shape (a bracket's legs to one contract, as `IbOrderAdapter.group_sender`
     saw them) from their ids and the values that vary, in ONE socket write, through one generated encoder
-    (`order_wire.compile_group`: the legs' templates, every attribute that does not vary encoded once). The
-    bytes are the legs' own routes' (`DirectRoute.message`), which the encoder was checked against when made;
-    tests/data/test_group_send.py compares them with the one-by-one way for random groups.
+    (`order_wire.compile_group`: the legs' templates, every attribute that does not vary encoded once, the
+    messages framed for the socket). The bytes are the legs' own routes' (`DirectRoute.message`), which the
+    encoder was checked against when made; tests/data/test_group_send.py compares them with the one-by-one way
+    for random groups.
 
     `send(ids, values)` is all or nothing: True once every message is written, False with nothing written when
-    the routes no longer apply (the client, its encoders, its server version, templates or the contract's
-    attributes changed; not connected), a value is not of the spec's type, an id is known already, or
-    `wire_send.send_msgs` would not take them (the throttle): the caller then sends the group the usual way.
-    The caller then hands the sent `BrokerOrder`s to `sent` (same step of the loop), for ib_async's books."""
+    the routes no longer apply (the client, its encoders, its server version or templates changed, the contract
+    was registered anew; not connected), a value is not of the spec's type, an id is known already, or
+    `wire_send.send_framed` would not take them (the throttle): the caller then sends the group the usual way.
+    The caller then hands the sent `BrokerOrder`s to `sent` (same step of the loop), for ib_async's books.
 
-    __slots__ = ("_adapter", "_chunk", "_client", "_con_id", "_contract", "_generation", "_installed", "_reads",
-                 "_render", "_routes", "_version", "_wire")  # fmt: skip
+    The contract's attributes are checked in `sent`, after the write, not before it: the contract is the
+    adapter's own copy (`register_contract`), which nothing changes, so the check is a guard against a bug, not
+    a condition of the send. Should it ever fail, `sent` says so (False): the group went out with the contract as
+    registered, and this sender sends nothing more."""
+
+    __slots__ = ("_adapter", "_chunk", "_client", "_con_id", "_contract", "_count", "_generation", "_installed",
+                 "_reads", "_render", "_routes", "_version", "_wire")  # fmt: skip
 
     def __init__(
         self,
@@ -827,6 +843,7 @@ class GroupSender:
         self._adapter = adapter
         self._con_id = con_id
         self._routes = tuple(routes)
+        self._count = len(routes)
         first = routes[0]  # (the routes share all of these: `IbOrderAdapter.group_sender` checks)
         self._wire = first.wire
         self._client = first.wire.client
@@ -836,52 +853,41 @@ class GroupSender:
         self._contract = first.contract
         self._chunk = first.chunk
         self._render = render
-        # Each distinct contract read of the legs' routes, with the objects it must still give: read from the
-        # contract's instance dict (`_instance_read`), or through the route's own attribute read.
+        # Each distinct contract read of the legs' routes, with the objects it must still give (`sent`).
         seen: dict[tuple[str, ...], order_wire.DirectRoute] = {}
         for route in routes:
             seen.setdefault(route.names, route)
-        self._reads = tuple(
-            (_instance_read(first.contract, route.names, route.fields), route.read, route.fields)
-            for route in seen.values()
-        )
+        self._reads = tuple((route.read, route.fields) for route in seen.values())
 
     def send(self, ids: Sequence[int], values: Sequence[Any]) -> bool:
         adapter = self._adapter
         wire = self._wire
         client = self._client
-        contract = self._contract
         if (
             adapter._corked is not None
             or wire.generation != self._generation
             or client.__dict__.get("placeOrder") is not self._installed
             or client.connState != _CONNECTED
             or client._serverVersion != self._version
-            or adapter._contracts.get(self._con_id) is not contract
+            or adapter._contracts.get(self._con_id) is not self._contract
         ):
             return False
-        for from_dict, read, fields in self._reads:
-            try:
-                current = read(contract) if from_dict is None else from_dict(contract.__dict__)
-            except (KeyError, AttributeError):  # (an attribute deleted from the contract: not this route's)
-                return False
-            if not all(map(operator.is_, current, fields)):
-                return False
         wrapper = adapter.ib.wrapper
         trades, client_id, unbooked = wrapper.trades, wrapper.clientId, adapter._unbooked_ids
         for order_id in ids:
             if order_id in unbooked or (client_id, order_id) in trades:
                 return False
-        texts = self._render(ids, self._chunk, values)
-        if texts is None or not wire_send.send_msgs(client, list(texts)):
+        data = self._render(ids, self._chunk, values)
+        count = self._count
+        if data is None or not wire_send.send_framed(client, data, count):
             return False
-        count = len(texts)
         wire.templated += count
         wire.direct_sends += count
         return True
 
-    def sent(self, orders: Sequence[BrokerOrder]) -> None:
-        """Book the orders `send` wrote (ib_async's `Trade`s follow on the next loop turn, as for `place_order`)."""
+    def sent(self, orders: Sequence[BrokerOrder]) -> bool:
+        """Book the orders `send` wrote (ib_async's `Trade`s follow on the next loop turn, as for `place_order`);
+        then check that the contract still reads as when this sender was made. False if not (see the class)."""
         adapter = self._adapter
         unbooked = adapter._unbooked
         if not unbooked:
@@ -890,21 +896,20 @@ class GroupSender:
         for order, route in zip(orders, self._routes, strict=True):
             unbooked.append((contract, order, route.writes))
             adapter._unbooked_ids.add(order.order_id)
+        if self._contract_unchanged():
+            return True
+        log.error("the registered contract of conId %s changed in place; its group sender is retired", self._con_id)
+        self._generation = -1  # (`send` declines from now on: no wire's generation is negative)
+        return False
 
-
-def _instance_read(contract: Any, names: tuple[str, ...], fields: tuple[Any, ...]) -> Callable[[Any], Any] | None:
-    """`names` read from `contract`'s instance dict (one `itemgetter`), or None where that is not what reading
-    the attributes gives: a name missing from the dict, or one the class makes a data descriptor (a property).
-    An attribute read first looks the name up along the class's MRO, then in the dict; for a dataclass's
-    plain fields the dict holds them, so the MRO lookups (a quarter of a bracket's checks, cold) are spared.
-    Checked on `fields` (what the attribute read gave) when the sender is made."""
-    attrs = getattr(contract, "__dict__", None)
-    kind = type(contract)
-    if (
-        not names
-        or type(attrs) is not dict
-        or any(name not in attrs or hasattr(getattr(kind, name, None), "__set__") for name in names)
-    ):
-        return None
-    getter = order_wire.getter_of(operator.itemgetter, names)
-    return getter if all(map(operator.is_, getter(attrs), fields)) else None
+    def _contract_unchanged(self) -> bool:
+        """Every attribute the routes' encoders read from the contract is still the object they encoded."""
+        contract = self._contract
+        for read, fields in self._reads:
+            try:
+                current = read(contract)
+            except AttributeError:  # (an attribute deleted from a contract whose class has no default for it)
+                return False
+            if not all(map(operator.is_, current, fields)):
+                return False
+        return True

@@ -39,7 +39,7 @@ import math
 import operator
 import struct
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ib_async import Client, Contract
@@ -185,7 +185,8 @@ def wire_send(self: Client, *fields: Any, makeEmpty: bool = True) -> None:
     self.sendMsg(encode(fields, bool(makeEmpty)))
 
 
-_length = struct.Struct(">I").pack
+length_prefix = struct.Struct(">I").pack  # a message's length as its frame begins with it
+_unpack_length = struct.Struct(">I").unpack_from
 _running_loop = asyncio.get_running_loop  # (a module attribute: tests drive it with a fake loop)
 _DEBUG = logging.DEBUG
 
@@ -231,16 +232,48 @@ def send_msg(self: Client, msg: str | None) -> None:
         Client.sendMsg(self, msg)  # it queues the message and schedules the throttle's wake-up
         return
     data = msg.encode()
-    self.conn.sendMsg(_length(len(data)) + data)
+    self.conn.sendMsg(length_prefix(len(data)) + data)
     times.append(t)
     logger = self._logger
     if logger.isEnabledFor(_DEBUG):
         logger.debug(">>> %s", msg[:-1].replace("\0", ","))
 
 
+def frame(msgs: Sequence[str]) -> bytes:
+    """Messages as ib_async's `Client.sendMsg` puts them on the wire: each UTF-8 encoded and prefixed with its
+    length (4 bytes, big-endian), one after the other."""
+    framed = []
+    for msg in msgs:
+        data = msg.encode()
+        framed.append(length_prefix(len(data)))
+        framed.append(data)
+    return b"".join(framed)
+
+
+def unframe(data: bytes) -> list[str]:
+    """The messages of `frame`'s output."""
+    msgs: list[str] = []
+    at = 0
+    while at < len(data):
+        (size,) = _unpack_length(data, at)
+        at += 4
+        msgs.append(data[at : at + size].decode())
+        at += size
+    return msgs
+
+
 def send_msgs(client: Client, msgs: list[str]) -> bool:
     """`send_msg` for several messages at once (a bracket's placeOrder messages), handed to the socket in ONE
-    write: True once sent, or False with nothing done, for the caller to send them one by one.
+    write: True once sent, or False with nothing done, for the caller to send them one by one. The messages
+    are framed (`frame`) and sent by `send_framed`, which says when they are taken."""
+    if not msgs or not all(msgs):
+        return False
+    return send_framed(client, frame(msgs), len(msgs))
+
+
+def send_framed(client: Client, data: bytes, count: int) -> bool:
+    """`send_msgs` for `count` messages already framed into `data` (`frame`; a group sender's encoder frames
+    them itself): True once written, or False with nothing done.
 
     Only the usual case of `send_msg` (the client's `sendMsg` is this module's, not wrapped; nothing queued, not
     throttling, a running loop, room under `MaxRequests` for all of them once the request times older than
@@ -250,13 +283,7 @@ def send_msgs(client: Client, msgs: list[str]) -> bool:
     connection's counters move as for one `Connection.sendMsg` per message. tests/data/test_group_send.py
     compares the stream, the throttle's state and the log with `send_msg` called per message."""
     installed = client.__dict__.get("sendMsg")
-    if (
-        getattr(installed, "__func__", None) is not send_msg
-        or client._msgQ
-        or client._isThrottling
-        or not msgs
-        or not all(msgs)
-    ):
+    if getattr(installed, "__func__", None) is not send_msg or client._msgQ or client._isThrottling or count < 1:
         return False
     conn = client.conn
     if "sendMsg" in conn.__dict__:  # (a cork holds the connection's writes)
@@ -267,23 +294,17 @@ def send_msgs(client: Client, msgs: list[str]) -> bool:
         return False
     t = loop.time()
     times = client._timeQ
-    if not _room(client, times, t, len(msgs)):
+    if not _room(client, times, t, count):
         return False  # (some would wait: `send_msg` per message queues them in ib_async's throttle)
-    framed = []
-    for msg in msgs:
-        data = msg.encode()
-        framed.append(_length(len(data)))
-        framed.append(data)
     transport = conn.transport
     if transport:  # (as Connection.sendMsg: nothing is written without a transport)
-        data = b"".join(framed)
         transport.write(data)
         conn.numBytesSent += len(data)
-        conn.numMsgSent += len(msgs)
-    times.extend([t] * len(msgs))
+        conn.numMsgSent += count
+    times.extend([t] * count)
     logger = client._logger
     if logger.isEnabledFor(_DEBUG):
-        for msg in msgs:
+        for msg in unframe(data):
             logger.debug(">>> %s", msg[:-1].replace("\0", ","))
     return True
 
