@@ -145,9 +145,10 @@ class _TimedBroker:
         self._next = 1
         self.place_ns: list[int] = []
 
-    def next_order_id(self) -> int:
-        self._next += 1
-        return self._next - 1
+    def next_order_ids(self, count: int) -> list[int]:
+        first = self._next
+        self._next += count
+        return list(range(first, first + count))
 
     def place_order(self, order: BrokerOrder) -> None:
         self.place_ns.append(time.perf_counter_ns())

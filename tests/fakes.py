@@ -101,8 +101,8 @@ class FakeBroker:
 
     # ------------------------------------------------------------------ OrderPort
 
-    def next_order_id(self) -> int:
-        return next(self._ids)
+    def next_order_ids(self, count: int) -> list[int]:
+        return [next(self._ids) for _ in range(count)]
 
     def cork(self) -> None:
         if self.corked is None:

@@ -752,10 +752,10 @@ class OrderManager(Component):
         sent, the time, whether `sender` sent it). (The connection: `_validated` checked it in this same call.)
         A send that raises leaves nothing sent: the legs are journaled, as for a group whose send raised."""
         now = self.clock.monotonic_ns()
-        if now < self._paused_until_ns or not self._bucket.try_take(3):
+        if now < self._paused_until_ns or not self._bucket.take_at(3, now):
             return None
         broker = self.broker
-        ids = [broker.next_order_id(), broker.next_order_id(), broker.next_order_id()]
+        ids = broker.next_order_ids(3)
         values = self._bracket_values(intent)
         self._placing = ids
         try:
@@ -1054,7 +1054,7 @@ class OrderManager(Component):
         of the group, sent or not (a leg whose send raised is journaled, as it always was)."""
         broker = self.broker
         legs = group.legs
-        ids = [broker.next_order_id() for _ in legs]
+        ids = broker.next_order_ids(len(legs))
         orders = _orders_of(legs, ids)
         self._placing = ids
         now_ns = self.clock.monotonic_ns()

@@ -40,8 +40,9 @@ class GroupSender(Protocol):
 class OrderPort(Protocol):
     """What the order manager needs from a broker."""
 
-    def next_order_id(self) -> int:
-        """A fresh order id (IB shares one counter for request and order ids; gaps are normal)."""
+    def next_order_ids(self, count: int) -> list[int]:
+        """`count` fresh order ids, in increasing order (IB shares one counter for request and order ids;
+        gaps are normal)."""
         ...
 
     def place_order(self, order: BrokerOrder) -> None:

@@ -32,7 +32,9 @@ class TokenBucket:
         self._last_ns = clock.monotonic_ns()
 
     def _refill(self) -> None:
-        now = self._clock.monotonic_ns()
+        self._refill_at(self._clock.monotonic_ns())
+
+    def _refill_at(self, now: int) -> None:
         if now > self._last_ns:
             self._tokens = min(self.capacity, self._tokens + (now - self._last_ns) * self._refill_per_ns)
             self._last_ns = now
@@ -48,7 +50,12 @@ class TokenBucket:
 
     def try_take(self, n: float = 1.0) -> bool:
         """Take `n` tokens if they are there; never waits."""
-        self._refill()
+        return self.take_at(n, self._clock.monotonic_ns())
+
+    def take_at(self, n: float, now_ns: int) -> bool:
+        """`try_take` at `now_ns`, a time the caller has just read from this bucket's clock (the order path
+        reads it once for its pacing check and the bucket)."""
+        self._refill_at(now_ns)
         if self._tokens >= n:
             self._tokens -= n
             return True

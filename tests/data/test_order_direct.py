@@ -387,8 +387,8 @@ def test_the_order_manager_sends_a_bracket_in_one_write() -> None:
             hot.close()
 
 
-def test_next_order_id_and_connected_are_ib_asyncs() -> None:
-    """`next_order_id` and `connected` read ib_async's client directly: the same ids as `Client.getReqId()`
+def test_next_order_ids_and_connected_are_ib_asyncs() -> None:
+    """`next_order_ids` and `connected` read ib_async's client directly: the same ids as `Client.getReqId()`
     from the same counter (interleaved with ib_async's own requests), the same refusal when not ready, and
     `connected` is `IB.isConnected()`."""
     ib = IB()
@@ -396,13 +396,13 @@ def test_next_order_id_and_connected_are_ib_asyncs() -> None:
     client = ib.client
     assert not adapter.connected and adapter.connected == ib.isConnected()
     with pytest.raises(ConnectionError, match="Not connected"):
-        adapter.next_order_id()
+        adapter.next_order_ids(1)
     with pytest.raises(ConnectionError, match="Not connected"):
         client.getReqId()
     client._apiReady = True
     client._reqIdSeq = 41
-    ids = [adapter.next_order_id(), client.getReqId(), adapter.next_order_id(), adapter.next_order_id()]
-    assert ids == [41, 42, 43, 44] and client.getReqId() == 45
+    ids = [*adapter.next_order_ids(1), client.getReqId(), *adapter.next_order_ids(3), *adapter.next_order_ids(0)]
+    assert ids == [41, 42, 43, 44, 45] and client.getReqId() == 46
     assert adapter.connected and adapter.connected == ib.isConnected()
     client._apiReady = False
     assert not adapter.connected and adapter.connected == ib.isConnected()

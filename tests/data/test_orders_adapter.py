@@ -221,7 +221,7 @@ async def test_place_writes_the_bytes_first_and_keeps_ib_asyncs_books_before_the
             raw(data)
 
         transport.write = spy
-        oid = adapter.next_order_id()
+        (oid,) = adapter.next_order_ids(1)
         order = BrokerOrder(
             order_id=oid, key="AAPL", con_id=265598, action=Side.BUY, quantity=5, order_type=OrderType.LMT,
             limit_price=Decimal("100.00"), order_ref="t1:entry",

@@ -103,7 +103,7 @@ async def test_order_adapter_translates_a_real_fill_into_reports(make_session: C
     quote = h.hot_state.quote("AAPL")
     assert quote is not None and quote.ask is not None
     adapter = h.session.orders
-    order_id = adapter.next_order_id()
+    (order_id,) = adapter.next_order_ids(1)
     adapter.place_order(
         BrokerOrder(
             order_id=order_id,

@@ -275,15 +275,16 @@ class IbOrderAdapter:
     def connected(self) -> bool:
         return bool(self.ib.client._apiReady)  # (`IB.isConnected()`: `Client.isReady()`, read directly)
 
-    def next_order_id(self) -> int:
-        """A fresh id from ib_async's shared request/order counter; raises ConnectionError when not connected.
-        (`Client.getReqId()` of ib_async 2.1, written out: tests/data/test_orders_adapter.py interleaves both.)"""
+    def next_order_ids(self, count: int) -> list[int]:
+        """`count` fresh ids from ib_async's shared request/order counter, as `count` calls of `Client.getReqId()`
+        (ib_async 2.1's, written out: tests/data/test_order_direct.py interleaves both) would give them;
+        raises ConnectionError when not connected."""
         client = self.ib.client
         if not client._apiReady:
             raise ConnectionError("Not connected")
-        order_id: int = client._reqIdSeq
-        client._reqIdSeq = order_id + 1
-        return int(order_id)
+        first = int(client._reqIdSeq)
+        client._reqIdSeq = first + count
+        return list(range(first, first + count))
 
     def place_order(self, order: BrokerOrder) -> None:
         """Send (or modify, for a known id) an order. Raises ConnectionError when not connected.
