@@ -396,15 +396,22 @@ def test_a_sender_that_raises_sends_nothing_and_journals_the_legs_as_new() -> No
         assert [ids for ids, _ in broker.group_sent] == [later]
 
 
+def _learned(rig: Rig, prefix: str) -> tuple[FakeBroker, tuple[Any, ...]]:
+    """The rig's fake broker, ready to answer a reconcile, once a first bracket (`{prefix}1`) taught the manager
+    its shape; and that shape, which has a sender."""
+    broker = _fake(rig)
+    rig.manager.set_snapshot_source(broker)
+    rig.manager.submit(intent(10, intent_id=f"{prefix}1"))
+    shape = _shape(rig, intent(10, intent_id=f"{prefix}x"))
+    assert rig.manager._senders.get(shape) is not None
+    return broker, shape
+
+
 async def test_values_that_differ_from_the_legs_are_sent_then_the_shape_dropped_and_reconciled(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     with _rig() as rig:
-        broker = _fake(rig)
-        rig.manager.set_snapshot_source(broker)
-        rig.manager.submit(intent(10, intent_id="m1"))
-        shape = _shape(rig, intent(10, intent_id="mx"))
-        assert rig.manager._senders.get(shape) is not None
+        broker, shape = _learned(rig, "m")
         real = OrderManager._bracket_values
 
         def other_ref(it: OrderIntent) -> tuple[Any, ...]:
@@ -433,11 +440,7 @@ async def test_a_sender_stale_after_the_write_is_dropped_relearned_and_reconcile
     holds): the bracket is booked as sent, the error logged, a reconcile scheduled, and the shape learned again
     from the next bracket the usual way."""
     with _rig() as rig:
-        broker = _fake(rig)
-        rig.manager.set_snapshot_source(broker)
-        rig.manager.submit(intent(10, intent_id="s1"))
-        shape = _shape(rig, intent(10, intent_id="sx"))
-        assert rig.manager._senders.get(shape) is not None
+        broker, shape = _learned(rig, "s")
         broker.group_sender_stale = True
         with caplog.at_level(logging.ERROR, logger="omega_tui.core.orders"):
             ids = rig.manager.submit(intent(10, intent_id="s2"))
