@@ -2063,7 +2063,7 @@ class OrderManager(Component):
         if agrees != self._pnl_agrees:
             self.journal.record("pnl_reconcile", agrees=agrees, ours=ours, broker_daily=daily)
             if not agrees:
-                log.warning("P&L disagrees with the broker: ours %s, broker %s", ours, daily)
+                log.warning("P&L disagrees with the broker: ours %s, broker %s", f"{ours:.2f}", f"{daily:.2f}")
         self._pnl_agrees = agrees
         self._request_publish()
 
@@ -2115,9 +2115,9 @@ class OrderManager(Component):
             if qty and avg_cost is not None and differs(pos.ib_avg_cost * size, avg_cost * size):
                 problems.append(f"average cost ours {pos.ib_avg_cost:.6f}, broker {avg_cost}")
             if unrealized is not None and mark is not None and differs(pos.ib_unrealized(mark), unrealized):
-                problems.append(f"unrealised at {mark} ours {pos.ib_unrealized(mark):.2f}, broker {unrealized}")
+                problems.append(f"unrealised at {mark} ours {pos.ib_unrealized(mark):.2f}, broker {unrealized:.2f}")
             if realized is not None and differs(pos.ib_realized, realized):
-                problems.append(f"realised ours {pos.ib_realized:.2f}, broker {realized}")
+                problems.append(f"realised ours {pos.ib_realized:.2f}, broker {realized:.2f}")
         agrees = not problems
         if agrees != pos.agrees:
             self.journal.record(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 import pytest
@@ -97,6 +98,20 @@ def test_broker_pnl_differs_by_more_than_a_cent_then_flagged_and_journaled(
     assert rig.hot.get("pnl")["agrees"] is agrees
     assert rig.hot.get("pnl")["broker_daily"] == broker_daily
     assert bool(rig.records("pnl_reconcile")) is not agrees
+
+
+def test_a_pnl_disagreement_is_logged_in_cents(make_rig: RigFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """The warning shows money as a trader reads it, not with the Decimals' own exponents (IB's commissions
+    have four decimals or more; the journal keeps the exact figures)."""
+    rig = make_rig()
+    _filled_order(rig, Side.BUY, 100, "10.00", "0.3485")
+    rig.hot.put_quote(quote("AAPL", "10.49", "10.51", rig.clock))  # ours: 50 - 0.3485 = 49.6515
+    with caplog.at_level(logging.WARNING, logger="omega_tui.core.orders"):
+        rig.manager.on_broker_pnl(D("40.5"), None, None)
+    warnings = [r.getMessage() for r in caplog.records if "P&L disagrees" in r.getMessage()]
+    assert warnings == ["P&L disagrees with the broker: ours 49.65, broker 40.50"]
+    (record,) = rig.records("pnl_reconcile")
+    assert D(record["ours"]) == D("49.6515")
 
 
 def test_broker_position_quantity_differs_then_position_flagged(make_rig: RigFactory) -> None:
