@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omega_tui.config import Settings
-from omega_tui.core.control import CHANNEL_CLOSED, Answer, ChannelClient, ControlQueue, engine_running
+from omega_tui.core.control import Answer, ChannelClient, ControlQueue, engine_running
 from omega_tui.core.hot_state import SECTIONS, HotStateReader
 from omega_tui.core.types import Command, CommandResult, Halt, Quote
 from omega_tui.ui.client import EngineDescription, describe_settings
@@ -257,7 +257,7 @@ class RemoteEngine:
 
     def _closed_under_a_live_engine(self, answer: Answer) -> bool:
         """The channel's own "closed" answer while the engine still runs: the command goes by the control queue."""
-        if answer.result.message != CHANNEL_CLOSED or not self._alive():
+        if not answer.channel_closed or not self._alive():
             return False
         log.error("the engine's direct command channel closed while it runs; using the control queue")
         return True

@@ -466,11 +466,13 @@ def test_on_answer_calls_back_on_the_reader_thread_at_once_or_with_the_closed_an
     client = ChannelClient(ui_end)
     now = datetime.now(UTC)
     got: dict[str, tuple[str, str]] = {}
+    closed: dict[str, bool] = {}
     called = threading.Event()
 
     def callback(command_id: str) -> Callable[[Answer], None]:
         def record(answer: Answer) -> None:
             got[command_id] = (threading.current_thread().name, answer.result.message)
+            closed[command_id] = answer.channel_closed
             called.set()
 
         return record
@@ -490,6 +492,13 @@ def test_on_answer_calls_back_on_the_reader_thread_at_once_or_with_the_closed_an
             time.sleep(0.01)
         client.on_answer(early, callback(early))  # already here: called at once, on this thread
         assert got[early] == (threading.current_thread().name, "here")
+        # An engine's answer that happens to carry the closed channel's words is still the engine's.
+        alike = "alike"
+        client.on_answer(alike, callback(alike))
+        called.clear()
+        send_frame(engine_end, (alike, Answer(CommandResult(alike, False, CHANNEL_CLOSED, now))))
+        assert called.wait(5)
+        assert got[alike][1] == CHANNEL_CLOSED and not closed[alike]
         client.on_answer("dropped", callback("dropped"))
         client.forget("dropped")
         send_frame(engine_end, ("dropped", Answer(CommandResult("dropped", True, "late", now))))
@@ -497,7 +506,8 @@ def test_on_answer_calls_back_on_the_reader_thread_at_once_or_with_the_closed_an
         called.clear()
         engine_end.close()  # the engine's end goes away: a waiting callback hears it at once
         assert called.wait(5)
-        assert got["pending"][1] == CHANNEL_CLOSED
+        assert got["pending"][1] == CHANNEL_CLOSED and closed["pending"]
+        assert not closed[first] and not closed[early]
         assert "dropped" not in got and "dropped" not in client._answers
     finally:
         client.close()

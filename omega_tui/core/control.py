@@ -58,6 +58,9 @@ class Answer:
 
     result: CommandResult
     state: Mapping[str, Any] | None = None
+    # True only on the UI's own answer for a command its closed channel can no longer carry (`ChannelClient`),
+    # whatever an engine's message says.
+    channel_closed: bool = False
 
 
 class EngineAlreadyRunning(Exception):
@@ -632,7 +635,7 @@ def _answer_frame(command_id: str, result: CommandResult, state: Mapping[str, An
 
 
 def _closed_answer(command_id: str) -> Answer:
-    return Answer(CommandResult(command_id, False, CHANNEL_CLOSED, datetime.now(UTC)))
+    return Answer(CommandResult(command_id, False, CHANNEL_CLOSED, datetime.now(UTC)), channel_closed=True)
 
 
 def _call(callback: Callable[[Answer], object], answer: Answer) -> None:
