@@ -90,8 +90,16 @@ throttled message would measure the queue's wait, not the path.
 
 `--part wire` / `--part fill` run only the measurement against the gateway / only the in-process ones.
 
+`--market N` runs the wire measurement in a moving market: the simulated gateway's market steps every 50 ms
+and N more instruments (the gateway's synthetic stocks) stream quotes to the benchmark's ib_async client, whose
+decoder handles them on the same loop between the brackets, as a Gateway's market data is decoded between an
+engine's decisions. (The engine's normalizer and hot state do not see them: the figure shows the decoder's
+share of the interference, not the whole engine's.) The JSON adds `market_instruments` and
+`market_messages_per_s`, the gateway's messages received per second during the run. The brackets rest 1.9% below
+the bid there (the AAPL market moves too), inside the risk engine's default price collar.
+
 Usage: python -m bench orders [--n N] [--spacing-ms MS] [--stock-send] [--gateway process|inprocess]
-                              [--part all|wire|fill]
+                              [--part all|wire|fill] [--market N]
        PYTHONHASHSEED=0 valgrind --tool=callgrind python -m bench orders --callgrind MODE --n N  (see
        `_callgrind_path`: instructions per bracket, and `_callgrind_fill` (MODE fill, fill-window): per fill;
        load-independent)
@@ -112,8 +120,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from ib_async import IB, Stock
+from ib_async import IB, Contract, Stock
 
 from omega_tui.config import ExecutionSettings, RiskSettings, Settings, StateSettings
 from omega_tui.core.broker.orders_adapter import IbOrderAdapter
@@ -136,6 +145,7 @@ from omega_tui.core.types import (
     VerifiedInstrument,
 )
 from omega_tui.sim import SimGateway
+from omega_tui.sim.engine.contracts import EXTRA_STOCK_CON_ID_BASE
 from omega_tui.sim.process import SimGatewayProcess
 
 
@@ -254,6 +264,24 @@ SPACING_S = 0.001
 # The production risk limits but those a benchmark loop runs into (1 intent per business second, each bracket
 # cancelled a millisecond after its acknowledgements): every rule is still evaluated on every intent.
 _BENCH_RISK = RiskSettings(max_orders_per_second=1000.0, max_orders_per_minute=10**6, max_open_orders=10**6)
+MARKET_TICK_S = 0.05  # `--market`: the simulated gateway's market step
+
+
+async def _stream_market(ib: IB, count: int) -> list[Any]:
+    """`count` of the simulated gateway's synthetic stocks subscribed (`reqMktData`), once each has quoted
+    (bounded wait); their tickers."""
+    if not count:
+        return []
+    wanted = [Contract(conId=EXTRA_STOCK_CON_ID_BASE + k, exchange="SMART") for k in range(1, count + 1)]
+    contracts = await ib.qualifyContractsAsync(*wanted)
+    if len(contracts) != count:
+        raise RuntimeError(f"--market {count}: the simulated gateway qualified {len(contracts)} of its stocks")
+    tickers = [ib.reqMktData(c, "", False, False) for c in contracts]
+    for _ in range(200):
+        if all(t.bid == t.bid and t.bid > 0 for t in tickers):  # (NaN until the first quote)
+            return tickers
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"--market {count}: not every stock quoted within 10 s")
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -385,27 +413,37 @@ async def _measure(n: int, fsync: bool) -> tuple[list[float], list[float], list[
 
 
 async def _measure_wire(
-    n: int, stock_send: bool = False, gateway: str = "process"
-) -> tuple[dict[str, list[float]], dict[str, int | bool]]:
+    n: int, stock_send: bool = False, gateway: str = "process", market: int = 0
+) -> tuple[dict[str, list[float]], dict[str, int | bool | float]]:
     """The samples in us, by name: `to_wire` intent → the kernel's transmit stamp of the bracket's one write
     (its transmitting leg's bytes on the wire; the write's return where the kernel gives no stamps),
     `to_return` intent → that write returned, `send` the write's start → the stamp, `leg` ib_async
     Client.sendMsg per leg, `omega` Omega's share, `cpu` the window (to the write's return) in this thread's
     CPU time, `risk` the risk engine's share, `socket` the write call itself; and the counters: the journal's
-    (acknowledgements held for the group commit, group commits, inline fsyncs) and whether the kernel's stamps
-    were used (`kernel_stamps`).
+    (acknowledgements held for the group commit, group commits, inline fsyncs), whether the kernel's stamps
+    were used (`kernel_stamps`) and, with `market` instruments streaming (`--market`), the messages received per
+    second during the run (`market_messages_per_s`).
 
     `gateway`: "process" (the headline) runs the simulated gateway as a child process, as production always
     has it (IB Gateway, or the engine's sim child); "inprocess" runs it on this loop (a virtual clock), as the
     benchmark did before, where its parsing and answers run on this thread between brackets."""
     gw: SimGateway | None = None
     child: SimGatewayProcess | None = None
+    if market and gateway != "process":
+        raise ValueError("--market needs the gateway as a child process")
     if gateway == "inprocess":
         gw = SimGateway(seed=7, clock="virtual", rate_limit=10**9)
         port = await gw.start_async()
     else:
-        # The market is frozen (no step within the run), as the in-process virtual clock's: the brackets rest.
-        child = SimGatewayProcess(seed=7, tick_interval=3600.0, rate_limit=10**9, log_level="WARNING")
+        # Without `market` the market is frozen (no step within the run), as the in-process virtual clock's.
+        child = SimGatewayProcess(
+            seed=7,
+            tick_interval=MARKET_TICK_S if market else 3600.0,
+            extra_stocks=market,
+            max_lines=market + 100,  # (market data lines: the gateway's default allows 100)
+            rate_limit=10**9,
+            log_level="WARNING",
+        )
         port = child.start()  # (on the main thread: the child's parent-death signal follows this thread)
     ib = IB()
     try:
@@ -414,6 +452,7 @@ async def _measure_wire(
         if not stock_send:
             install_wire_send(ib.client)  # as the broker session does: Client.send and the placeOrder templates
         (contract,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+        streaming = await _stream_market(ib, market)
         with tempfile.TemporaryDirectory(prefix="omega-bench-wire-") as tmp:
             state = Path(tmp)
             clock = FakeClock()  # business time for the manager's throttle: 1 s per intent, nothing queues
@@ -438,7 +477,9 @@ async def _measure_wire(
             risk.set_instruments({"AAPL": inst})
             [ticker] = await ib.reqTickersAsync(contract)
             bid = Decimal(str(ticker.bid if ticker.bid == ticker.bid and ticker.bid > 0 else 200.0))
-            limit = (bid - Decimal("1.00")).quantize(Decimal("0.01"))  # rests: never fills
+            # Rests: never fills (in a moving market 1.9% below: inside the default 2% collar, out of reach).
+            below = bid * Decimal("0.019") if market else Decimal("1.00")
+            limit = (bid - below).quantize(Decimal("0.01"))
             # When the risk engine handed the intent to OrderManager.submit (wall, thread CPU), and what it placed.
             # (Three lists of ints, not a list of tuples: appending an int allocates no object the cyclic
             # collector tracks, so the timing itself cannot start a collection before the order manager's pause.)
@@ -506,6 +547,7 @@ async def _measure_wire(
                     gc_starts.append(time.perf_counter_ns())
 
             gc.callbacks.append(on_gc)
+            received_at_start, started = ib.client._numMsgRecv, time.monotonic()
             for i in range(n + 200):
                 intent = OrderIntent(
                     intent_id=f"w{i}", key="AAPL", side=Side.BUY, quantity=100, limit_price=limit,
@@ -564,6 +606,8 @@ async def _measure_wire(
                         send_us.append((on_wire - real_om - (returned_ns - write_ns[-1])) / 1000)
                 manager.cancel(ids[0], "bench")
                 await asyncio.sleep(0.001)
+            received = ib.client._numMsgRecv - received_at_start
+            elapsed = time.monotonic() - started
             gc.callbacks.remove(on_gc)
             gc.unfreeze()
             for _ in range(400):  # the last cancellations' answers (bounded)
@@ -574,13 +618,16 @@ async def _measure_wire(
             filled = sum(1 for o in manager._orders.values() if o.fill_qty)
             if filled or manager.open_order_count():
                 raise RuntimeError(f"{filled} orders filled, {manager.open_order_count()} still working at the end")
-            counters: dict[str, int | bool] = {
+            counters: dict[str, int | bool | float] = {
                 "held_events": manager.held_events,
                 "group_syncs": journal.group_syncs,
                 "inline_waits": journal.inline_waits,
                 "gc_in_window": gc_in_window,
             }
             counters["kernel_stamps"] = stamps is not None
+            if market:
+                counters["market_instruments"] = len(streaming)
+                counters["market_messages_per_s"] = round(received / elapsed)
             if stamps is not None:
                 stamps.close()
             journal.close()
@@ -817,6 +864,14 @@ def main(argv: list[str]) -> dict[str, object]:
         "OrderPort, fill -> P&L); all (default): both, the JSON carrying every figure",
     )
     parser.add_argument(
+        "--market",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the wire measurement in a moving market: N more instruments streaming quotes to the benchmark's "
+        "ib_async client (see the module docstring); default 0, a frozen market",
+    )
+    parser.add_argument(
         "--callgrind",
         choices=(
             "full-wire",
@@ -850,7 +905,7 @@ def main(argv: list[str]) -> dict[str, object]:
 def _wire_figures(args: argparse.Namespace) -> dict[str, object]:
     encoder = "ib_async Client.send + Client.placeOrder" if args.stock_send else "wire_send + order_wire templates"
     gateway = "a child process" if args.gateway == "process" else "on the benchmark's own loop"
-    series, counters = asyncio.run(_measure_wire(args.n, args.stock_send, args.gateway))
+    series, counters = asyncio.run(_measure_wire(args.n, args.stock_send, args.gateway, args.market))
     if counters["kernel_stamps"]:
         wire = (
             "the kernel's transmit stamp of the bracket's write (its transmitting leg's bytes handed to the "
@@ -909,6 +964,15 @@ def _wire_figures(args: argparse.Namespace) -> dict[str, object]:
     }
     if counters["kernel_stamps"]:
         figures |= {"kernel_send_p50_us": _pct(send_us, 0.5), "kernel_send_p99_us": _pct(send_us, 0.99)}
+    if args.market:
+        figures |= {
+            "market_instruments": counters["market_instruments"],
+            "market_messages_per_s": counters["market_messages_per_s"],
+        }
+        print(
+            f"market: {counters['market_instruments']} more instruments streaming, "
+            f"{counters['market_messages_per_s']} messages/s received from the gateway during the run"
+        )
     print(
         f"journal: {counters['held_events']} broker events held until their submit record was fsynced "
         f"(the simulated gateway answers within the group commit), {counters['group_syncs']} group commits, "
