@@ -505,11 +505,11 @@ async def _measure_wire(
             write_last_byte: list[int] = []
             transport = ib.client.conn.transport
             assert transport is not None
-            stamps = _TxStamps(transport.get_extra_info("socket"))
+            tx_stamps = _TxStamps(transport.get_extra_info("socket"))
             streamed = [0]  # bytes handed to the socket since the kernel's stamps were turned on
-            if not stamps.enable():
-                stamps.close()
-                stamps = None
+            stamps = tx_stamps if tx_stamps.enable() else None
+            if stamps is None:
+                tx_stamps.close()
             raw_write = transport.write
 
             def timed_write(data: bytes) -> None:
