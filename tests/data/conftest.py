@@ -78,7 +78,9 @@ async def make_session(gateway: SimGateway, state_dir: Path) -> AsyncIterator[Ca
         ib.update(sections.pop("ib", {}))
         market_data = {"warmup_bars": False}
         market_data.update(sections.pop("market_data", {}))
-        settings = Settings(ib=ib, market_data=market_data, state={"dir": state_dir, "flush_ms": 10}, **sections)
+        # (Sections as mappings, as a config file gives them: pydantic validates them into their settings.)
+        fields: dict[str, Any] = {"ib": ib, "market_data": market_data, "state": {"dir": state_dir, "flush_ms": 10}}
+        settings = Settings(**fields, **sections)
         bus = EventBus()
         hot_state = HotState(state_dir, settings.state.flush_ms)
         hot_state.start()
