@@ -754,8 +754,7 @@ class OrderManager(Component):
         now = self.clock.monotonic_ns()
         if now < self._paused_until_ns or not self._bucket.take_at(3, now):
             return None
-        broker = self.broker
-        ids = broker.next_order_ids(3)
+        ids = self.broker.next_order_ids(3)
         values = self._bracket_values(intent)
         self._placing = ids
         try:

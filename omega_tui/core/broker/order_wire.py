@@ -188,7 +188,7 @@ def _fields_of(version: int, order_id: Any, contract: Any, order: Any) -> tuple[
     return capture.sent[0]
 
 
-def _getter_of(factory: Callable[..., Callable[[Any], Any]], names: Sequence[Any]) -> _Read:
+def _getter(factory: Callable[..., Callable[[Any], Any]], names: Sequence[Any]) -> _Read:
     """`operator.itemgetter`/`attrgetter` of `names`, always returning a tuple (they return a bare value for
     one name, and take no empty list)."""
     if not names:
@@ -265,14 +265,14 @@ class _Template:
     ) -> None:
         self.leading = tuple(consts[:-1])  # the constant run before each hole
         self.last = consts[-1]
-        self.read_holes = _getter_of(operator.attrgetter, hole_paths)
+        self.read_holes = _getter(operator.attrgetter, hole_paths)
         names = (_ORDER_ID, _CONTRACT, *hole_paths)
         self.field_holes = tuple(names[i] for i in which)  # each hole's path, in field order
         # The holes' values in field order, from (orderId, contract, *order holes in hole_paths order).
-        self.in_order = None if which == list(range(len(which))) else _getter_of(operator.itemgetter, which)
+        self.in_order = None if which == list(range(len(which))) else _getter(operator.itemgetter, which)
         self.make_empty = make_empty
         self.ref_names = frozenset(ref_names)
-        self.check_refs = _getter_of(operator.itemgetter, ref_names)
+        self.check_refs = _getter(operator.itemgetter, ref_names)
         self.ref_values = ref_values
         self.writes = writes
         self.accepted: dict[frozenset[str], bool] = {}
@@ -669,7 +669,7 @@ class OrderWire:
         self.client = client
         self._templates: dict[tuple[Any, ...], _Template | object] = {}
         self._contract_names: tuple[str, ...] = ()
-        self._read_contract = _getter_of(operator.attrgetter, ())
+        self._read_contract = _getter(operator.attrgetter, ())
         self._base: dict[str, Any] = dict(vars(Order()))  # the default objects references are checked against
         self._last_chunk: tuple[Any, tuple[Any, ...], str] = (None, (), "")
         self.templated = 0  # sends through a template
@@ -739,7 +739,7 @@ class OrderWire:
         compiled encoder is checked on this order against the generic one; if they differ (a bug), it is
         refused for good and the route encodes through the generic one."""
         names = tuple(dict.fromkeys((*CONTRACT_FIELD_NAMES, *self._contract_names)))
-        read = _getter_of(operator.attrgetter, names)
+        read = _getter(operator.attrgetter, names)
         if not all(type(value) in _IMMUTABLE for value in read(contract)):
             return None
         render = template.compiled_for(spec)
@@ -801,7 +801,7 @@ class OrderWire:
         new = [name for name in read if name not in self._contract_names]
         if new:  # placeOrder read contract attributes no key included yet: keys include them from now on
             self._contract_names = names = (*self._contract_names, *new)
-            self._read_contract = _getter_of(operator.attrgetter, names)
+            self._read_contract = _getter(operator.attrgetter, names)
             self._templates.clear()
             self.generation += 1
         try:

@@ -812,6 +812,9 @@ class IbOrderAdapter:
         return deliver
 
 
+_RETIRED = -1  # a retired `GroupSender`'s template generation: no wire's is negative
+
+
 class GroupSender:
     """Sends groups of new orders of one shape (a bracket's legs to one contract, as `IbOrderAdapter.group_sender`
     saw them) from their ids and the values that vary, in ONE socket write, through one generated encoder
@@ -900,7 +903,7 @@ class GroupSender:
         if self._contract_unchanged():
             return True
         log.error("the registered contract of conId %s changed in place; its group sender is retired", self._con_id)
-        self._generation = -1  # (`send` declines from now on: no wire's generation is negative)
+        self._generation = _RETIRED  # (`send` declines from now on)
         return False
 
     def _contract_unchanged(self) -> bool:
